@@ -1,0 +1,1 @@
+//! `Connection`: the sans-IO client (see issue: Connection).

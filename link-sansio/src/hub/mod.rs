@@ -1,0 +1,1 @@
+//! `HubState`: the sans-IO hub (see issue: HubState).

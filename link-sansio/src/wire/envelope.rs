@@ -1,0 +1,295 @@
+//! The envelope `{v, id, ts, type, from, to, data, sig}`: reading it from untrusted
+//! bytes in the reference's validation order, and writing it canonically and signed.
+
+use super::json::{self, JsString, Object, Value};
+use super::message::Message;
+use super::sign::Key;
+use super::{DropReason, Limits};
+
+/// Longest envelope id accepted, in UTF-16 code units.
+pub const MAX_ID_LEN: usize = 256;
+
+/// A frame that parsed and carries a usable id, not yet verified (validation steps
+/// 1–3 of PROTOCOL.md §6). The hub picks the key (step 4) between [`Frame::parse`]
+/// and [`Frame::verify`].
+#[derive(Debug, Clone)]
+pub struct Frame {
+    id: JsString,
+    /// Every top-level member except `sig`: exactly what the MAC covers.
+    fields: Object,
+    sig: Option<Value>,
+    len: usize,
+}
+
+impl Frame {
+    /// Parses `bytes`: size cap, JSON, then the id.
+    pub fn parse(bytes: &[u8], limits: &Limits) -> Result<Frame, DropReason> {
+        if bytes.len() > limits.max_message_bytes {
+            return Err(DropReason::Oversize);
+        }
+        let Ok(Value::Object(mut fields)) = json::parse(bytes) else {
+            return Err(DropReason::ParseError);
+        };
+        let id = match fields.get("id") {
+            Some(Value::String(s)) if !s.is_empty() => s.clone(),
+            _ => return Err(DropReason::MissingId),
+        };
+        if id.utf16_len() > MAX_ID_LEN {
+            return Err(DropReason::OversizedId);
+        }
+        let sig = fields.remove("sig");
+        Ok(Frame {
+            id,
+            fields,
+            sig,
+            len: bytes.len(),
+        })
+    }
+
+    /// Checks the signature with `key` (step 5), then the version (step 6).
+    /// `scratch` is reused for the canonical text to avoid an allocation per frame.
+    pub fn verify(&self, key: &Key, scratch: &mut Vec<u8>) -> Result<(), DropReason> {
+        let Some(Value::String(sig)) = &self.sig else {
+            return Err(DropReason::BadSignature);
+        };
+        scratch.clear();
+        json::write_canonical_object(&self.fields, scratch);
+        if !key.verify_hex(scratch, sig.as_wtf8()) {
+            return Err(DropReason::BadSignature);
+        }
+        if self.fields.get("v") != Some(&Value::Number(1.0)) {
+            return Err(DropReason::BadVersion);
+        }
+        Ok(())
+    }
+
+    /// The envelope id.
+    pub fn id(&self) -> &JsString {
+        &self.id
+    }
+
+    /// The sender's timestamp in ms; a missing or non-number `ts` counts as 0.
+    pub fn ts(&self) -> f64 {
+        self.fields.get("ts").and_then(Value::as_f64).unwrap_or(0.0)
+    }
+
+    /// The message type, if it is a string.
+    pub fn msg_type(&self) -> Option<&JsString> {
+        self.fields.get("type").and_then(Value::as_js_string)
+    }
+
+    /// The claimed sender as JavaScript's `String()` would coerce it (`None` for
+    /// null or missing).
+    pub fn from(&self) -> Option<JsString> {
+        self.fields.get("from").and_then(coerce_nullable)
+    }
+
+    /// The recipient, coerced like [`Frame::from`].
+    pub fn to(&self) -> Option<JsString> {
+        self.fields.get("to").and_then(coerce_nullable)
+    }
+
+    /// The payload, if present.
+    pub fn data(&self) -> Option<&Value> {
+        self.fields.get("data")
+    }
+
+    /// Size of the frame on the wire, in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the frame was empty (never true for a parsed frame).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The exact text the signature covers.
+    pub fn canonical(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        json::write_canonical_object(&self.fields, &mut out);
+        out
+    }
+
+    /// The typed view of this frame's message.
+    pub fn message(&self) -> Message {
+        Message::from_parts(self.msg_type(), self.data().cloned())
+    }
+
+    /// Consumes the frame into a verified envelope. Call only after [`Frame::verify`].
+    pub fn into_envelope(mut self) -> Envelope {
+        let data = self.fields.remove("data");
+        Envelope {
+            ts: self.ts(),
+            from: self.from(),
+            to: self.to(),
+            message: Message::from_parts(self.msg_type(), data),
+            id: self.id,
+            len: self.len,
+        }
+    }
+}
+
+/// `null`/missing → `None`; other values → JavaScript's `String(value)`.
+fn coerce_nullable(v: &Value) -> Option<JsString> {
+    match v {
+        Value::Null => None,
+        other => Some(js_string_of(other)),
+    }
+}
+
+/// JavaScript's `String(value)` for a JSON value.
+pub fn js_string_of(v: &Value) -> JsString {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => JsString::from("null"),
+        Value::Bool(b) => JsString::from(if *b { "true" } else { "false" }),
+        Value::Number(n) => {
+            let mut out = Vec::new();
+            if n.is_nan() {
+                out.extend_from_slice(b"NaN");
+            } else if n.is_infinite() {
+                out.extend_from_slice(if *n > 0.0 { b"Infinity" } else { b"-Infinity" });
+            } else {
+                json::write_number(*n, &mut out);
+            }
+            JsString::from(String::from_utf8_lossy(&out).into_owned())
+        }
+        Value::Array(items) => {
+            // Array.prototype.join(","), with null and undefined as "".
+            let parts: Vec<String> = items
+                .iter()
+                .map(|item| match item {
+                    Value::Null => String::new(),
+                    other => js_string_of(other).to_string_lossy(),
+                })
+                .collect();
+            JsString::from(parts.join(","))
+        }
+        Value::Object(_) => JsString::from("[object Object]"),
+    }
+}
+
+/// A verified message with its envelope fields, as the application sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Envelope {
+    /// The envelope id.
+    pub id: JsString,
+    /// The sender's timestamp (ms since epoch).
+    pub ts: f64,
+    /// The sender as stated in the envelope (the hub stamps the authenticated kind).
+    pub from: Option<JsString>,
+    /// The recipient.
+    pub to: Option<JsString>,
+    /// The typed message.
+    pub message: Message,
+    /// Size on the wire in bytes.
+    pub len: usize,
+}
+
+/// Parses and verifies `bytes` with `key`: validation steps 1–6 of PROTOCOL.md §6
+/// (everything but the replay guard, which needs the time and the sender).
+pub fn decode(
+    bytes: &[u8],
+    key: &Key,
+    limits: &Limits,
+    scratch: &mut Vec<u8>,
+) -> Result<Envelope, DropReason> {
+    let frame = Frame::parse(bytes, limits)?;
+    frame.verify(key, scratch)?;
+    Ok(frame.into_envelope())
+}
+
+/// The envelope fields of an outgoing message.
+#[derive(Debug, Clone, Copy)]
+pub struct Header<'a> {
+    /// The envelope id.
+    pub id: Wtf8<'a>,
+    /// Signing time, ms since epoch.
+    pub ts: f64,
+    /// Sender kind (`"server"` for the hub), or null.
+    pub from: Option<Wtf8<'a>>,
+    /// Recipient kind, `"server"`, or null.
+    pub to: Option<Wtf8<'a>>,
+}
+
+/// A borrowed string for the wire: UTF-8, or WTF-8 carrying lone surrogates that a
+/// JavaScript peer sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Wtf8<'a>(&'a [u8]);
+
+impl<'a> From<&'a str> for Wtf8<'a> {
+    fn from(s: &'a str) -> Self {
+        Wtf8(s.as_bytes())
+    }
+}
+
+impl<'a> From<&'a String> for Wtf8<'a> {
+    fn from(s: &'a String) -> Self {
+        Wtf8(s.as_bytes())
+    }
+}
+
+impl<'a> From<&'a JsString> for Wtf8<'a> {
+    fn from(s: &'a JsString) -> Self {
+        Wtf8(s.as_wtf8())
+    }
+}
+
+/// Writes a signed frame into `out` (cleared first): the canonical envelope, whose
+/// MAC is the signature, with `"sig"` appended. The wire text is therefore also the
+/// canonical text, so a receiver's canonicalization is a re-serialization of the same
+/// bytes. `data` is the canonical serialization of the payload, or `None` to omit it.
+pub fn encode(
+    key: &Key,
+    header: &Header<'_>,
+    msg_type: &str,
+    data: Option<&[u8]>,
+    out: &mut Vec<u8>,
+) {
+    out.clear();
+    // Canonical key order: data, from, id, to, ts, type, v.
+    out.push(b'{');
+    if let Some(data) = data {
+        out.extend_from_slice(b"\"data\":");
+        out.extend_from_slice(data);
+        out.push(b',');
+    }
+    out.extend_from_slice(b"\"from\":");
+    write_nullable(header.from, out);
+    out.extend_from_slice(b",\"id\":");
+    json::write_string(header.id.0, out);
+    out.extend_from_slice(b",\"to\":");
+    write_nullable(header.to, out);
+    out.extend_from_slice(b",\"ts\":");
+    json::write_number(header.ts, out);
+    out.extend_from_slice(b",\"type\":");
+    json::write_string(msg_type.as_bytes(), out);
+    out.extend_from_slice(b",\"v\":1}");
+    let mut sig = Vec::with_capacity(128);
+    key.sign_hex_into(out, &mut sig);
+    out.pop();
+    out.extend_from_slice(b",\"sig\":\"");
+    out.extend_from_slice(&sig);
+    out.extend_from_slice(b"\"}");
+}
+
+fn write_nullable(s: Option<Wtf8<'_>>, out: &mut Vec<u8>) {
+    match s {
+        Some(s) => json::write_string(s.0, out),
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+/// Writes a signed frame for a typed message. See [`encode`].
+pub fn encode_message(key: &Key, header: &Header<'_>, message: &Message, out: &mut Vec<u8>) {
+    let mut data = Vec::new();
+    let has_data = message.write_data(&mut data);
+    encode(
+        key,
+        header,
+        message.msg_type(),
+        has_data.then_some(data.as_slice()),
+        out,
+    );
+}

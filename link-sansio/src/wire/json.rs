@@ -1,0 +1,990 @@
+//! JSON values as a JavaScript peer sees them: numbers are `f64`, strings are
+//! sequences of UTF-16 code units (lone surrogates included), objects keep the last
+//! of duplicate keys. This module parses untrusted text into that form and writes the
+//! canonical serialization that link signs (the reference's `stableStringify`).
+
+use std::cmp::Ordering;
+use std::fmt;
+
+/// Deepest nesting of arrays and objects accepted from the wire. `JSON.parse` has no
+/// such limit, but unbounded recursion is a stack overflow waiting for a peer to
+/// trigger it; serde_json uses the same bound.
+pub const MAX_DEPTH: usize = 128;
+
+/// Largest integer magnitude a JavaScript number holds exactly (2^53 − 1).
+pub const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
+
+/// A string as JavaScript holds it: UTF-16 code units, stored as WTF-8 (UTF-8 that may
+/// also encode lone surrogates). A well-formed string is plain UTF-8.
+#[derive(Clone, PartialEq, Eq, Hash, Default)]
+pub struct JsString {
+    wtf8: Box<[u8]>,
+}
+
+impl JsString {
+    /// The string as Rust `&str`, or `None` when it holds a lone surrogate.
+    pub fn as_str(&self) -> Option<&str> {
+        std::str::from_utf8(&self.wtf8).ok()
+    }
+
+    /// The string with any lone surrogate replaced by U+FFFD.
+    pub fn to_string_lossy(&self) -> String {
+        match self.as_str() {
+            Some(s) => s.to_owned(),
+            None => code_points(&self.wtf8)
+                .map(|cp| char::from_u32(cp).unwrap_or(char::REPLACEMENT_CHARACTER))
+                .collect(),
+        }
+    }
+
+    /// The raw WTF-8 bytes.
+    pub fn as_wtf8(&self) -> &[u8] {
+        &self.wtf8
+    }
+
+    /// Length in UTF-16 code units, as JavaScript's `.length` counts.
+    pub fn utf16_len(&self) -> usize {
+        if self.wtf8.is_ascii() {
+            return self.wtf8.len();
+        }
+        code_points(&self.wtf8)
+            .map(|cp| if cp >= 0x1_0000 { 2 } else { 1 })
+            .sum()
+    }
+
+    /// The first `max` UTF-16 code units (a surrogate pair cut in half leaves its
+    /// high surrogate, as JavaScript's `slice` does).
+    pub fn slice_utf16(&self, max: usize) -> JsString {
+        if self.wtf8.len() <= max {
+            return self.clone();
+        }
+        let mut out = Vec::with_capacity(self.wtf8.len());
+        let mut units = 0;
+        for cp in code_points(&self.wtf8) {
+            let n = if cp >= 0x1_0000 { 2 } else { 1 };
+            if units + n > max {
+                if units < max {
+                    push_wtf8(0xD800 + ((cp - 0x1_0000) >> 10), &mut out);
+                }
+                break;
+            }
+            units += n;
+            push_wtf8(cp, &mut out);
+        }
+        JsString::from_wtf8(out)
+    }
+
+    /// Whether the string is empty.
+    pub fn is_empty(&self) -> bool {
+        self.wtf8.is_empty()
+    }
+
+    /// Builds a string from WTF-8 bytes produced by this module's parser.
+    fn from_wtf8(bytes: Vec<u8>) -> Self {
+        Self {
+            wtf8: bytes.into_boxed_slice(),
+        }
+    }
+}
+
+impl From<&str> for JsString {
+    fn from(s: &str) -> Self {
+        Self {
+            wtf8: s.as_bytes().into(),
+        }
+    }
+}
+
+impl From<String> for JsString {
+    fn from(s: String) -> Self {
+        Self {
+            wtf8: s.into_bytes().into_boxed_slice(),
+        }
+    }
+}
+
+impl PartialEq<str> for JsString {
+    fn eq(&self, other: &str) -> bool {
+        &*self.wtf8 == other.as_bytes()
+    }
+}
+
+impl PartialEq<&str> for JsString {
+    fn eq(&self, other: &&str) -> bool {
+        &*self.wtf8 == other.as_bytes()
+    }
+}
+
+impl fmt::Debug for JsString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.to_string_lossy(), f)
+    }
+}
+
+impl fmt::Display for JsString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_string_lossy())
+    }
+}
+
+impl PartialOrd for JsString {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for JsString {
+    /// JavaScript's default sort order: by UTF-16 code units.
+    fn cmp(&self, other: &Self) -> Ordering {
+        utf16_cmp(&self.wtf8, &other.wtf8)
+    }
+}
+
+/// Compares two WTF-8 strings by their UTF-16 code units.
+pub(crate) fn utf16_cmp(a: &[u8], b: &[u8]) -> Ordering {
+    // UTF-8 byte order is code point order, which equals UTF-16 order except where a
+    // supplementary character meets one in U+E000..=U+FFFF. Compare bytes up to the
+    // first difference and only decode when that difference involves such a pair.
+    let common = a.iter().zip(b).take_while(|(x, y)| x == y).count();
+    if common == a.len() || common == b.len() {
+        return a.len().cmp(&b.len());
+    }
+    // Back up to the start of the code point that differs.
+    let mut start = common;
+    while start > 0 && (a[start] & 0xC0) == 0x80 {
+        start -= 1;
+    }
+    let ua = code_points(&a[start..]).flat_map(utf16_units);
+    let ub = code_points(&b[start..]).flat_map(utf16_units);
+    ua.cmp(ub)
+}
+
+fn utf16_units(cp: u32) -> impl Iterator<Item = u16> {
+    let (first, second) = if cp >= 0x1_0000 {
+        let c = cp - 0x1_0000;
+        (
+            (0xD800 + (c >> 10)) as u16,
+            Some((0xDC00 + (c & 0x3FF)) as u16),
+        )
+    } else {
+        (cp as u16, None)
+    };
+    std::iter::once(first).chain(second)
+}
+
+/// Decodes WTF-8 into code points (surrogates included as their own values).
+fn code_points(bytes: &[u8]) -> impl Iterator<Item = u32> + '_ {
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        let b0 = *bytes.get(i)?;
+        let (len, init) = match b0 {
+            0x00..=0x7F => (1, u32::from(b0)),
+            0xC0..=0xDF => (2, u32::from(b0 & 0x1F)),
+            0xE0..=0xEF => (3, u32::from(b0 & 0x0F)),
+            _ => (4, u32::from(b0 & 0x07)),
+        };
+        let mut cp = init;
+        for k in 1..len {
+            cp = (cp << 6) | u32::from(bytes.get(i + k).copied().unwrap_or(0x80) & 0x3F);
+        }
+        i += len;
+        Some(cp)
+    })
+}
+
+/// A JSON object: members sorted by key in UTF-16 order, each key once.
+#[derive(Clone, PartialEq, Default)]
+pub struct Object {
+    members: Vec<(JsString, Value)>,
+}
+
+impl Object {
+    /// An empty object.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Builds an object from members in any order; a later duplicate key wins, as in
+    /// `JSON.parse`.
+    pub fn from_members(mut members: Vec<(JsString, Value)>) -> Self {
+        // A stable sort keeps duplicates in arrival order, so the last of each run wins.
+        members.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut out: Vec<(JsString, Value)> = Vec::with_capacity(members.len());
+        for (k, v) in members {
+            match out.last_mut() {
+                Some(last) if last.0 == k => last.1 = v,
+                _ => out.push((k, v)),
+            }
+        }
+        Self { members: out }
+    }
+
+    /// The value for `key`, if present.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        let key = JsString::from(key);
+        self.members
+            .binary_search_by(|(k, _)| k.cmp(&key))
+            .ok()
+            .map(|i| &self.members[i].1)
+    }
+
+    /// Inserts or replaces `key`.
+    pub fn insert(&mut self, key: impl Into<JsString>, value: Value) {
+        let key = key.into();
+        match self.members.binary_search_by(|(k, _)| k.cmp(&key)) {
+            Ok(i) => self.members[i].1 = value,
+            Err(i) => self.members.insert(i, (key, value)),
+        }
+    }
+
+    /// Removes `key`, returning its value.
+    pub fn remove(&mut self, key: &str) -> Option<Value> {
+        let key = JsString::from(key);
+        match self.members.binary_search_by(|(k, _)| k.cmp(&key)) {
+            Ok(i) => Some(self.members.remove(i).1),
+            Err(_) => None,
+        }
+    }
+
+    /// Members in canonical order.
+    pub fn iter(&self) -> impl Iterator<Item = (&JsString, &Value)> {
+        self.members.iter().map(|(k, v)| (k, v))
+    }
+
+    /// Number of members.
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    /// Whether the object has no members.
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+}
+
+impl fmt::Debug for Object {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+/// A JSON value as `JSON.parse` produces it.
+#[derive(Clone, PartialEq, Default)]
+pub enum Value {
+    /// `null`.
+    #[default]
+    Null,
+    /// `true` or `false`.
+    Bool(bool),
+    /// Any number, as an IEEE-754 double (literals out of range become ±Infinity).
+    Number(f64),
+    /// A string of UTF-16 code units.
+    String(JsString),
+    /// An array.
+    Array(Vec<Value>),
+    /// An object.
+    Object(Object),
+}
+
+impl fmt::Debug for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&String::from_utf8_lossy(&self.to_canonical()))
+    }
+}
+
+impl Value {
+    /// The string, if this is a well-formed string.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::String(s) => s.as_str(),
+            _ => None,
+        }
+    }
+
+    /// The string, if this is a string (lone surrogates allowed).
+    pub fn as_js_string(&self) -> Option<&JsString> {
+        match self {
+            Value::String(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The number, if this is a number.
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            Value::Number(n) => Some(*n),
+            _ => None,
+        }
+    }
+
+    /// The object, if this is an object.
+    pub fn as_object(&self) -> Option<&Object> {
+        match self {
+            Value::Object(o) => Some(o),
+            _ => None,
+        }
+    }
+
+    /// The array, if this is an array.
+    pub fn as_array(&self) -> Option<&[Value]> {
+        match self {
+            Value::Array(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    /// A member of an object value.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.as_object().and_then(|o| o.get(key))
+    }
+
+    /// Whether JavaScript would consider this value truthy.
+    pub fn is_truthy(&self) -> bool {
+        match self {
+            Value::Null => false,
+            Value::Bool(b) => *b,
+            Value::Number(n) => *n != 0.0 && !n.is_nan(),
+            Value::String(s) => !s.is_empty(),
+            Value::Array(_) | Value::Object(_) => true,
+        }
+    }
+
+    /// The canonical serialization (the reference's `stableStringify`).
+    pub fn to_canonical(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        write_canonical(self, &mut out);
+        out
+    }
+
+    /// Converts to a `serde_json::Value`. Lone surrogates become U+FFFD and non-finite
+    /// numbers become `null`, as they would after a round trip through a Rust string.
+    pub fn to_serde(&self) -> serde_json::Value {
+        match self {
+            Value::Null => serde_json::Value::Null,
+            Value::Bool(b) => serde_json::Value::Bool(*b),
+            Value::Number(n) => number_to_serde(*n),
+            Value::String(s) => serde_json::Value::String(s.to_string_lossy()),
+            Value::Array(a) => serde_json::Value::Array(a.iter().map(Value::to_serde).collect()),
+            Value::Object(o) => serde_json::Value::Object(
+                o.iter()
+                    .map(|(k, v)| (k.to_string_lossy(), v.to_serde()))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// Converts from a `serde_json::Value`, checking that a JavaScript peer would
+    /// receive exactly this value. The error names the path of the offending value.
+    pub fn from_serde(value: &serde_json::Value) -> Result<Value, UnsafeJson> {
+        from_serde_at(value, &mut String::from("$"))
+    }
+}
+
+fn number_to_serde(n: f64) -> serde_json::Value {
+    if n.fract() == 0.0 && n.abs() <= MAX_SAFE_INTEGER {
+        // Integral doubles within the safe range are exact as i64.
+        serde_json::Value::from(n as i64)
+    } else {
+        serde_json::Number::from_f64(n)
+            .map(serde_json::Value::Number)
+            .unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// A value that would not survive the trip to a JavaScript peer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("value at {path} is not JSON-safe: {problem}")]
+pub struct UnsafeJson {
+    /// Where the value sits, as `$.a.b[3]`.
+    pub path: String,
+    /// What is wrong with it.
+    pub problem: &'static str,
+}
+
+fn from_serde_at(value: &serde_json::Value, path: &mut String) -> Result<Value, UnsafeJson> {
+    let unsafe_at = |path: &String, problem| UnsafeJson {
+        path: path.clone(),
+        problem,
+    };
+    Ok(match value {
+        serde_json::Value::Null => Value::Null,
+        serde_json::Value::Bool(b) => Value::Bool(*b),
+        serde_json::Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                if (i as f64).abs() > MAX_SAFE_INTEGER || i.unsigned_abs() > (1u64 << 53) - 1 {
+                    return Err(unsafe_at(path, "integer beyond ±2^53 would lose precision"));
+                }
+                Value::Number(i as f64)
+            } else if let Some(u) = n.as_u64() {
+                if u > (1u64 << 53) - 1 {
+                    return Err(unsafe_at(path, "integer beyond ±2^53 would lose precision"));
+                }
+                Value::Number(u as f64)
+            } else {
+                match n.as_f64() {
+                    Some(f) if f.is_finite() => Value::Number(f),
+                    _ => return Err(unsafe_at(path, "number is not finite")),
+                }
+            }
+        }
+        serde_json::Value::String(s) => Value::String(JsString::from(s.as_str())),
+        serde_json::Value::Array(items) => {
+            let mut out = Vec::with_capacity(items.len());
+            for (i, item) in items.iter().enumerate() {
+                let len = path.len();
+                path.push_str(&format!("[{i}]"));
+                out.push(from_serde_at(item, path)?);
+                path.truncate(len);
+            }
+            Value::Array(out)
+        }
+        serde_json::Value::Object(map) => {
+            let mut members = Vec::with_capacity(map.len());
+            for (k, v) in map {
+                let len = path.len();
+                path.push('.');
+                path.push_str(k);
+                members.push((JsString::from(k.as_str()), from_serde_at(v, path)?));
+                path.truncate(len);
+            }
+            Value::Object(Object::from_members(members))
+        }
+    })
+}
+
+impl From<&str> for Value {
+    fn from(s: &str) -> Self {
+        Value::String(s.into())
+    }
+}
+
+impl From<String> for Value {
+    fn from(s: String) -> Self {
+        Value::String(s.into())
+    }
+}
+
+impl From<JsString> for Value {
+    fn from(s: JsString) -> Self {
+        Value::String(s)
+    }
+}
+
+impl From<f64> for Value {
+    fn from(n: f64) -> Self {
+        Value::Number(n)
+    }
+}
+
+impl From<bool> for Value {
+    fn from(b: bool) -> Self {
+        Value::Bool(b)
+    }
+}
+
+impl From<Object> for Value {
+    fn from(o: Object) -> Self {
+        Value::Object(o)
+    }
+}
+
+impl From<Vec<Value>> for Value {
+    fn from(a: Vec<Value>) -> Self {
+        Value::Array(a)
+    }
+}
+
+impl<T: Into<Value>> From<Option<T>> for Value {
+    fn from(v: Option<T>) -> Self {
+        v.map_or(Value::Null, Into::into)
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Canonical writer
+
+/// Appends the canonical serialization of `value` to `out`.
+pub fn write_canonical(value: &Value, out: &mut Vec<u8>) {
+    match value {
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(true) => out.extend_from_slice(b"true"),
+        Value::Bool(false) => out.extend_from_slice(b"false"),
+        Value::Number(n) => write_number(*n, out),
+        Value::String(s) => write_string(s.as_wtf8(), out),
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_canonical(item, out);
+            }
+            out.push(b']');
+        }
+        Value::Object(obj) => write_canonical_object(obj, out),
+    }
+}
+
+/// Appends the canonical serialization of an object to `out`.
+pub fn write_canonical_object(obj: &Object, out: &mut Vec<u8>) {
+    out.push(b'{');
+    for (i, (k, v)) in obj.members.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_string(k.as_wtf8(), out);
+        out.push(b':');
+        write_canonical(v, out);
+    }
+    out.push(b'}');
+}
+
+/// Appends a number as JavaScript's `JSON.stringify` writes it (`null` if not finite).
+pub fn write_number(n: f64, out: &mut Vec<u8>) {
+    if !n.is_finite() {
+        out.extend_from_slice(b"null");
+    } else if n == 0.0 {
+        out.push(b'0');
+    } else {
+        let mut buf = ryu_js::Buffer::new();
+        out.extend_from_slice(buf.format_finite(n).as_bytes());
+    }
+}
+
+/// Appends a quoted string escaped as `JSON.stringify` does (well-formed variant:
+/// lone surrogates as `\udxxx`).
+pub fn write_string(wtf8: &[u8], out: &mut Vec<u8>) {
+    out.push(b'"');
+    let mut run_start = 0;
+    let mut i = 0;
+    while i < wtf8.len() {
+        let b = wtf8[i];
+        let escape: Option<&[u8]> = match b {
+            b'"' => Some(b"\\\""),
+            b'\\' => Some(b"\\\\"),
+            b'\n' => Some(b"\\n"),
+            b'\r' => Some(b"\\r"),
+            b'\t' => Some(b"\\t"),
+            0x08 => Some(b"\\b"),
+            0x0C => Some(b"\\f"),
+            0x00..=0x1F => None,
+            // 0xED 0xA0..=0xBF starts an encoded surrogate (U+D800..=U+DFFF).
+            0xED if wtf8.get(i + 1).is_some_and(|n| *n >= 0xA0) => None,
+            _ => {
+                i += 1;
+                continue;
+            }
+        };
+        out.extend_from_slice(&wtf8[run_start..i]);
+        match escape {
+            Some(e) => {
+                out.extend_from_slice(e);
+                i += 1;
+            }
+            None if b < 0x20 => {
+                push_u_escape(u32::from(b), out);
+                i += 1;
+            }
+            None => {
+                let cp = 0xD000
+                    | (u32::from(wtf8[i + 1] & 0x3F) << 6)
+                    | u32::from(wtf8.get(i + 2).copied().unwrap_or(0x80) & 0x3F);
+                push_u_escape(cp, out);
+                i += 3;
+            }
+        }
+        run_start = i;
+    }
+    out.extend_from_slice(&wtf8[run_start.min(wtf8.len())..]);
+    out.push(b'"');
+}
+
+fn push_u_escape(unit: u32, out: &mut Vec<u8>) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.extend_from_slice(b"\\u");
+    for shift in [12, 8, 4, 0] {
+        out.push(HEX[((unit >> shift) & 0xF) as usize]);
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Parser
+
+/// Why a JSON text was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid JSON at byte {offset}: {problem}")]
+pub struct ParseError {
+    /// Byte offset of the problem.
+    pub offset: usize,
+    /// What was wrong.
+    pub problem: &'static str,
+}
+
+/// Parses a complete JSON text as `JSON.parse` would (with a nesting bound of
+/// [`MAX_DEPTH`]).
+pub fn parse(text: &[u8]) -> Result<Value, ParseError> {
+    let mut p = Parser { s: text, i: 0 };
+    p.skip_ws();
+    let v = p.value(0)?;
+    p.skip_ws();
+    if p.i != p.s.len() {
+        return Err(p.err("trailing characters"));
+    }
+    Ok(v)
+}
+
+struct Parser<'a> {
+    s: &'a [u8],
+    i: usize,
+}
+
+impl Parser<'_> {
+    fn err(&self, problem: &'static str) -> ParseError {
+        ParseError {
+            offset: self.i,
+            problem,
+        }
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.s.get(self.i).copied()
+    }
+
+    fn skip_ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+            self.i += 1;
+        }
+    }
+
+    fn expect_lit(&mut self, lit: &[u8], v: Value) -> Result<Value, ParseError> {
+        if self.s[self.i..].starts_with(lit) {
+            self.i += lit.len();
+            Ok(v)
+        } else {
+            Err(self.err("invalid literal"))
+        }
+    }
+
+    fn value(&mut self, depth: usize) -> Result<Value, ParseError> {
+        match self.peek() {
+            None => Err(self.err("unexpected end")),
+            Some(b'n') => self.expect_lit(b"null", Value::Null),
+            Some(b't') => self.expect_lit(b"true", Value::Bool(true)),
+            Some(b'f') => self.expect_lit(b"false", Value::Bool(false)),
+            Some(b'"') => Ok(Value::String(self.string()?)),
+            Some(b'[') => {
+                if depth >= MAX_DEPTH {
+                    return Err(self.err("nesting too deep"));
+                }
+                self.i += 1;
+                let mut items = Vec::new();
+                self.skip_ws();
+                if self.peek() == Some(b']') {
+                    self.i += 1;
+                    return Ok(Value::Array(items));
+                }
+                loop {
+                    self.skip_ws();
+                    items.push(self.value(depth + 1)?);
+                    self.skip_ws();
+                    match self.peek() {
+                        Some(b',') => self.i += 1,
+                        Some(b']') => {
+                            self.i += 1;
+                            return Ok(Value::Array(items));
+                        }
+                        _ => return Err(self.err("expected , or ]")),
+                    }
+                }
+            }
+            Some(b'{') => {
+                if depth >= MAX_DEPTH {
+                    return Err(self.err("nesting too deep"));
+                }
+                self.i += 1;
+                let mut members = Vec::new();
+                self.skip_ws();
+                if self.peek() == Some(b'}') {
+                    self.i += 1;
+                    return Ok(Value::Object(Object::new()));
+                }
+                loop {
+                    self.skip_ws();
+                    if self.peek() != Some(b'"') {
+                        return Err(self.err("expected key"));
+                    }
+                    let k = self.string()?;
+                    self.skip_ws();
+                    if self.peek() != Some(b':') {
+                        return Err(self.err("expected :"));
+                    }
+                    self.i += 1;
+                    self.skip_ws();
+                    let v = self.value(depth + 1)?;
+                    members.push((k, v));
+                    self.skip_ws();
+                    match self.peek() {
+                        Some(b',') => self.i += 1,
+                        Some(b'}') => {
+                            self.i += 1;
+                            return Ok(Value::Object(Object::from_members(members)));
+                        }
+                        _ => return Err(self.err("expected , or }")),
+                    }
+                }
+            }
+            Some(b'-' | b'0'..=b'9') => self.number(),
+            Some(_) => Err(self.err("unexpected character")),
+        }
+    }
+
+    fn number(&mut self) -> Result<Value, ParseError> {
+        let start = self.i;
+        if self.peek() == Some(b'-') {
+            self.i += 1;
+        }
+        match self.peek() {
+            Some(b'0') => self.i += 1,
+            Some(b'1'..=b'9') => self.digits(),
+            _ => return Err(self.err("invalid number")),
+        }
+        if self.peek() == Some(b'.') {
+            self.i += 1;
+            if !matches!(self.peek(), Some(b'0'..=b'9')) {
+                return Err(self.err("invalid number"));
+            }
+            self.digits();
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.i += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.i += 1;
+            }
+            if !matches!(self.peek(), Some(b'0'..=b'9')) {
+                return Err(self.err("invalid number"));
+            }
+            self.digits();
+        }
+        // The lexeme is ASCII by construction; std's parser rounds to nearest like JS
+        // and overflows to infinity.
+        let lexeme = std::str::from_utf8(&self.s[start..self.i]).map_err(|_| self.err("number"))?;
+        lexeme
+            .parse::<f64>()
+            .map(Value::Number)
+            .map_err(|_| self.err("invalid number"))
+    }
+
+    fn digits(&mut self) {
+        while let Some(b'0'..=b'9') = self.peek() {
+            self.i += 1;
+        }
+    }
+
+    fn hex4(&mut self) -> Result<u32, ParseError> {
+        let mut n = 0u32;
+        for _ in 0..4 {
+            let d = match self.peek() {
+                Some(c @ b'0'..=b'9') => c - b'0',
+                Some(c @ b'a'..=b'f') => c - b'a' + 10,
+                Some(c @ b'A'..=b'F') => c - b'A' + 10,
+                _ => return Err(self.err("invalid \\u escape")),
+            };
+            n = (n << 4) | u32::from(d);
+            self.i += 1;
+        }
+        Ok(n)
+    }
+
+    fn string(&mut self) -> Result<JsString, ParseError> {
+        self.i += 1; // opening quote
+        let start = self.i;
+        // Fast path: no escapes.
+        while let Some(b) = self.peek() {
+            match b {
+                b'"' => {
+                    let bytes = &self.s[start..self.i];
+                    self.i += 1;
+                    return validate_utf8(bytes)
+                        .map(|()| JsString::from_wtf8(bytes.to_vec()))
+                        .map_err(|problem| ParseError {
+                            offset: start,
+                            problem,
+                        });
+                }
+                b'\\' => break,
+                0x00..=0x1F => return Err(self.err("control character in string")),
+                _ => self.i += 1,
+            }
+        }
+        let mut buf = self.s[start..self.i].to_vec();
+        loop {
+            let Some(b) = self.peek() else {
+                return Err(self.err("unterminated string"));
+            };
+            match b {
+                b'"' => {
+                    self.i += 1;
+                    return validate_utf8_wtf8(&buf)
+                        .map(|()| JsString::from_wtf8(buf))
+                        .map_err(|problem| ParseError {
+                            offset: start,
+                            problem,
+                        });
+                }
+                b'\\' => {
+                    self.i += 1;
+                    let Some(e) = self.peek() else {
+                        return Err(self.err("unterminated escape"));
+                    };
+                    self.i += 1;
+                    match e {
+                        b'"' => buf.push(b'"'),
+                        b'\\' => buf.push(b'\\'),
+                        b'/' => buf.push(b'/'),
+                        b'b' => buf.push(0x08),
+                        b'f' => buf.push(0x0C),
+                        b'n' => buf.push(b'\n'),
+                        b'r' => buf.push(b'\r'),
+                        b't' => buf.push(b'\t'),
+                        b'u' => {
+                            let unit = self.hex4()?;
+                            let mut cp = unit;
+                            if (0xD800..0xDC00).contains(&unit)
+                                && self.s[self.i..].starts_with(b"\\u")
+                            {
+                                let save = self.i;
+                                self.i += 2;
+                                let low = self.hex4()?;
+                                if (0xDC00..0xE000).contains(&low) {
+                                    cp = 0x1_0000 + ((unit - 0xD800) << 10) + (low - 0xDC00);
+                                } else {
+                                    self.i = save;
+                                }
+                            }
+                            push_wtf8(cp, &mut buf);
+                        }
+                        _ => return Err(self.err("invalid escape")),
+                    }
+                }
+                0x00..=0x1F => return Err(self.err("control character in string")),
+                _ => {
+                    buf.push(b);
+                    self.i += 1;
+                }
+            }
+        }
+    }
+}
+
+fn validate_utf8(bytes: &[u8]) -> Result<(), &'static str> {
+    std::str::from_utf8(bytes)
+        .map(|_| ())
+        .map_err(|_| "invalid UTF-8 in string")
+}
+
+/// Validates a buffer that is UTF-8 except for surrogates this parser itself encoded.
+fn validate_utf8_wtf8(bytes: &[u8]) -> Result<(), &'static str> {
+    let mut rest = bytes;
+    loop {
+        match std::str::from_utf8(rest) {
+            Ok(_) => return Ok(()),
+            Err(e) => {
+                let at = e.valid_up_to();
+                // An encoded surrogate: ED A0..BF 80..BF.
+                match rest.get(at..at + 3) {
+                    Some([0xED, 0xA0..=0xBF, 0x80..=0xBF]) => rest = &rest[at + 3..],
+                    _ => return Err("invalid UTF-8 in string"),
+                }
+            }
+        }
+    }
+}
+
+fn push_wtf8(cp: u32, out: &mut Vec<u8>) {
+    match cp {
+        0..=0x7F => out.push(cp as u8),
+        0x80..=0x7FF => {
+            out.push(0xC0 | (cp >> 6) as u8);
+            out.push(0x80 | (cp & 0x3F) as u8);
+        }
+        0x800..=0xFFFF => {
+            out.push(0xE0 | (cp >> 12) as u8);
+            out.push(0x80 | ((cp >> 6) & 0x3F) as u8);
+            out.push(0x80 | (cp & 0x3F) as u8);
+        }
+        _ => {
+            out.push(0xF0 | (cp >> 18) as u8);
+            out.push(0x80 | ((cp >> 12) & 0x3F) as u8);
+            out.push(0x80 | ((cp >> 6) & 0x3F) as u8);
+            out.push(0x80 | (cp & 0x3F) as u8);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn canon(s: &str) -> String {
+        String::from_utf8(parse(s.as_bytes()).expect("parses").to_canonical()).expect("utf8")
+    }
+
+    #[test]
+    fn numbers_print_like_javascript() {
+        assert_eq!(canon("-0"), "0");
+        assert_eq!(canon("1e21"), "1e+21");
+        assert_eq!(canon("1e-7"), "1e-7");
+        assert_eq!(canon("1E2"), "100");
+        assert_eq!(canon("1e400"), "null");
+        assert_eq!(canon("1e-400"), "0");
+    }
+
+    #[test]
+    fn keys_sort_by_utf16_and_last_duplicate_wins() {
+        assert_eq!(canon(r#"{"b":1,"a":2,"b":3}"#), r#"{"a":2,"b":3}"#);
+        assert_eq!(canon("{\"～\":1,\"😀\":2}"), "{\"😀\":2,\"～\":1}");
+        assert_eq!(canon(r#"{"2":1,"10":1,"1":1}"#), r#"{"1":1,"10":1,"2":1}"#);
+    }
+
+    #[test]
+    fn lone_surrogates_survive() {
+        assert_eq!(canon(r#""\ud800x""#), r#""\ud800x""#);
+        assert_eq!(canon(r#""\uDFFF""#), r#""\udfff""#);
+        assert_eq!(canon(r#""\ud83d\ude00""#), "\"😀\"");
+        assert_eq!(canon(r#""\ud800\ud800""#), r#""\ud800\ud800""#);
+    }
+
+    #[test]
+    fn escapes_follow_json_stringify() {
+        assert_eq!(
+            canon(r#""\u0001\/\u2028\u007f""#),
+            "\"\\u0001/\u{2028}\u{7f}\""
+        );
+        assert_eq!(canon(r#""\b\f\n\r\t""#), r#""\b\f\n\r\t""#);
+    }
+
+    #[test]
+    fn rejects_what_json_parse_rejects() {
+        for bad in [
+            "",
+            "01",
+            "1.",
+            "[1,]",
+            "{\"a\" 1}",
+            "\"\u{1}\"",
+            "nul",
+            "1 2",
+            "-",
+        ] {
+            assert!(parse(bad.as_bytes()).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn nesting_is_bounded() {
+        let deep = "[".repeat(MAX_DEPTH + 1) + &"]".repeat(MAX_DEPTH + 1);
+        assert!(parse(deep.as_bytes()).is_err());
+        let ok = "[".repeat(MAX_DEPTH) + &"]".repeat(MAX_DEPTH);
+        assert!(parse(ok.as_bytes()).is_ok());
+    }
+}
