@@ -376,3 +376,38 @@ proptest! {
         receive(&bytes);
     }
 }
+
+/// UTF-16 units with the interesting ranges over-represented: ASCII, the surrogates,
+/// U+E000..U+FFFF, and pairs for supplementary characters.
+fn utf16_units() -> impl Strategy<Value = Vec<u16>> {
+    let unit = prop_oneof![
+        0x20u16..0x80,
+        0x80u16..0xD800,
+        0xD800u16..0xE000,
+        0xE000u16..=0xFFFF,
+    ];
+    prop::collection::vec(unit, 0..6)
+}
+
+proptest! {
+    #![proptest_config(config(2048))]
+
+    /// Strings order by UTF-16 code units, as JavaScript's default sort does.
+    #[test]
+    fn strings_order_by_utf16_units(a in utf16_units(), b in utf16_units()) {
+        let parse = |units: &[u16]| {
+            let lit: String = units.iter().map(|u| format!("\\u{u:04x}")).collect();
+            match json::parse(format!("\"{lit}\"").as_bytes()) {
+                Ok(Value::String(s)) => s,
+                other => panic!("{other:?}"),
+            }
+        };
+        prop_assert_eq!(parse(&a).cmp(&parse(&b)), a.cmp(&b));
+        // Common prefixes reach the slow path more often.
+        let mut c = a.clone();
+        c.extend_from_slice(&b);
+        let mut d = a.clone();
+        d.extend_from_slice(&b[b.len() / 2..]);
+        prop_assert_eq!(parse(&c).cmp(&parse(&d)), c.cmp(&d));
+    }
+}

@@ -179,6 +179,13 @@ pub(crate) fn utf16_cmp(a: &[u8], b: &[u8]) -> Ordering {
     while start > 0 && (a[start] & 0xC0) == 0x80 {
         start -= 1;
     }
+    // Two supplementary characters, or two BMP units (surrogates included), order
+    // the same by bytes as by UTF-16. Only a supplementary character (lead byte
+    // F0..) against a BMP one needs decoding.
+    let supplementary = |lead: u8| lead >= 0xF0;
+    if supplementary(a[start]) == supplementary(b[start]) {
+        return a[common].cmp(&b[common]);
+    }
     let ua = code_points(&a[start..]).flat_map(utf16_units);
     let ub = code_points(&b[start..]).flat_map(utf16_units);
     ua.cmp(ub)
