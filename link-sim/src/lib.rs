@@ -35,7 +35,12 @@ pub fn run(seed: u64) -> Outcome {
 
 /// Runs an explicit scenario; `seed` drives every choice made while it runs.
 pub fn run_scenario(seed: u64, scenario: Scenario) -> Outcome {
-    world::World::new(seed, scenario).run()
+    world::World::new(seed, scenario, false).run()
+}
+
+/// Runs `seed` printing every step and every output to stderr.
+pub fn run_verbose(seed: u64) -> Outcome {
+    world::World::new(seed, Scenario::from_seed(seed), true).run()
 }
 
 /// The command that replays `seed` alone.

@@ -105,7 +105,7 @@ impl Scenario {
         // run unfolds never changes its shape.
         let mut rng = Rng::new(seed ^ 0x05ce_7a21_0f5e_ed00);
         let r = &mut rng;
-        let clients = between(r, 2, 5) as usize;
+        let clients = between(r, 2, 4) as usize;
         let replay_window_ms = 300_000;
         let links = (0..clients + 1)
             .map(|_| {
@@ -132,7 +132,7 @@ impl Scenario {
                 }
             })
             .collect();
-        let chaos_ms = between(r, 4_000, 10_000);
+        let chaos_ms = between(r, 3_000, 7_000);
         let crash_count = if chance(r, 0.3) { between(r, 1, 2) } else { 0 };
         let crashes = (0..crash_count)
             .map(|_| (between(r, 500, chaos_ms - 1_000), between(r, 50, 3_000)))
@@ -145,7 +145,7 @@ impl Scenario {
         Scenario {
             clients,
             chaos_ms,
-            settle_ms: 16_000,
+            settle_ms: 12_000,
             probe_ms: 4_000,
             keys,
             acl: chance(r, 0.35),
@@ -160,15 +160,15 @@ impl Scenario {
             client_keepalive_ms: between(r, 1_500, 30_000),
             rpc_timeout_ms: between(r, 300, 3_000),
             reconnect_initial_ms: between(r, 100, 1_000),
-            reconnect_max_ms: between(r, 1_000, 5_000),
-            status_interval_ms: between(r, 500, 5_000),
+            reconnect_max_ms: between(r, 1_000, 4_000),
+            status_interval_ms: between(r, 1_000, 8_000),
             links,
             skew_ms,
             drop_every_ms: chance(r, 0.8).then(|| between(r, 300, 3_000)),
             crashes,
             impostor_at_ms: chance(r, 0.2).then(|| between(r, 200, chaos_ms - 500)),
-            act_every_ms: between(r, 20, 150),
-            max_padding: if chance(r, 0.3) { 6_000 } else { 400 },
+            act_every_ms: between(r, 30, 200),
+            max_padding: if chance(r, 0.2) { 6_000 } else { 300 },
         }
     }
 }

@@ -4,7 +4,7 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Instant;
 
-use link_sim::{Outcome, repro_command, run};
+use link_sim::{Outcome, repro_command, run, run_verbose};
 
 /// Seeds run by default; `SIM_SEEDS=N` runs more (or fewer).
 const DEFAULT_SEEDS: u64 = 1_000;
@@ -80,7 +80,11 @@ fn one_seed() {
     let Some(seed) = env_u64("SIM_SEED") else {
         return;
     };
-    let o = run(seed);
+    let o = if std::env::var("SIM_VERBOSE").is_ok() {
+        run_verbose(seed)
+    } else {
+        run(seed)
+    };
     eprintln!("seed {seed}: {:?}", o.stats);
     if let Err(e) = run_reporting(seed) {
         panic!("{e}");
