@@ -214,6 +214,10 @@ struct Peer {
     stopped: bool,
     displaced: bool,
     subs: BTreeSet<String>,
+    /// A `topic.subscribe` of this peer was refused for lack of room (client outbox or
+    /// the hub's ACL backlog), reported by an overflow event: the hub may not know of
+    /// all its subscriptions until it reconnects.
+    subs_lost: bool,
     pending: BTreeMap<u64, Call>,
     settled: BTreeSet<u64>,
     /// Sequence numbers of directs and publishes accepted but not yet transmitted.
@@ -377,6 +381,7 @@ impl World {
             stopped: false,
             displaced: false,
             subs: BTreeSet::new(),
+            subs_lost: false,
             pending: BTreeMap::new(),
             settled: BTreeSet::new(),
             accepted: BTreeSet::new(),
@@ -963,6 +968,8 @@ impl World {
             }
             ClientEvent::Disconnected(info) => {
                 self.peers[c].ready = false;
+                // Every subscription is sent again on the next ready.
+                self.peers[c].subs_lost = false;
                 if info.displaced {
                     self.peers[c].displaced = true;
                     self.stats.displaced += 1;
@@ -1045,7 +1052,12 @@ impl World {
                     ));
                 }
             }
-            ClientEvent::OutboxOverflow { .. } => self.stats.overflows += 1,
+            ClientEvent::OutboxOverflow { msg_type, .. } => {
+                self.stats.overflows += 1;
+                if msg_type == "topic.subscribe" {
+                    self.peers[c].subs_lost = true;
+                }
+            }
             _ => {}
         }
     }
@@ -1779,6 +1791,14 @@ impl World {
                 }
             }
             HubEvent::OutboxOverflow { .. } => self.stats.overflows += 1,
+            HubEvent::AclBacklogOverflow { conn, msg_type, .. } => {
+                self.stats.overflows += 1;
+                if msg_type == "topic.subscribe"
+                    && let Some(l) = self.links.get(conn.0 as usize)
+                {
+                    self.peers[l.client].subs_lost = true;
+                }
+            }
             _ => {}
         }
     }
@@ -1949,7 +1969,8 @@ impl World {
                 if let Some(q) = self.publish(c, topic, 0) {
                     for &d in &live {
                         let p = &self.peers[d];
-                        if p.kind != self.peers[c].kind && p.subs.contains(topic) {
+                        if p.kind != self.peers[c].kind && p.subs.contains(topic) && !p.subs_lost
+                        {
                             self.expected.insert((p.kind.clone(), c, q));
                             self.stats.probes += 1;
                         }
