@@ -12,7 +12,7 @@
 mod scenario;
 mod world;
 
-pub use scenario::{KeyMode, LinkProfile, Scenario};
+pub use scenario::{KeyMode, LinkProfile, Sabotage, Scenario};
 pub use world::Stats;
 
 /// What one simulated run produced.

@@ -15,6 +15,24 @@ pub enum KeyMode {
     Resolver,
 }
 
+/// A deliberate fault in the simulated network that breaks the protocol's
+/// assumptions (ordered, exactly-once delivery on a live socket), to show that the
+/// invariants catch what they claim to catch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Sabotage {
+    /// An honest network.
+    #[default]
+    None,
+    /// Some directs and topic messages from the hub vanish on a live socket.
+    DropFrames,
+    /// Directs and topic messages from the hub are delivered twice.
+    DuplicateFrames,
+    /// Directs and topic messages from the hub overtake each other.
+    ReorderFrames,
+    /// The hub's frames to a peer are rewritten to claim another sender.
+    ForgeFrom,
+}
+
 /// One client's network path to the hub.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LinkProfile {
@@ -83,6 +101,8 @@ pub struct Scenario {
     pub act_every_ms: u64,
     /// Largest padding added to a payload (bytes).
     pub max_padding: usize,
+    /// A deliberate network fault (none unless a test asks for one).
+    pub sabotage: Sabotage,
 }
 
 /// Uniform draw in `lo..=hi`.
@@ -114,7 +134,11 @@ impl Scenario {
                     latency_us: between(r, 200, 40_000),
                     jitter_us: between(r, 0, 20_000),
                     // 1 µs/byte = 1 MB/s; a slow consumer drains at 20–50 KB/s.
-                    down_us_per_byte: if slow { between(r, 20, 50) } else { between(r, 0, 2) },
+                    down_us_per_byte: if slow {
+                        between(r, 20, 50)
+                    } else {
+                        between(r, 0, 2)
+                    },
                     up_us_per_byte: between(r, 0, 2),
                 }
             })
@@ -153,7 +177,11 @@ impl Scenario {
             hub_max_outbox: between(r, 8_192, 65_536) as usize,
             hub_keepalive_ms: between(r, 1_500, 15_000),
             hub_hello_timeout_ms: between(r, 1_000, 10_000),
-            hub_max_concurrent_rpc: if chance(r, 0.3) { between(r, 1, 4) as usize } else { 256 },
+            hub_max_concurrent_rpc: if chance(r, 0.3) {
+                between(r, 1, 4) as usize
+            } else {
+                256
+            },
             replay_window_ms,
             client_max_buffered: between(r, 2_048, 16_384) as usize,
             client_max_outbox: between(r, 8_192, 65_536) as usize,
@@ -169,6 +197,7 @@ impl Scenario {
             impostor_at_ms: chance(r, 0.2).then(|| between(r, 200, chaos_ms - 500)),
             act_every_ms: between(r, 30, 200),
             max_padding: if chance(r, 0.2) { 6_000 } else { 300 },
+            sabotage: Sabotage::None,
         }
     }
 }

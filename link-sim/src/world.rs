@@ -22,7 +22,7 @@ use link_sansio::time::Now;
 use link_sansio::wire::{DropReason, Frame, Limits, Message, Object, Value};
 
 use crate::Outcome;
-use crate::scenario::{KeyMode, Scenario, between, chance};
+use crate::scenario::{KeyMode, Sabotage, Scenario, between, chance};
 
 /// Virtual time in µs since the start of the run.
 type T = u64;
@@ -70,26 +70,87 @@ pub struct Stats {
 
 #[derive(Debug)]
 enum Ev {
-    ClientWake { c: usize, at: T },
-    ClientUp { c: usize, link: usize },
-    ClientFrame { c: usize, link: usize, text: String },
-    ClientDown { c: usize, link: usize, code: Option<u16>, reason: &'static str },
-    ClientPong { c: usize, link: usize },
-    ClientFlushed { c: usize, link: usize, bytes: usize },
-    Act { c: usize },
-    Respond { c: usize, request: InboundRpcId, reply: Result<Option<Value>, HandlerError> },
-    Start { c: usize },
-    HubWake { epoch: u64, at: T },
-    HubOpened { link: usize },
-    HubFrame { link: usize, text: String },
-    HubClosed { link: usize, code: Option<u16>, reason: &'static str },
-    HubPong { link: usize },
-    HubFlushed { link: usize, bytes: usize },
-    HubKey { epoch: u64, request: hub::KeyRequestId, key: Option<String> },
-    HubServerRpc { epoch: u64, call: hub::ServerCallId, reply: ServerReply },
-    HubAcl { epoch: u64, check: hub::AclCheckId, decision: AclDecision },
+    ClientWake {
+        c: usize,
+        at: T,
+    },
+    ClientUp {
+        c: usize,
+        link: usize,
+    },
+    ClientFrame {
+        c: usize,
+        link: usize,
+        text: String,
+    },
+    ClientDown {
+        c: usize,
+        link: usize,
+        code: Option<u16>,
+        reason: &'static str,
+    },
+    ClientPong {
+        c: usize,
+        link: usize,
+    },
+    ClientFlushed {
+        c: usize,
+        link: usize,
+        bytes: usize,
+    },
+    Act {
+        c: usize,
+    },
+    Respond {
+        c: usize,
+        request: InboundRpcId,
+        reply: Result<Option<Value>, HandlerError>,
+    },
+    Start {
+        c: usize,
+    },
+    HubWake {
+        epoch: u64,
+        at: T,
+    },
+    HubOpened {
+        link: usize,
+    },
+    HubFrame {
+        link: usize,
+        text: String,
+    },
+    HubClosed {
+        link: usize,
+        code: Option<u16>,
+        reason: &'static str,
+    },
+    HubPong {
+        link: usize,
+    },
+    HubFlushed {
+        link: usize,
+        bytes: usize,
+    },
+    HubKey {
+        epoch: u64,
+        request: hub::KeyRequestId,
+        key: Option<String>,
+    },
+    HubServerRpc {
+        epoch: u64,
+        call: hub::ServerCallId,
+        reply: ServerReply,
+    },
+    HubAcl {
+        epoch: u64,
+        check: hub::AclCheckId,
+        decision: AclDecision,
+    },
     DropLink,
-    Crash { down_ms: u64 },
+    Crash {
+        down_ms: u64,
+    },
     Restart,
     EndChaos,
     Check,
@@ -274,6 +335,8 @@ pub(crate) struct World {
     expected_rpcs: BTreeSet<(usize, u64)>,
     /// `RpcComplete` events for calls `rpc()` refused, still owed in this drain.
     orphans_owed: usize,
+    /// A frame held back by `Sabotage::ReorderFrames`.
+    held: Option<(usize, String)>,
 }
 
 fn tag(sender: usize, seq: u64, kind: &str, padding: usize) -> Value {
@@ -331,6 +394,7 @@ impl World {
             expected: BTreeSet::new(),
             expected_rpcs: BTreeSet::new(),
             orphans_owed: 0,
+            held: None,
             sc,
         };
         for c in 0..w.sc.clients {
@@ -644,7 +708,11 @@ impl World {
                     });
                 }
             }
-            Ev::HubKey { epoch, request, key } => {
+            Ev::HubKey {
+                epoch,
+                request,
+                key,
+            } => {
                 if epoch == self.epoch && self.hub.is_some() {
                     self.hub_input(hub::Input::KeyResolved { request, key });
                 }
@@ -904,10 +972,14 @@ impl World {
         self.stats.frames += 1;
         self.hash.write(text.as_bytes());
         let Some(l) = self.peers[c].link else {
-            return self.fail(format!("client {c}: transmitted without a transport: {text}"));
+            return self.fail(format!(
+                "client {c}: transmitted without a transport: {text}"
+            ));
         };
         if !self.peers[c].up {
-            return self.fail(format!("client {c}: transmitted before its transport opened"));
+            return self.fail(format!(
+                "client {c}: transmitted before its transport opened"
+            ));
         }
         // The outbox check: every accepted direct and publish leaves exactly once, in
         // the order the application gave them.
@@ -933,7 +1005,9 @@ impl World {
                 p.last_tx_seq = q;
             }
         } else {
-            return self.fail(format!("client {c}: transmitted an unparsable frame {text}"));
+            return self.fail(format!(
+                "client {c}: transmitted an unparsable frame {text}"
+            ));
         }
         if self.links[l].broken {
             return;
@@ -1136,7 +1210,10 @@ impl World {
         }
         let (delay, reply) = match rpc_type.as_str() {
             "echo" => (self.rand(0, 100 * MS), Ok(Some(Value::Object(result)))),
-            "slow" => (self.rand(300 * MS, 3_000 * MS), Ok(Some(Value::Object(result)))),
+            "slow" => (
+                self.rand(300 * MS, 3_000 * MS),
+                Ok(Some(Value::Object(result))),
+            ),
             "fail" => (
                 self.rand(0, 50 * MS),
                 Err(HandlerError::exposed("APP_FAIL", "simulated failure")),
@@ -1165,7 +1242,10 @@ impl World {
                 }
                 return;
             }
-            return self.fail(format!("client {c}: RpcComplete for unknown call {}", rc.id));
+            return self.fail(format!(
+                "client {c}: RpcComplete for unknown call {}",
+                rc.id
+            ));
         };
         p.settled.insert(id);
         let elapsed = self.now - call.sent_at;
@@ -1189,7 +1269,10 @@ impl World {
             self.expected_rpcs.remove(&(c, id));
             // Every peer probes the server at once: a hub allowing fewer concurrent
             // server RPCs than that refuses some.
-            let overloaded = rc.outcome.as_ref().is_err_and(|e| e.code() == "RPC_OVERLOADED");
+            let overloaded = rc
+                .outcome
+                .as_ref()
+                .is_err_and(|e| e.code() == "RPC_OVERLOADED");
             if rc.outcome.is_err() && !(overloaded && call.to == SERVER) {
                 return self.fail(format!(
                     "client {c}: probe RPC to {} failed after the network settled: {:?}",
@@ -1205,8 +1288,14 @@ impl World {
                     return;
                 }
                 let want_by = if server { SERVER } else { call.to.as_str() };
-                let ok_type = matches!(call.rpc_type.as_str(), "echo" | "slow" | "sim.echo" | "sim.slow");
-                let by = result.as_ref().and_then(|r| r.get("by")).and_then(Value::as_str);
+                let ok_type = matches!(
+                    call.rpc_type.as_str(),
+                    "echo" | "slow" | "sim.echo" | "sim.slow"
+                );
+                let by = result
+                    .as_ref()
+                    .and_then(|r| r.get("by"))
+                    .and_then(Value::as_str);
                 let re = untag(result.as_ref().and_then(|r| r.get("re")));
                 if !ok_type || by != Some(want_by) || re != Some((c, call.seq)) {
                     self.fail(format!(
@@ -1376,7 +1465,9 @@ impl World {
         // The abort settles at once: the call must be gone after this drain.
         self.drain_client(c);
         if self.peers[c].pending.contains_key(&id) {
-            self.fail(format!("client {c}: cancel_rpc(rpc#{id}) did not settle the call"));
+            self.fail(format!(
+                "client {c}: cancel_rpc(rpc#{id}) did not settle the call"
+            ));
         }
     }
 
@@ -1443,7 +1534,9 @@ impl World {
             Ok(was) => {
                 self.peers[c].subs.remove(&topic);
                 if !was {
-                    self.fail(format!("client {c}: unsubscribe({topic}) forgot the subscription"));
+                    self.fail(format!(
+                        "client {c}: unsubscribe({topic}) forgot the subscription"
+                    ));
                 }
             }
             Err(e) => self.fail(format!("client {c}: unsubscribe({topic}) refused: {e:?}")),
@@ -1507,7 +1600,11 @@ impl World {
                 hub::Output::Terminate { conn } => self.hub_close(conn.0 as usize, None),
                 hub::Output::Ping { conn } => {
                     let l = conn.0 as usize;
-                    if self.links.get(l).is_some_and(|k| !k.broken && k.epoch == self.epoch) {
+                    if self
+                        .links
+                        .get(l)
+                        .is_some_and(|k| !k.broken && k.epoch == self.epoch)
+                    {
                         let c = self.links[l].client;
                         let d = self.latency(c);
                         let there = (self.now + d).max(self.links[l].down_last);
@@ -1521,7 +1618,14 @@ impl World {
                     let key = known.then(|| self.key_of(&kind));
                     let d = self.rand(0, 20 * MS);
                     let epoch = self.epoch;
-                    self.after(d, Ev::HubKey { epoch, request, key });
+                    self.after(
+                        d,
+                        Ev::HubKey {
+                            epoch,
+                            request,
+                            key,
+                        },
+                    );
                 }
                 hub::Output::ServerRpc(call) => self.server_rpc(call),
                 hub::Output::AclCheck(check) => self.acl_check(check),
@@ -1544,7 +1648,8 @@ impl World {
                 "outbox {} bytes over {} sockets' caps of {}",
                 health.outbox_bytes, health.queued_sockets, self.sc.hub_max_outbox
             ))
-        } else if health.peer_count != state.peers.len() || health.peer_count != self.kind_conn.len()
+        } else if health.peer_count != state.peers.len()
+            || health.peer_count != self.kind_conn.len()
         {
             Some(format!(
                 "peer count {} but state lists {} and events say {}",
@@ -1649,7 +1754,11 @@ impl World {
         };
         let frame = match Frame::parse(text.as_bytes(), &self.limits) {
             Ok(f) => f,
-            Err(e) => return self.fail(format!("hub: transmitted an unparsable frame ({e}): {text}")),
+            Err(e) => {
+                return self.fail(format!(
+                    "hub: transmitted an unparsable frame ({e}): {text}"
+                ));
+            }
         };
         let msg = frame.message();
         let from = frame.from().map(|f| f.to_string_lossy());
@@ -1712,6 +1821,12 @@ impl World {
         if self.links[l].broken {
             return;
         }
+        let app_message = matches!(msg, Message::Direct(_) | Message::TopicMessage(_));
+        let text = if app_message && self.sc.sabotage == Sabotage::ForgeFrom {
+            self.forged(l, &text).unwrap_or(text)
+        } else {
+            text
+        };
         let c = self.links[l].client;
         let len = text.len();
         let per_byte = self.sc.links[c].down_us_per_byte;
@@ -1721,8 +1836,67 @@ impl World {
         let lat = self.latency(c);
         let arrive = (flushed + lat).max(self.links[l].down_last);
         self.links[l].down_last = arrive;
-        self.at(flushed, Ev::HubFlushed { link: l, bytes: len });
-        self.at(arrive, Ev::ClientFrame { c, link: l, text });
+        self.at(
+            flushed,
+            Ev::HubFlushed {
+                link: l,
+                bytes: len,
+            },
+        );
+        match self.sc.sabotage {
+            Sabotage::DropFrames if app_message && chance(&mut self.rng, 0.3) => {}
+            Sabotage::DuplicateFrames if app_message => {
+                let copy = text.clone();
+                self.at(arrive, Ev::ClientFrame { c, link: l, text });
+                self.at(
+                    arrive + 1,
+                    Ev::ClientFrame {
+                        c,
+                        link: l,
+                        text: copy,
+                    },
+                );
+            }
+            Sabotage::ReorderFrames if app_message => match self.held.take() {
+                Some((hl, held)) if hl == l => {
+                    self.at(arrive, Ev::ClientFrame { c, link: l, text });
+                    self.at(
+                        arrive + 1,
+                        Ev::ClientFrame {
+                            c,
+                            link: l,
+                            text: held,
+                        },
+                    );
+                }
+                _ => self.held = Some((l, text)),
+            },
+            _ => self.at(arrive, Ev::ClientFrame { c, link: l, text }),
+        }
+    }
+
+    /// `text` re-signed by the hub's key for this socket but claiming to come from
+    /// another peer (what a hub that trusted the sender's `from` would produce).
+    fn forged(&self, l: usize, text: &str) -> Option<String> {
+        let c = self.links[l].client;
+        let kind = &self.peers[c].kind;
+        let key = link_sansio::wire::Key::new(&self.key_of(kind), Default::default());
+        let frame = Frame::parse(text.as_bytes(), &self.limits).ok()?;
+        let env = frame.into_envelope();
+        let liar = self
+            .peers
+            .iter()
+            .map(|p| p.kind.as_str())
+            .find(|k| Some(*k) != env.from.as_ref().and_then(|f| f.as_str()))?;
+        let header = link_sansio::wire::Header {
+            id: (&env.id).into(),
+            ts: env.ts,
+            from: Some(liar.into()),
+            to: env.to.as_ref().map(Into::into),
+        };
+        let mut out = Vec::new();
+        link_sansio::wire::encode_message(&key, &header, &env.message, &mut out);
+        String::from_utf8(out).ok()
     }
 
     fn hub_event(&mut self, e: HubEvent) {
@@ -1822,7 +1996,10 @@ impl World {
             result.insert("re", d);
         }
         let (delay, reply) = match call.rpc_type.as_str() {
-            "sim.echo" => (self.rand(0, 50 * MS), ServerReply::Ok(Some(Value::Object(result)))),
+            "sim.echo" => (
+                self.rand(0, 50 * MS),
+                ServerReply::Ok(Some(Value::Object(result))),
+            ),
             "sim.slow" => (
                 self.rand(200 * MS, 3_000 * MS),
                 ServerReply::Ok(Some(Value::Object(result))),
@@ -1879,7 +2056,9 @@ impl World {
         if let Some((s, _)) = untag(data)
             && self.peers.get(s).is_some_and(|p| &p.kind != from)
         {
-            return self.fail(format!("hub: ACL asked about {from} for a message of client {s}"));
+            return self.fail(format!(
+                "hub: ACL asked about {from} for a message of client {s}"
+            ));
         }
         let decision = if deny {
             AclDecision::Deny {
@@ -1969,8 +2148,7 @@ impl World {
                 if let Some(q) = self.publish(c, topic, 0) {
                     for &d in &live {
                         let p = &self.peers[d];
-                        if p.kind != self.peers[c].kind && p.subs.contains(topic) && !p.subs_lost
-                        {
+                        if p.kind != self.peers[c].kind && p.subs.contains(topic) && !p.subs_lost {
                             self.expected.insert((p.kind.clone(), c, q));
                             self.stats.probes += 1;
                         }
@@ -1979,7 +2157,10 @@ impl World {
             }
             let timeout = Some(Duration::from_millis(self.sc.probe_ms - 500));
             self.issue_rpc(c, SERVER, "sim.echo", timeout, true);
-            if let Some(&d) = live.iter().find(|&&d| self.peers[d].kind != self.peers[c].kind) {
+            if let Some(&d) = live
+                .iter()
+                .find(|&&d| self.peers[d].kind != self.peers[c].kind)
+            {
                 let to = self.peers[d].kind.clone();
                 self.issue_rpc(c, &to, "echo", timeout, true);
             }

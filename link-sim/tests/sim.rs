@@ -4,7 +4,7 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Instant;
 
-use link_sim::{Outcome, repro_command, run, run_verbose};
+use link_sim::{Outcome, Sabotage, Scenario, repro_command, run, run_scenario, run_verbose};
 
 /// Seeds run by default; `SIM_SEEDS=N` runs more (or fewer).
 const DEFAULT_SEEDS: u64 = 1_000;
@@ -100,5 +100,31 @@ fn a_seed_replays_exactly() {
         assert_eq!(a.stats, b.stats, "seed {seed} did not replay");
         assert!(a.stats.frames > 0, "seed {seed} moved no frames");
     }
-    assert_ne!(run(3).trace_hash, run(4).trace_hash, "different seeds, same run");
+    assert_ne!(
+        run(3).trace_hash,
+        run(4).trace_hash,
+        "different seeds, same run"
+    );
+}
+
+/// The invariants are not vacuous: a network that loses, repeats, reorders or forges
+/// what the hub sends is caught within a few seeds.
+#[test]
+fn sabotage_is_caught() {
+    for sabotage in [
+        Sabotage::DropFrames,
+        Sabotage::DuplicateFrames,
+        Sabotage::ReorderFrames,
+        Sabotage::ForgeFrom,
+    ] {
+        let caught = (0..20).find_map(|seed| {
+            let mut sc = Scenario::from_seed(seed);
+            sc.sabotage = sabotage;
+            run_scenario(seed, sc).violation
+        });
+        let Some(v) = caught else {
+            panic!("{sabotage:?} went unnoticed over 20 seeds");
+        };
+        eprintln!("{sabotage:?}: {v}");
+    }
 }
