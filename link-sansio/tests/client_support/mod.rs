@@ -57,6 +57,10 @@ pub struct Harness {
     pub events: Vec<ClientEvent>,
     pub actions: Vec<Action>,
     pub deadline: Option<Instant>,
+    /// Report every transmitted frame as flushed at once (an idle socket).
+    pub auto_flush: bool,
+    /// Answer every ping with a pong (a live hub).
+    pub auto_pong: bool,
     next_id: u64,
 }
 
@@ -78,12 +82,29 @@ impl Harness {
             events: Vec::new(),
             actions: Vec::new(),
             deadline: None,
+            auto_flush: true,
+            auto_pong: true,
             next_id: 0,
         }
     }
 
-    /// Drains outputs into `sent`, `events` and `actions`.
+    /// Drains outputs into `sent`, `events` and `actions`, playing the socket's part
+    /// (flush reports, pongs) as configured.
     pub fn pump(&mut self) {
+        loop {
+            let (flushed, pings) = self.pump_once();
+            if flushed > 0 && self.auto_flush {
+                self.conn.handle_input(self.now, Input::Flushed(flushed));
+            } else if pings > 0 && self.auto_pong {
+                self.conn.handle_input(self.now, Input::Pong);
+            } else {
+                break;
+            }
+        }
+    }
+
+    fn pump_once(&mut self) -> (usize, usize) {
+        let (mut flushed, mut pings) = (0, 0);
         loop {
             match self.conn.poll_output() {
                 Output::Timeout(t) => {
@@ -95,6 +116,7 @@ impl Harness {
                     break;
                 }
                 Output::Transmit(text) => {
+                    flushed += text.len();
                     let mut scratch = Vec::new();
                     let env = wire::decode(text.as_bytes(), &self.key, &Limits::default(), &mut scratch)
                         .expect("the client signs what it sends");
@@ -109,10 +131,14 @@ impl Harness {
                 Output::Connect { url } => self.actions.push(Action::Connect(url)),
                 Output::Close { code, reason } => self.actions.push(Action::Close(code, reason)),
                 Output::Terminate => self.actions.push(Action::Terminate),
-                Output::Ping => self.actions.push(Action::Ping),
+                Output::Ping => {
+                    pings += 1;
+                    self.actions.push(Action::Ping);
+                }
                 other => panic!("unexpected output {other:?}"),
             }
         }
+        (flushed, pings)
     }
 
     pub fn input(&mut self, input: Input<'_>) {
