@@ -426,7 +426,8 @@ impl Connection {
             Input::Pong => self.pong_alive = true,
             Input::Flushed(n) => {
                 self.buffered = self.buffered.saturating_sub(n);
-                if self.ready && !self.outbox.is_empty() {
+                // A graceful stop drains while no longer ready.
+                if (self.ready || self.drain.is_some()) && !self.outbox.is_empty() {
                     self.drain_outbox(now);
                 }
             }
@@ -1059,7 +1060,7 @@ impl Connection {
         }
         if self.timers.drain_retry.is_some_and(|d| d <= t) {
             self.timers.drain_retry = None;
-            if self.ready {
+            if self.ready || self.drain.is_some() {
                 self.drain_outbox(now);
             }
         }
