@@ -9,7 +9,9 @@ use link_sansio::client::{
     CancelReason, ClientConfig, ClientEvent, Connection, InboundRpcId, Input, Output, RpcComplete,
     RpcError, RpcId,
 };
-use link_sansio::hub::{self, ConnId, HubConfig, HubEvent, HubState, Keys, ServerCall, ServerReply};
+use link_sansio::hub::{
+    self, ConnId, HubConfig, HubEvent, HubState, Keys, ServerCall, ServerReply,
+};
 use link_sansio::time::Now;
 use link_sansio::wire::Value;
 use serde_json::json;
@@ -127,10 +129,16 @@ impl Net {
                                 let id = ConnId(self.next_socket);
                                 self.sockets.insert(id, i);
                                 self.clients[i].socket = Some(id);
-                                todo.push_back(Todo::ToHub(hub::Input::Opened { conn: id, remote: None }));
+                                todo.push_back(Todo::ToHub(hub::Input::Opened {
+                                    conn: id,
+                                    remote: None,
+                                }));
                                 todo.push_back(Todo::ToClient(i, ClientInput::Up));
                             } else {
-                                todo.push_back(Todo::ToClient(i, ClientInput::Down(Some(1006), String::new())));
+                                todo.push_back(Todo::ToClient(
+                                    i,
+                                    ClientInput::Down(Some(1006), String::new()),
+                                ));
                             }
                         }
                         Output::Transmit(text) => {
@@ -165,7 +173,10 @@ impl Net {
                             break;
                         }
                         hub::Output::Transmit { conn, text } => {
-                            todo.push_back(Todo::ToHub(hub::Input::Flushed { conn, bytes: text.len() }));
+                            todo.push_back(Todo::ToHub(hub::Input::Flushed {
+                                conn,
+                                bytes: text.len(),
+                            }));
                             if let Some(&i) = self.sockets.get(&conn) {
                                 todo.push_back(Todo::ToClient(i, ClientInput::Frame(text)));
                             }
@@ -173,27 +184,40 @@ impl Net {
                         hub::Output::Close { conn, code, reason } => {
                             if let Some(i) = self.sockets.remove(&conn) {
                                 self.clients[i].socket = None;
-                                todo.push_back(Todo::ToClient(i, ClientInput::Down(Some(code), reason.clone())));
+                                todo.push_back(Todo::ToClient(
+                                    i,
+                                    ClientInput::Down(Some(code), reason.clone()),
+                                ));
                             }
                             todo.push_back(Todo::HubClosed(conn, Some(code), reason));
                         }
                         hub::Output::Terminate { conn } => {
                             if let Some(i) = self.sockets.remove(&conn) {
                                 self.clients[i].socket = None;
-                                todo.push_back(Todo::ToClient(i, ClientInput::Down(Some(1006), String::new())));
+                                todo.push_back(Todo::ToClient(
+                                    i,
+                                    ClientInput::Down(Some(1006), String::new()),
+                                ));
                             }
                             todo.push_back(Todo::HubClosed(conn, Some(1006), String::new()));
                         }
-                        hub::Output::Ping { conn } => todo.push_back(Todo::ToHub(hub::Input::Pong { conn })),
+                        hub::Output::Ping { conn } => {
+                            todo.push_back(Todo::ToHub(hub::Input::Pong { conn }))
+                        }
                         hub::Output::Event(e) => self.hub_events.push(e),
-                        hub::Output::ResolveKey { request, .. } => todo.push_back(Todo::ToHub(
-                            hub::Input::KeyResolved { request, key: Some(SECRET.into()) },
-                        )),
+                        hub::Output::ResolveKey { request, .. } => {
+                            todo.push_back(Todo::ToHub(hub::Input::KeyResolved {
+                                request,
+                                key: Some(SECRET.into()),
+                            }))
+                        }
                         hub::Output::ServerRpc(call) => self.server_calls.push_back(call),
-                        hub::Output::AclCheck(check) => todo.push_back(Todo::ToHub(hub::Input::AclDecided {
-                            check: check.check,
-                            decision: hub::AclDecision::Allow,
-                        })),
+                        hub::Output::AclCheck(check) => {
+                            todo.push_back(Todo::ToHub(hub::Input::AclDecided {
+                                check: check.check,
+                                decision: hub::AclDecision::Allow,
+                            }))
+                        }
                         other => panic!("unexpected hub output {other:?}"),
                     }
                 }
@@ -211,22 +235,41 @@ impl Net {
                     }
                     Todo::HubFrame(conn, text) => {
                         if let Some(hub) = &mut self.hub {
-                            hub.handle_input(now, hub::Input::Frame { conn, bytes: text.as_bytes() });
+                            hub.handle_input(
+                                now,
+                                hub::Input::Frame {
+                                    conn,
+                                    bytes: text.as_bytes(),
+                                },
+                            );
                         }
                     }
                     Todo::HubClosed(conn, code, reason) => {
                         if let Some(hub) = &mut self.hub {
-                            hub.handle_input(now, hub::Input::Closed { conn, code, reason: &reason });
+                            hub.handle_input(
+                                now,
+                                hub::Input::Closed {
+                                    conn,
+                                    code,
+                                    reason: &reason,
+                                },
+                            );
                         }
                     }
                     Todo::ToClient(i, input) => {
                         let conn = &mut self.clients[i].conn;
                         match input {
                             ClientInput::Up => conn.handle_input(now, Input::TransportUp),
-                            ClientInput::Frame(text) => conn.handle_input(now, Input::Frame(text.as_bytes())),
-                            ClientInput::Down(code, reason) => {
-                                conn.handle_input(now, Input::TransportDown { code, reason: &reason })
+                            ClientInput::Frame(text) => {
+                                conn.handle_input(now, Input::Frame(text.as_bytes()))
                             }
+                            ClientInput::Down(code, reason) => conn.handle_input(
+                                now,
+                                Input::TransportDown {
+                                    code,
+                                    reason: &reason,
+                                },
+                            ),
                             ClientInput::Pong => conn.handle_input(now, Input::Pong),
                             ClientInput::Flushed(n) => conn.handle_input(now, Input::Flushed(n)),
                         }
@@ -277,7 +320,13 @@ impl Net {
         for (_, i) in std::mem::take(&mut self.sockets) {
             self.clients[i].socket = None;
             let now = self.now;
-            self.clients[i].conn.handle_input(now, Input::TransportDown { code: Some(1006), reason: "" });
+            self.clients[i].conn.handle_input(
+                now,
+                Input::TransportDown {
+                    code: Some(1006),
+                    reason: "",
+                },
+            );
         }
         self.run();
         self.hub = Some(HubState::new(hub_config(), 2, self.now));
@@ -303,9 +352,16 @@ fn requests(events: &[ClientEvent]) -> Vec<(InboundRpcId, String, Option<Value>)
     events
         .iter()
         .filter_map(|e| match e {
-            ClientEvent::RpcRequest { request, rpc_type, data, from } => {
-                Some((*request, format!("{}:{rpc_type}", from.as_deref().unwrap_or("?")), data.clone()))
-            }
+            ClientEvent::RpcRequest {
+                request,
+                rpc_type,
+                data,
+                from,
+            } => Some((
+                *request,
+                format!("{}:{rpc_type}", from.as_deref().unwrap_or("?")),
+                data.clone(),
+            )),
             _ => None,
         })
         .collect()
@@ -318,7 +374,10 @@ fn handling(kind: &str, types: &[&str]) -> ClientConfig {
 }
 
 fn outcome(events: &[ClientEvent], id: RpcId) -> Result<Option<Value>, RpcError> {
-    let done: Vec<_> = completions(events).into_iter().filter(|c| c.id == id).collect();
+    let done: Vec<_> = completions(events)
+        .into_iter()
+        .filter(|c| c.id == id)
+        .collect();
     assert_eq!(done.len(), 1, "one completion for {id}: {events:?}");
     done[0].outcome.clone()
 }
@@ -333,7 +392,11 @@ fn clients_become_ready_and_see_each_other() {
     let kinds = |net: &mut Net, i| net.c(i).peers().map(|p| p.kind.clone()).collect::<Vec<_>>();
     assert_eq!(kinds(&mut net, a), vec!["alpha", "beta"]);
     assert_eq!(kinds(&mut net, b), vec!["alpha", "beta"]);
-    assert!(net.events(a).iter().any(|e| matches!(e, ClientEvent::PeerConnected(p) if p.kind == "beta")));
+    assert!(
+        net.events(a)
+            .iter()
+            .any(|e| matches!(e, ClientEvent::PeerConnected(p) if p.kind == "beta"))
+    );
 }
 
 #[test]
@@ -344,33 +407,58 @@ fn rpc_both_ways_through_the_hub() {
     net.events(a);
     net.events(b);
 
-    let call = net.clients[a].conn.rpc(net.now, "beta", "sum", Some(v(json!([1, 2, 3]))), None).expect("sent");
+    let call = net.clients[a]
+        .conn
+        .rpc(net.now, "beta", "sum", Some(v(json!([1, 2, 3]))), None)
+        .expect("sent");
     net.run();
     let reqs = requests(&net.events(b));
     assert_eq!(reqs.len(), 1);
     let (req, who, data) = reqs[0].clone();
-    assert_eq!((who.as_str(), data), ("alpha:sum", Some(v(json!([1, 2, 3])))));
-    net.clients[b].conn.respond(net.now, req, Ok(Some(v(json!(6)))));
+    assert_eq!(
+        (who.as_str(), data),
+        ("alpha:sum", Some(v(json!([1, 2, 3]))))
+    );
+    net.clients[b]
+        .conn
+        .respond(net.now, req, Ok(Some(v(json!(6)))));
     net.run();
     assert_eq!(outcome(&net.events(a), call), Ok(Some(v(json!(6)))));
 
-    let back = net.clients[b].conn.rpc(net.now, "alpha", "double", Some(v(json!(21))), None).expect("sent");
+    let back = net.clients[b]
+        .conn
+        .rpc(net.now, "alpha", "double", Some(v(json!(21))), None)
+        .expect("sent");
     net.run();
     let (req, who, _) = requests(&net.events(a))[0].clone();
     assert_eq!(who, "beta:double");
-    net.clients[a].conn.respond(net.now, req, Ok(Some(v(json!(42)))));
+    net.clients[a]
+        .conn
+        .respond(net.now, req, Ok(Some(v(json!(42)))));
     net.run();
     assert_eq!(outcome(&net.events(b), back), Ok(Some(v(json!(42)))));
 
     // An unknown type is answered by beta's connection, a missing peer by the hub.
-    let unknown = net.clients[a].conn.rpc(net.now, "beta", "nope", None, None).expect("sent");
-    let absent = net.clients[a].conn.rpc(net.now, "gamma", "sum", None, None).expect("sent");
+    let unknown = net.clients[a]
+        .conn
+        .rpc(net.now, "beta", "nope", None, None)
+        .expect("sent");
+    let absent = net.clients[a]
+        .conn
+        .rpc(net.now, "gamma", "sum", None, None)
+        .expect("sent");
     net.run();
     let events = net.events(a);
     let e = outcome(&events, unknown).expect_err("unknown type");
-    assert_eq!((e.code(), e.to_string().as_str()), ("RPC_UNKNOWN_TYPE", "Unknown rpcType: nope"));
+    assert_eq!(
+        (e.code(), e.to_string().as_str()),
+        ("RPC_UNKNOWN_TYPE", "Unknown rpcType: nope")
+    );
     let e = outcome(&events, absent).expect_err("no target");
-    assert_eq!((e.code(), e.to_string().as_str()), ("RPC_NO_TARGET", "Target not connected: gamma"));
+    assert_eq!(
+        (e.code(), e.to_string().as_str()),
+        ("RPC_NO_TARGET", "Target not connected: gamma")
+    );
 }
 
 #[test]
@@ -380,24 +468,53 @@ fn rpc_to_the_server() {
     net.hub.as_mut().expect("hub").register_server_rpc("time");
     net.events(a);
 
-    let health = net.clients[a].conn.rpc(net.now, "server", "link.health", None, None).expect("sent");
-    let time = net.clients[a].conn.rpc(net.now, "server", "time", Some(v(json!({"tz": "UTC"}))), None).expect("sent");
-    let unknown = net.clients[a].conn.rpc(net.now, "server", "nope", None, None).expect("sent");
+    let health = net.clients[a]
+        .conn
+        .rpc(net.now, "server", "link.health", None, None)
+        .expect("sent");
+    let time = net.clients[a]
+        .conn
+        .rpc(
+            net.now,
+            "server",
+            "time",
+            Some(v(json!({"tz": "UTC"}))),
+            None,
+        )
+        .expect("sent");
+    let unknown = net.clients[a]
+        .conn
+        .rpc(net.now, "server", "nope", None, None)
+        .expect("sent");
     net.run();
-    let call = net.server_calls.pop_front().expect("the application handler runs");
-    assert_eq!((call.from.as_str(), call.rpc_type.as_str()), ("alpha", "time"));
+    let call = net
+        .server_calls
+        .pop_front()
+        .expect("the application handler runs");
+    assert_eq!(
+        (call.from.as_str(), call.rpc_type.as_str()),
+        ("alpha", "time")
+    );
     assert_eq!(call.data, Some(v(json!({"tz": "UTC"}))));
-    net.hub
-        .as_mut()
-        .expect("hub")
-        .handle_input(net.now, hub::Input::ServerRpcDone { call: call.call, reply: ServerReply::Ok(Some(v(json!(12345)))) });
+    net.hub.as_mut().expect("hub").handle_input(
+        net.now,
+        hub::Input::ServerRpcDone {
+            call: call.call,
+            reply: ServerReply::Ok(Some(v(json!(12345)))),
+        },
+    );
     net.run();
     let events = net.events(a);
-    let h = outcome(&events, health).expect("built-in").expect("a result");
+    let h = outcome(&events, health)
+        .expect("built-in")
+        .expect("a result");
     assert_eq!(h.get("peerCount"), Some(&v(json!(1))));
     assert_eq!(outcome(&events, time), Ok(Some(v(json!(12345)))));
     let e = outcome(&events, unknown).expect_err("no such server rpc");
-    assert_eq!((e.code(), e.to_string().as_str()), ("RPC_UNKNOWN_TYPE", "Unknown server rpcType: nope"));
+    assert_eq!(
+        (e.code(), e.to_string().as_str()),
+        ("RPC_UNKNOWN_TYPE", "Unknown server rpcType: nope")
+    );
 }
 
 #[test]
@@ -407,7 +524,10 @@ fn an_rpc_cancelled_mid_flight_reaches_the_handler_as_a_cancel() {
     let b = net.client(handling("beta", &["slow"]));
     net.events(a);
     net.events(b);
-    let call = net.clients[a].conn.rpc(net.now, "beta", "slow", None, None).expect("sent");
+    let call = net.clients[a]
+        .conn
+        .rpc(net.now, "beta", "slow", None, None)
+        .expect("sent");
     net.run();
     let (req, _, _) = requests(&net.events(b))[0].clone();
     net.advance(Duration::from_millis(100));
@@ -421,19 +541,42 @@ fn an_rpc_cancelled_mid_flight_reaches_the_handler_as_a_cancel() {
         rpc_type: "slow".into(),
         reason: CancelReason::Caller,
     }));
-    assert!(net.hub_events.iter().any(|e| matches!(e, HubEvent::RpcCancelled { .. })));
+    assert!(
+        net.hub_events
+            .iter()
+            .any(|e| matches!(e, HubEvent::RpcCancelled { .. }))
+    );
     // The handler finishes anyway: nothing reaches the caller.
-    net.clients[b].conn.respond(net.now, req, Ok(Some(v(json!("too late")))));
+    net.clients[b]
+        .conn
+        .respond(net.now, req, Ok(Some(v(json!("too late")))));
     net.run();
     let events = net.events(a);
-    assert!(completions(&events).is_empty() && !events.iter().any(|e| matches!(e, ClientEvent::LateResponse { .. })));
+    assert!(
+        completions(&events).is_empty()
+            && !events
+                .iter()
+                .any(|e| matches!(e, ClientEvent::LateResponse { .. }))
+    );
 
     // A timeout cancels the same way.
-    let call = net.clients[a].conn.rpc(net.now, "beta", "slow", None, Some(Duration::from_millis(500))).expect("sent");
+    let call = net.clients[a]
+        .conn
+        .rpc(
+            net.now,
+            "beta",
+            "slow",
+            None,
+            Some(Duration::from_millis(500)),
+        )
+        .expect("sent");
     net.run();
     let (req, _, _) = requests(&net.events(b))[0].clone();
     net.advance(Duration::from_millis(500));
-    assert_eq!(outcome(&net.events(a), call).expect_err("timeout").code(), "RPC_TIMEOUT");
+    assert_eq!(
+        outcome(&net.events(a), call).expect_err("timeout").code(),
+        "RPC_TIMEOUT"
+    );
     assert!(net.events(b).iter().any(|e| matches!(e,
         ClientEvent::RpcCancelled { request, reason: CancelReason::Caller, .. } if *request == req)));
 }
@@ -446,13 +589,27 @@ fn a_hub_restart_with_100_rpcs_pending_and_publishes_queued() {
     ca.reconnect_initial = Duration::from_millis(3_000);
     let a = net.client(ca);
     let b = net.client(handling("beta", &["work"]));
-    net.clients[b].conn.subscribe(net.now, "jobs").expect("valid");
+    net.clients[b]
+        .conn
+        .subscribe(net.now, "jobs")
+        .expect("valid");
     net.run();
     net.events(a);
     net.events(b);
 
     let calls: Vec<RpcId> = (0..100)
-        .map(|n| net.clients[a].conn.rpc(net.now, "beta", "work", Some(v(json!(n))), Some(Duration::ZERO)).expect("sent"))
+        .map(|n| {
+            net.clients[a]
+                .conn
+                .rpc(
+                    net.now,
+                    "beta",
+                    "work",
+                    Some(v(json!(n))),
+                    Some(Duration::ZERO),
+                )
+                .expect("sent")
+        })
         .collect();
     net.run();
     let inbound = requests(&net.events(b));
@@ -466,11 +623,23 @@ fn a_hub_restart_with_100_rpcs_pending_and_publishes_queued() {
     assert!(failed.iter().all(|c| calls.contains(&c.id)
         && matches!(c.outcome, Err(RpcError::Disconnect { stopped: false, .. }))));
     assert_eq!(
-        net.events(b).iter().filter(|e| matches!(e, ClientEvent::RpcCancelled { reason: CancelReason::Disconnected, .. })).count(),
+        net.events(b)
+            .iter()
+            .filter(|e| matches!(
+                e,
+                ClientEvent::RpcCancelled {
+                    reason: CancelReason::Disconnected,
+                    ..
+                }
+            ))
+            .count(),
         100
     );
     for n in 0..5 {
-        net.clients[a].conn.publish(net.now, "jobs", Some(v(json!(n)))).expect("queued while down");
+        net.clients[a]
+            .conn
+            .publish(net.now, "jobs", Some(v(json!(n))))
+            .expect("queued while down");
     }
     assert_eq!(net.c(a).health().outbox_size, 5);
 
@@ -480,13 +649,20 @@ fn a_hub_restart_with_100_rpcs_pending_and_publishes_queued() {
         }
         net.advance(Duration::from_millis(500));
     }
-    assert!(net.ready(a) && net.ready(b), "both reconnected to the new hub");
+    assert!(
+        net.ready(a) && net.ready(b),
+        "both reconnected to the new hub"
+    );
     net.run();
     let got: Vec<Value> = net
         .events(b)
         .into_iter()
         .filter_map(|e| match e {
-            ClientEvent::TopicMessage { topic, from, payload } => {
+            ClientEvent::TopicMessage {
+                topic,
+                from,
+                payload,
+            } => {
                 assert_eq!((topic.as_str(), from.as_deref()), ("jobs", Some("alpha")));
                 payload
             }
@@ -509,16 +685,35 @@ fn subscriptions_come_back_after_a_reconnect() {
     let mut net = Net::new();
     let a = net.client(client_config("alpha"));
     let b = net.client(client_config("beta"));
-    net.clients[b].conn.subscribe(net.now, "news").expect("valid");
+    net.clients[b]
+        .conn
+        .subscribe(net.now, "news")
+        .expect("valid");
     net.run();
     // beta's socket dies; the hub forgets its subscriptions.
     let socket = net.clients[b].socket.take().expect("connected");
     net.sockets.remove(&socket);
     let now = net.now;
-    net.hub.as_mut().expect("hub").handle_input(now, hub::Input::Closed { conn: socket, code: Some(1006), reason: "" });
-    net.c(b).handle_input(now, Input::TransportDown { code: Some(1006), reason: "" });
+    net.hub.as_mut().expect("hub").handle_input(
+        now,
+        hub::Input::Closed {
+            conn: socket,
+            code: Some(1006),
+            reason: "",
+        },
+    );
+    net.c(b).handle_input(
+        now,
+        Input::TransportDown {
+            code: Some(1006),
+            reason: "",
+        },
+    );
     net.run();
-    net.clients[a].conn.publish(net.now, "news", Some(v(json!("missed")))).expect("sent");
+    net.clients[a]
+        .conn
+        .publish(net.now, "news", Some(v(json!("missed"))))
+        .expect("sent");
     net.run();
     for _ in 0..20 {
         if net.ready(b) {
@@ -528,11 +723,26 @@ fn subscriptions_come_back_after_a_reconnect() {
     }
     assert!(net.ready(b));
     net.events(b);
-    let list = net.clients[a].conn.rpc(net.now, "server", "link.topic.list", Some(v(json!({"topic": "news"}))), None).expect("sent");
-    net.clients[a].conn.publish(net.now, "news", Some(v(json!("fresh")))).expect("sent");
+    let list = net.clients[a]
+        .conn
+        .rpc(
+            net.now,
+            "server",
+            "link.topic.list",
+            Some(v(json!({"topic": "news"}))),
+            None,
+        )
+        .expect("sent");
+    net.clients[a]
+        .conn
+        .publish(net.now, "news", Some(v(json!("fresh"))))
+        .expect("sent");
     net.run();
     let listed = outcome(&net.events(a), list).expect("listed");
-    assert_eq!(listed, Some(v(json!({"topic": "news", "subscribers": ["beta"]}))));
+    assert_eq!(
+        listed,
+        Some(v(json!({"topic": "news", "subscribers": ["beta"]})))
+    );
     let got: Vec<_> = net
         .events(b)
         .into_iter()
@@ -541,7 +751,11 @@ fn subscriptions_come_back_after_a_reconnect() {
             _ => None,
         })
         .collect();
-    assert_eq!(got, vec![v(json!("fresh"))], "at-most-once: the message sent while away is lost");
+    assert_eq!(
+        got,
+        vec![v(json!("fresh"))],
+        "at-most-once: the message sent while away is lost"
+    );
 }
 
 #[test]
@@ -555,14 +769,25 @@ fn a_displaced_duplicate_kind_stays_down() {
     let second = net.client(client_config("worker"));
     assert!(net.ready(second));
     let events = net.events(first);
-    assert!(events.iter().any(|e| matches!(e,
-        ClientEvent::Disconnected(d) if d.displaced && d.code == Some(4000) && !d.will_reconnect)), "{events:?}");
+    assert!(
+        events.iter().any(|e| matches!(e,
+        ClientEvent::Disconnected(d) if d.displaced && d.code == Some(4000) && !d.will_reconnect)),
+        "{events:?}"
+    );
     assert!(events.contains(&ClientEvent::Stopped));
     net.advance(Duration::from_secs(120));
     assert!(!net.ready(first) && net.c(first).health().stopped);
     assert!(net.ready(second), "the newcomer keeps the kind");
-    assert!(net.events(watcher).iter().any(|e| matches!(e, ClientEvent::PeerReplaced { kind, .. } if kind == "worker")));
-    let workers = net.c(watcher).peers().filter(|p| p.kind == "worker").count();
+    assert!(
+        net.events(watcher)
+            .iter()
+            .any(|e| matches!(e, ClientEvent::PeerReplaced { kind, .. } if kind == "worker"))
+    );
+    let workers = net
+        .c(watcher)
+        .peers()
+        .filter(|p| p.kind == "worker")
+        .count();
     assert_eq!(workers, 1);
 }
 
@@ -574,8 +799,14 @@ fn direct_messages_and_statuses_flow_between_peers() {
     let a = net.client(ca);
     let b = net.client(client_config("beta"));
     assert!(net.events(a).contains(&ClientEvent::StatusWanted));
-    net.clients[a].conn.push_status(net.now, Some(v(json!({"load": 0.5})))).expect("sent");
-    net.clients[a].conn.send(net.now, "beta", "hint", Some(v(json!([1])))).expect("sent");
+    net.clients[a]
+        .conn
+        .push_status(net.now, Some(v(json!({"load": 0.5}))))
+        .expect("sent");
+    net.clients[a]
+        .conn
+        .send(net.now, "beta", "hint", Some(v(json!([1]))))
+        .expect("sent");
     net.run();
     let events = net.events(b);
     assert!(events.contains(&ClientEvent::PeerStatus {

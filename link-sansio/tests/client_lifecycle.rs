@@ -26,25 +26,42 @@ fn reconnect_delays(events: &[ClientEvent]) -> Vec<(u32, Duration)> {
 #[test]
 fn start_asks_to_connect_and_sends_hello_first_on_open() {
     let mut h = Harness::new(config("worker"));
-    assert!(matches!(h.conn.poll_output(), link_sansio::client::Output::Idle));
+    assert!(matches!(
+        h.conn.poll_output(),
+        link_sansio::client::Output::Idle
+    ));
     h.conn.start(h.now);
     h.pump();
     assert_eq!(h.take_actions(), vec![Action::Connect(URL.into())]);
     assert!(!h.conn.is_connected());
     // A publish before the transport is up waits in the outbox.
-    h.conn.publish(h.now, "jobs", Some(v(json!(1)))).expect("queued");
+    h.conn
+        .publish(h.now, "jobs", Some(v(json!(1))))
+        .expect("queued");
     h.input(Input::TransportUp);
     let sent = h.take_sent();
-    assert_eq!(sent.len(), 1, "only the hello goes out before the ack: {sent:?}");
+    assert_eq!(
+        sent.len(),
+        1,
+        "only the hello goes out before the ack: {sent:?}"
+    );
     let hello = &sent[0];
     assert_eq!(hello.msg_type, "hello");
-    assert_eq!(hello.env.from.as_ref().map(|f| f.to_string_lossy()), Some("worker".into()));
+    assert_eq!(
+        hello.env.from.as_ref().map(|f| f.to_string_lossy()),
+        Some("worker".into())
+    );
     assert_eq!(hello.to(), None);
     assert_eq!(
         hello.data,
-        Some(v(json!({"kind": "worker", "name": "worker", "pid": 4242, "startedAt": WALL})))
+        Some(v(
+            json!({"kind": "worker", "name": "worker", "pid": 4242, "startedAt": WALL})
+        ))
     );
-    assert!(h.take_events().contains(&ClientEvent::Connected { url: URL.into() }));
+    assert!(
+        h.take_events()
+            .contains(&ClientEvent::Connected { url: URL.into() })
+    );
     assert!(h.conn.is_connected() && !h.conn.is_ready());
 }
 
@@ -56,7 +73,11 @@ fn ready_only_on_a_verified_hello_ack() {
     h.up();
     h.take_events();
     // A verified non-ack message: verified, not ready.
-    h.hub("peers.update", Some("server"), Some(v(json!({"peers": []}))));
+    h.hub(
+        "peers.update",
+        Some("server"),
+        Some(v(json!({"peers": []}))),
+    );
     assert_eq!(h.take_events(), vec![ClientEvent::Verified]);
     assert!(h.conn.health().verified && !h.conn.is_ready());
     // A forged ack (wrong key) is dropped.
@@ -68,7 +89,10 @@ fn ready_only_on_a_verified_hello_ack() {
     h.input(Input::Frame(&forged));
     assert!(matches!(
         h.take_events()[..],
-        [ClientEvent::ProtocolError { reason: DropReason::BadSignature, .. }]
+        [ClientEvent::ProtocolError {
+            reason: DropReason::BadSignature,
+            ..
+        }]
     ));
     assert!(!h.conn.is_ready());
     h.ack(&["topics", "direct"]);
@@ -87,12 +111,22 @@ fn an_ack_without_ok_is_acceptance_and_missing_features_mean_none() {
     h.conn.start(h.now);
     h.pump();
     h.up();
-    h.hub("hello.ack", Some("server"), Some(v(json!({"kind": "worker"}))));
+    h.hub(
+        "hello.ack",
+        Some("server"),
+        Some(v(json!({"kind": "worker"}))),
+    );
     assert!(h.conn.is_ready(), "ok !== false is acceptance");
     assert!(h.conn.hub_features().is_empty());
-    let err = h.conn.publish(h.now, "t", None).expect_err("no topics feature");
+    let err = h
+        .conn
+        .publish(h.now, "t", None)
+        .expect_err("no topics feature");
     assert_eq!(err.code(), "FEATURE_UNSUPPORTED");
-    let err = h.conn.send(h.now, "other", "x", None).expect_err("no direct feature");
+    let err = h
+        .conn
+        .send(h.now, "other", "x", None)
+        .expect_err("no direct feature");
     assert_eq!(err.code(), "FEATURE_UNSUPPORTED");
 }
 
@@ -103,18 +137,29 @@ fn rejection_stops_the_link_by_default() {
     h.pump();
     h.up();
     h.take_events();
-    h.hub("hello.ack", Some("server"), Some(v(json!({"ok": false, "error": "unknown kind"}))));
+    h.hub(
+        "hello.ack",
+        Some("server"),
+        Some(v(json!({"ok": false, "error": "unknown kind"}))),
+    );
     let events = h.take_events();
     assert!(events.contains(&ClientEvent::Rejected {
         reason: "unknown kind".into(),
         error: Some("unknown kind".into())
     }));
     assert!(events.contains(&ClientEvent::Stopped));
-    assert!(!events.iter().any(|e| matches!(e, ClientEvent::Ready { .. })));
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, ClientEvent::Ready { .. }))
+    );
     assert!(matches!(h.take_actions()[..], [Action::Close(1000, _)]));
     assert!(h.conn.health().stopped);
     h.ms(60_000);
-    assert!(h.take_actions().is_empty(), "a rejected link does not reconnect");
+    assert!(
+        h.take_actions().is_empty(),
+        "a rejected link does not reconnect"
+    );
 }
 
 #[test]
@@ -163,7 +208,9 @@ fn diagnostic_reports_nothing_verified() {
     h.ms(1);
     assert_eq!(
         h.take_events(),
-        vec![ClientEvent::HelloAckDiagnostic(HelloAckDiagnosis::NothingVerified)]
+        vec![ClientEvent::HelloAckDiagnostic(
+            HelloAckDiagnosis::NothingVerified
+        )]
     );
     assert_eq!(HelloAckDiagnosis::NothingVerified.as_str(), "no-ack");
 }
@@ -177,16 +224,31 @@ fn diagnostic_reports_clock_skew() {
     h.take_events();
     // The hub's clock is 10 minutes ahead: its (valid) ack falls outside the window.
     let ts = h.now.ms() + 600_000.0;
-    let ack = h.frame_with("a1", ts, "hello.ack", Some("server"), Some(v(json!({"ok": true}))));
+    let ack = h.frame_with(
+        "a1",
+        ts,
+        "hello.ack",
+        Some("server"),
+        Some(v(json!({"ok": true}))),
+    );
     h.input(Input::Frame(&ack));
     assert!(matches!(
         h.take_events()[..],
-        [ClientEvent::ProtocolError { reason: DropReason::ReplayWindow, .. }]
+        [ClientEvent::ProtocolError {
+            reason: DropReason::ReplayWindow,
+            ..
+        }]
     ));
     h.ms(5_000);
     let events = h.take_events();
-    let [ClientEvent::HelloAckDiagnostic(d @ HelloAckDiagnosis::ClockSkew { dropped: 1, skew_ms })] =
-        events[..]
+    let [
+        ClientEvent::HelloAckDiagnostic(
+            d @ HelloAckDiagnosis::ClockSkew {
+                dropped: 1,
+                skew_ms,
+            },
+        ),
+    ] = events[..]
     else {
         panic!("{events:?}");
     };
@@ -200,7 +262,11 @@ fn diagnostic_reports_no_ack_after_verified_traffic() {
     h.conn.start(h.now);
     h.pump();
     h.up();
-    h.hub("peers.update", Some("server"), Some(v(json!({"peers": []}))));
+    h.hub(
+        "peers.update",
+        Some("server"),
+        Some(v(json!({"peers": []}))),
+    );
     h.take_events();
     h.ms(5_000);
     assert_eq!(
@@ -239,9 +305,14 @@ fn displaced_by_4000_stays_down() {
     assert_eq!(events.last(), Some(&ClientEvent::Stopped));
     assert!(h.conn.health().stopped);
     h.ms(120_000);
-    assert!(h.take_actions().is_empty(), "a displaced client does not reconnect");
+    assert!(
+        h.take_actions().is_empty(),
+        "a displaced client does not reconnect"
+    );
     assert_eq!(
-        h.conn.publish(h.now, "t", None).map_err(|e| e.code().to_owned()),
+        h.conn
+            .publish(h.now, "t", None)
+            .map_err(|e| e.code().to_owned()),
         Err("LINK_NOT_READY".into())
     );
 }
@@ -259,7 +330,10 @@ fn reconnect_backoff_grows_with_jitter_and_resets_only_on_ready() {
         let (n, delay) = delays[0];
         assert_eq!(n, attempt);
         let ms = delay.as_secs_f64() * 1000.0;
-        assert!(ms >= base * 0.75 && ms < base * 1.25, "attempt {attempt}: {ms}ms vs base {base}");
+        assert!(
+            ms >= base * 0.75 && ms < base * 1.25,
+            "attempt {attempt}: {ms}ms vs base {base}"
+        );
         assert_eq!(h.conn.health().reconnect_attempt, attempt);
         h.advance(delay);
         assert_eq!(h.take_actions(), vec![Action::Connect(URL.into())]);
@@ -310,9 +384,17 @@ fn max_reconnect_attempts_gives_up_with_an_event() {
     }
     h.down(1006, "");
     let events = h.take_events();
-    assert!(events.contains(&ClientEvent::ReconnectExhausted { attempts: 2, max_attempts: 2 }));
-    assert!(events.iter().any(|e| matches!(e,
-        ClientEvent::Disconnected(DisconnectInfo { will_reconnect: false, .. }))));
+    assert!(events.contains(&ClientEvent::ReconnectExhausted {
+        attempts: 2,
+        max_attempts: 2
+    }));
+    assert!(events.iter().any(|e| matches!(
+        e,
+        ClientEvent::Disconnected(DisconnectInfo {
+            will_reconnect: false,
+            ..
+        })
+    )));
     assert_eq!(events.last(), Some(&ClientEvent::Stopped));
     assert!(h.conn.health().stopped);
     h.ms(60_000);
@@ -334,10 +416,19 @@ fn keepalive_pings_and_terminates_when_a_pong_is_missing() {
     let events = h.take_events();
     assert!(matches!(
         events[0],
-        ClientEvent::ProtocolError { reason: DropReason::KeepaliveTimeout, .. }
+        ClientEvent::ProtocolError {
+            reason: DropReason::KeepaliveTimeout,
+            ..
+        }
     ));
-    assert!(events.iter().any(|e| matches!(e,
-        ClientEvent::Disconnected(DisconnectInfo { code: Some(1006), will_reconnect: true, .. }))));
+    assert!(events.iter().any(|e| matches!(
+        e,
+        ClientEvent::Disconnected(DisconnectInfo {
+            code: Some(1006),
+            will_reconnect: true,
+            ..
+        })
+    )));
     assert!(!h.conn.is_connected());
     let (_, d) = reconnect_delays(&events)[0];
     h.advance(d);
@@ -359,7 +450,10 @@ fn inputs_for_no_transport_are_ignored() {
     h.input(Input::TransportUp);
     let ack = h.frame("hello.ack", Some("server"), Some(v(json!({"ok": true}))));
     h.input(Input::Frame(&ack));
-    h.input(Input::TransportDown { code: Some(1006), reason: "" });
+    h.input(Input::TransportDown {
+        code: Some(1006),
+        reason: "",
+    });
     assert!(h.take_events().is_empty() && h.take_sent().is_empty() && h.take_actions().is_empty());
     assert!(!h.conn.is_ready());
     // start() while a transport is opening does not open a second one.
@@ -377,13 +471,30 @@ fn health_reports_the_reference_fields() {
     h.pump();
     let health = h.conn.health();
     assert!(health.connected && health.verified && health.ready && !health.stopped);
-    assert_eq!((health.pending_rpcs, health.subscriptions, health.reconnect_attempt), (1, 1, 0));
+    assert_eq!(
+        (
+            health.pending_rpcs,
+            health.subscriptions,
+            health.reconnect_attempt
+        ),
+        (1, 1, 0)
+    );
     assert_eq!(health.buffered_bytes, 0, "everything was reported flushed");
     let json = serde_json::to_value(&health).expect("serialisable");
     for key in [
-        "connected", "verified", "ready", "lastVerifiedAt", "peerCount", "pendingRpcCount",
-        "subscriptionCount", "bufferedAmount", "outboxSize", "outboxBytes", "inFlightRpc",
-        "reconnectAttempt", "stopped",
+        "connected",
+        "verified",
+        "ready",
+        "lastVerifiedAt",
+        "peerCount",
+        "pendingRpcCount",
+        "subscriptionCount",
+        "bufferedAmount",
+        "outboxSize",
+        "outboxBytes",
+        "inFlightRpc",
+        "reconnectAttempt",
+        "stopped",
     ] {
         assert!(json.get(key).is_some(), "missing {key} in {json}");
     }
@@ -392,8 +503,14 @@ fn health_reports_the_reference_fields() {
 #[test]
 fn configuration_is_checked_like_the_reference_constructor() {
     let bad_kind = |kind: &str| Connection::new(ClientConfig::new(URL, kind, SECRET), 1).err();
-    assert!(matches!(bad_kind("server"), Some(ConfigError::InvalidKind(_))));
-    assert!(matches!(bad_kind(" padded "), Some(ConfigError::InvalidKind(_))));
+    assert!(matches!(
+        bad_kind("server"),
+        Some(ConfigError::InvalidKind(_))
+    ));
+    assert!(matches!(
+        bad_kind(" padded "),
+        Some(ConfigError::InvalidKind(_))
+    ));
     assert!(matches!(bad_kind(""), Some(ConfigError::InvalidKind(_))));
     assert!(bad_kind("worker-1.a_b").is_none());
     let with = |f: &dyn Fn(&mut ClientConfig)| {
@@ -401,7 +518,10 @@ fn configuration_is_checked_like_the_reference_constructor() {
         f(&mut c);
         Connection::new(c, 1).err()
     };
-    assert_eq!(with(&|c| c.secret.clear()), Some(ConfigError::Empty("secret")));
+    assert_eq!(
+        with(&|c| c.secret.clear()),
+        Some(ConfigError::Empty("secret"))
+    );
     assert_eq!(with(&|c| c.url.clear()), Some(ConfigError::Empty("url")));
     assert!(with(&|c| c.reconnect_jitter = 1.5).is_some());
     assert!(with(&|c| c.reconnect_growth = 0.5).is_some());
@@ -409,11 +529,21 @@ fn configuration_is_checked_like_the_reference_constructor() {
     assert!(with(&|c| c.default_rpc_timeout = Duration::ZERO).is_some());
     let d = ClientConfig::new(URL, "w", SECRET);
     assert_eq!(
-        (d.max_buffered_bytes, d.max_outbox_bytes, d.max_concurrent_rpc, d.limits.replay_window_ms),
+        (
+            d.max_buffered_bytes,
+            d.max_outbox_bytes,
+            d.max_concurrent_rpc,
+            d.limits.replay_window_ms
+        ),
         (4_194_304, 16_777_216, 256, 300_000)
     );
     assert_eq!(
-        (d.default_rpc_timeout, d.status_interval, d.keepalive_interval, d.hello_ack_diagnostic),
+        (
+            d.default_rpc_timeout,
+            d.status_interval,
+            d.keepalive_interval,
+            d.hello_ack_diagnostic
+        ),
         (
             Duration::from_secs(5),
             Duration::from_secs(10),
@@ -421,5 +551,12 @@ fn configuration_is_checked_like_the_reference_constructor() {
             Duration::from_secs(5)
         )
     );
-    assert_eq!((d.reconnect_growth, d.reconnect_jitter, d.max_reconnect_attempts), (1.5, 0.5, None));
+    assert_eq!(
+        (
+            d.reconnect_growth,
+            d.reconnect_jitter,
+            d.max_reconnect_attempts
+        ),
+        (1.5, 0.5, None)
+    );
 }

@@ -22,14 +22,23 @@ fn congested(max_outbox_bytes: usize) -> Harness {
 fn a_congested_transport_queues_and_flushed_bytes_drain_it() {
     let mut h = congested(1 << 20);
     let big = "x".repeat(1_500);
-    h.conn.publish(h.now, "t", Some(v(json!(big)))).expect("fast path");
-    h.conn.publish(h.now, "t", Some(v(json!(1)))).expect("queued");
-    h.conn.publish(h.now, "t", Some(v(json!(2)))).expect("queued");
+    h.conn
+        .publish(h.now, "t", Some(v(json!(big))))
+        .expect("fast path");
+    h.conn
+        .publish(h.now, "t", Some(v(json!(1))))
+        .expect("queued");
+    h.conn
+        .publish(h.now, "t", Some(v(json!(2))))
+        .expect("queued");
     h.pump();
     assert_eq!(h.take_sent().len(), 1);
     let events = h.take_events();
     assert_eq!(
-        events.iter().filter(|e| matches!(e, ClientEvent::Backpressure { .. })).count(),
+        events
+            .iter()
+            .filter(|e| matches!(e, ClientEvent::Backpressure { .. }))
+            .count(),
         1,
         "one backpressure event when congestion starts: {events:?}"
     );
@@ -41,45 +50,79 @@ fn a_congested_transport_queues_and_flushed_bytes_drain_it() {
     assert!(h.take_sent().is_empty());
     h.input(Input::Flushed(health.buffered_bytes));
     let sent = h.take_sent();
-    assert_eq!(sent.iter().map(|s| s.field("payload").cloned()).collect::<Vec<_>>(), vec![Some(v(json!(1))), Some(v(json!(2)))]);
+    assert_eq!(
+        sent.iter()
+            .map(|s| s.field("payload").cloned())
+            .collect::<Vec<_>>(),
+        vec![Some(v(json!(1))), Some(v(json!(2)))]
+    );
     assert!(h.take_events().contains(&ClientEvent::OutboxDrained));
-    assert_eq!((h.conn.health().outbox_size, h.conn.health().outbox_bytes), (0, 0));
+    assert_eq!(
+        (h.conn.health().outbox_size, h.conn.health().outbox_bytes),
+        (0, 0)
+    );
 }
 
 #[test]
 fn the_drain_retries_every_25ms_while_congested() {
     let mut h = congested(1 << 20);
-    h.conn.publish(h.now, "t", Some(v(json!("x".repeat(1_500))))).expect("fast path");
-    h.conn.publish(h.now, "t", Some(v(json!(1)))).expect("queued");
+    h.conn
+        .publish(h.now, "t", Some(v(json!("x".repeat(1_500)))))
+        .expect("fast path");
+    h.conn
+        .publish(h.now, "t", Some(v(json!(1))))
+        .expect("queued");
     h.pump();
     h.take_sent();
     let retry = h.now.instant + Duration::from_millis(25);
     assert_eq!(h.deadline, Some(retry), "a paused drain retries in 25 ms");
     h.ms(25);
     assert!(h.take_sent().is_empty(), "still congested");
-    assert_eq!(h.deadline, Some(retry + Duration::from_millis(25)), "and again");
+    assert_eq!(
+        h.deadline,
+        Some(retry + Duration::from_millis(25)),
+        "and again"
+    );
     assert_eq!(h.conn.health().outbox_size, 1);
 }
 
 #[test]
 fn overflow_refuses_with_an_event_and_status_updates_conflate() {
     let mut h = congested(700);
-    h.conn.publish(h.now, "t", Some(v(json!("x".repeat(1_500))))).expect("fast path");
-    h.conn.publish(h.now, "t", Some(v(json!(1)))).expect("queued");
-    h.conn.push_status(h.now, Some(v(json!("a")))).expect("queued");
+    h.conn
+        .publish(h.now, "t", Some(v(json!("x".repeat(1_500)))))
+        .expect("fast path");
+    h.conn
+        .publish(h.now, "t", Some(v(json!(1))))
+        .expect("queued");
+    h.conn
+        .push_status(h.now, Some(v(json!("a"))))
+        .expect("queued");
     let err = h
         .conn
         .publish(h.now, "t", Some(v(json!("y".repeat(300)))))
         .expect_err("over the cap");
     assert_eq!(err.code(), "OUTBOX_OVERFLOW");
     h.pump();
-    assert!(h.take_events().iter().any(|e| matches!(e,
-        ClientEvent::OutboxOverflow { msg_type: "topic.message", max_outbox_bytes: 700, .. })));
+    assert!(h.take_events().iter().any(|e| matches!(
+        e,
+        ClientEvent::OutboxOverflow {
+            msg_type: "topic.message",
+            max_outbox_bytes: 700,
+            ..
+        }
+    )));
     // A newer status replaces the queued one instead of adding to the queue.
-    h.conn.push_status(h.now, Some(v(json!("b")))).expect("conflated");
+    h.conn
+        .push_status(h.now, Some(v(json!("b"))))
+        .expect("conflated");
     assert_eq!(h.conn.health().outbox_size, 2);
     h.input(Input::Flushed(h.conn.health().buffered_bytes));
-    let statuses: Vec<_> = h.sent_of("status.update").into_iter().map(|s| s.data).collect();
+    let statuses: Vec<_> = h
+        .sent_of("status.update")
+        .into_iter()
+        .map(|s| s.data)
+        .collect();
     assert_eq!(statuses, vec![Some(v(json!("b")))]);
 }
 
@@ -87,8 +130,12 @@ fn overflow_refuses_with_an_event_and_status_updates_conflate() {
 fn the_outbox_survives_a_reconnect_and_flushes_after_the_ack() {
     let mut h = Harness::ready(config("pub"));
     h.down(1006, "");
-    h.conn.publish(h.now, "t", Some(v(json!(1)))).expect("queued while down");
-    h.conn.send(h.now, "w", "x", None).expect("queued while down");
+    h.conn
+        .publish(h.now, "t", Some(v(json!(1))))
+        .expect("queued while down");
+    h.conn
+        .send(h.now, "w", "x", None)
+        .expect("queued while down");
     assert_eq!(h.conn.health().outbox_size, 2);
     h.take_sent();
     h.reconnect();
@@ -99,8 +146,12 @@ fn the_outbox_survives_a_reconnect_and_flushes_after_the_ack() {
 #[test]
 fn immediate_stop_clears_everything_and_refuses_further_traffic() {
     let mut h = congested(1 << 20);
-    h.conn.publish(h.now, "t", Some(v(json!("x".repeat(1_500))))).expect("fast path");
-    h.conn.publish(h.now, "t", Some(v(json!(1)))).expect("queued");
+    h.conn
+        .publish(h.now, "t", Some(v(json!("x".repeat(1_500)))))
+        .expect("fast path");
+    h.conn
+        .publish(h.now, "t", Some(v(json!(1))))
+        .expect("queued");
     h.conn.stop(h.now, false);
     h.pump();
     assert_eq!(h.take_actions(), vec![Action::Close(1000, String::new())]);
@@ -130,9 +181,16 @@ fn immediate_stop_clears_everything_and_refuses_further_traffic() {
 #[test]
 fn graceful_stop_flushes_the_outbox_and_waits_for_pending_calls() {
     let mut h = congested(1 << 20);
-    h.conn.publish(h.now, "t", Some(v(json!("x".repeat(1_500))))).expect("fast path");
-    h.conn.publish(h.now, "t", Some(v(json!("queued")))).expect("queued");
-    let id = h.conn.rpc(h.now, "w", "x", None, Some(Duration::ZERO)).expect("queued");
+    h.conn
+        .publish(h.now, "t", Some(v(json!("x".repeat(1_500)))))
+        .expect("fast path");
+    h.conn
+        .publish(h.now, "t", Some(v(json!("queued"))))
+        .expect("queued");
+    let id = h
+        .conn
+        .rpc(h.now, "w", "x", None, Some(Duration::ZERO))
+        .expect("queued");
     h.conn.stop(h.now, true);
     h.pump();
     h.take_sent();
@@ -141,11 +199,20 @@ fn graceful_stop_flushes_the_outbox_and_waits_for_pending_calls() {
     h.auto_flush = true;
     h.input(Input::Flushed(h.conn.health().buffered_bytes));
     let sent = h.take_sent();
-    assert_eq!(sent.iter().map(|s| s.msg_type.as_str()).collect::<Vec<_>>(), vec!["topic.message", "rpc.request"]);
+    assert_eq!(
+        sent.iter().map(|s| s.msg_type.as_str()).collect::<Vec<_>>(),
+        vec!["topic.message", "rpc.request"]
+    );
     assert!(h.take_actions().is_empty(), "the call is still pending");
     h.ms(1_000);
     let req = sent[1].id();
-    let resp = h.frame_with(&req, h.now.ms(), "rpc.response", Some("w"), Some(v(json!({"ok": true, "result": 5}))));
+    let resp = h.frame_with(
+        &req,
+        h.now.ms(),
+        "rpc.response",
+        Some("w"),
+        Some(v(json!({"ok": true, "result": 5}))),
+    );
     h.input(Input::Frame(&resp));
     let events = h.take_events();
     assert!(events.iter().any(|e| matches!(e, ClientEvent::RpcComplete(c) if c.id == id && c.outcome == Ok(Some(v(json!(5)))))));
@@ -156,7 +223,10 @@ fn graceful_stop_flushes_the_outbox_and_waits_for_pending_calls() {
 #[test]
 fn graceful_stop_gives_up_after_stop_drain() {
     let mut h = Harness::ready(config("pub"));
-    let id = h.conn.rpc(h.now, "w", "x", None, Some(Duration::ZERO)).expect("sent");
+    let id = h
+        .conn
+        .rpc(h.now, "w", "x", None, Some(Duration::ZERO))
+        .expect("sent");
     h.conn.stop(h.now, true);
     h.pump();
     assert!(h.take_actions().is_empty());
@@ -165,8 +235,12 @@ fn graceful_stop_gives_up_after_stop_drain() {
     h.ms(25);
     assert_eq!(h.take_actions(), vec![Action::Close(1000, String::new())]);
     let events = h.take_events();
-    assert!(events.iter().any(|e| matches!(e, ClientEvent::RpcComplete(c)
-        if c.id == id && matches!(c.outcome, Err(RpcError::Disconnect { stopped: true, .. })))));
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, ClientEvent::RpcComplete(c)
+        if c.id == id && matches!(c.outcome, Err(RpcError::Disconnect { stopped: true, .. }))))
+    );
 }
 
 #[test]
@@ -191,5 +265,8 @@ fn stop_with_nothing_in_flight_closes_at_once() {
     h.take_events();
     h.conn.stop(h.now, true);
     h.pump();
-    assert!(h.take_events().is_empty() && h.take_actions().is_empty(), "stopping twice is a no-op");
+    assert!(
+        h.take_events().is_empty() && h.take_actions().is_empty(),
+        "stopping twice is a no-op"
+    );
 }

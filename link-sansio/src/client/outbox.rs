@@ -204,7 +204,10 @@ mod tests {
         o.push(item("s2", types::STATUS_UPDATE, "2"))
             .expect("replaces");
         assert_eq!(o.len(), 2);
-        assert_eq!(o.front().map(|i| i.id.to_string_lossy()), Some("s2".to_owned()));
+        assert_eq!(
+            o.front().map(|i| i.id.to_string_lossy()),
+            Some("s2".to_owned())
+        );
         assert!(o.remove_by_id(&JsString::from("a")));
         assert_eq!(o.remove_where(|i| i.msg_type == types::STATUS_UPDATE), 1);
         assert_eq!((o.len(), o.bytes()), (0, 0));

@@ -118,9 +118,11 @@ impl Harness {
                 Output::Transmit(text) => {
                     flushed += text.len();
                     let mut scratch = Vec::new();
-                    let env = wire::decode(text.as_bytes(), &self.key, &Limits::default(), &mut scratch)
-                        .expect("the client signs what it sends");
-                    let frame = wire::Frame::parse(text.as_bytes(), &Limits::default()).expect("frame");
+                    let env =
+                        wire::decode(text.as_bytes(), &self.key, &Limits::default(), &mut scratch)
+                            .expect("the client signs what it sends");
+                    let frame =
+                        wire::Frame::parse(text.as_bytes(), &Limits::default()).expect("frame");
                     self.sent.push(Sent {
                         msg_type: env.message.msg_type().to_owned(),
                         data: frame.data().cloned(),
@@ -270,6 +272,10 @@ impl Harness {
     }
 
     pub fn sent_of(&self, msg_type: &str) -> Vec<Sent> {
-        self.sent.iter().filter(|s| s.msg_type == msg_type).cloned().collect()
+        self.sent
+            .iter()
+            .filter(|s| s.msg_type == msg_type)
+            .cloned()
+            .collect()
     }
 }
