@@ -676,3 +676,18 @@ fn a_disconnect_aborts_inbound_handlers() {
         "no answer on a connection that did not ask"
     );
 }
+
+#[test]
+fn an_unrepresentably_long_timeout_never_fires_and_never_panics() {
+    let mut h = Harness::ready(config("caller"));
+    let id = h
+        .conn
+        .rpc(h.now, "w", "x", None, Some(Duration::MAX))
+        .expect("sent");
+    h.advance(Duration::from_secs(3600));
+    assert!(completions(&h.take_events()).is_empty());
+    assert_eq!(h.conn.health().pending_rpcs, 1);
+    h.conn.cancel_rpc(h.now, id);
+    h.pump();
+    assert_eq!(only_completion(&mut h, id).reason(), Some("abort"));
+}

@@ -14,10 +14,12 @@
 //! - [`Output::Transmit`]: write this text frame; report [`Input::Flushed`] with the
 //!   byte count as the transport writes it (the `bufferedAmount` analogue).
 //! - [`Output::Close`] / [`Output::Terminate`]: close (with a close frame) or drop the
-//!   transport. Either ends it as far as the connection is concerned: report nothing
-//!   more about that transport.
+//!   transport, or abandon a connect still in progress. Either ends it as far as the
+//!   connection is concerned: report nothing more about that transport.
 //! - [`Output::Ping`]: send a WebSocket ping; report [`Input::Pong`] on a pong frame.
 //! - [`Output::Event`]: tell the application.
+//! - [`Output::Idle`]: only before the first call that carries a `now`; there is no
+//!   deadline yet.
 //!
 //! # Inbound RPCs
 //!
@@ -25,7 +27,10 @@
 //! [`Connection::handle`], or [`Connection::set_rpc_catch_all`] to see every type).
 //! A request of a declared type becomes [`ClientEvent::RpcRequest`], answered with
 //! [`Connection::respond`]; any other type is answered `RPC_UNKNOWN_TYPE` by the
-//! connection itself ([`ClientEvent::RpcRefused`]).
+//! connection itself ([`ClientEvent::RpcRefused`]). Answer every request once, even
+//! after [`ClientEvent::RpcCancelled`] (that answer is suppressed): like the
+//! reference's in-flight counter, a request counts against `max_concurrent_rpc` until
+//! its handler has finished.
 //!
 //! # Status
 //!
@@ -448,7 +453,7 @@ impl Connection {
             .into_iter()
             .flatten()
             .min();
-        Output::Timeout(next.unwrap_or(last + IDLE))
+        Output::Timeout(next.unwrap_or_else(|| last.checked_add(IDLE).unwrap_or(last)))
     }
 
     // ---------------------------------------------------------------------------
@@ -701,7 +706,8 @@ impl Connection {
         self.drain = Some(Drain {
             was_ready,
             deadline: (!self.config.stop_drain.is_zero())
-                .then(|| now.instant + self.config.stop_drain),
+                .then(|| now.instant.checked_add(self.config.stop_drain))
+                .flatten(),
             restart: false,
         });
         if !graceful || self.transport != Transport::Open || self.settled() {
@@ -805,10 +811,11 @@ impl Connection {
         let id = JsString::from(self.rng.uuid());
         self.transmit_message(now, &id, None, &Message::Hello(Hello::new(&info)));
         if !self.config.hello_ack_diagnostic.is_zero() {
-            self.timers.hello_diagnostic = Some(now.instant + self.config.hello_ack_diagnostic);
+            self.timers.hello_diagnostic =
+                now.instant.checked_add(self.config.hello_ack_diagnostic);
         }
         if !self.config.keepalive_interval.is_zero() {
-            self.timers.keepalive = Some(now.instant + self.config.keepalive_interval);
+            self.timers.keepalive = now.instant.checked_add(self.config.keepalive_interval);
         }
         self.emit(ClientEvent::Connected {
             url: self.config.url.clone(),
@@ -885,7 +892,7 @@ impl Connection {
                     displaced: false,
                 });
                 self.emit(ClientEvent::ReconnectScheduled { attempt, delay });
-                self.timers.reconnect = Some(now.instant + delay);
+                self.timers.reconnect = now.instant.checked_add(delay);
             }
         }
     }
@@ -926,7 +933,7 @@ impl Connection {
         }
         if self.config.make_status && self.timers.status.is_none() {
             self.emit(ClientEvent::StatusWanted);
-            self.timers.status = Some(now.instant + self.config.status_interval);
+            self.timers.status = now.instant.checked_add(self.config.status_interval);
         }
         self.drain_outbox(now);
         self.emit(ClientEvent::Ready { features });
@@ -986,7 +993,7 @@ impl Connection {
             return;
         }
         self.drain_outbox(now);
-        self.timers.stop_tick = Some(now.instant + DRAIN_RETRY);
+        self.timers.stop_tick = now.instant.checked_add(DRAIN_RETRY);
     }
 
     fn check_drained(&mut self, now: Now) {
@@ -1055,7 +1062,7 @@ impl Connection {
             self.timers.status = None;
             if self.ready {
                 self.emit(ClientEvent::StatusWanted);
-                self.timers.status = Some(t + self.config.status_interval);
+                self.timers.status = t.checked_add(self.config.status_interval);
             }
         }
         if self.timers.drain_retry.is_some_and(|d| d <= t) {
@@ -1124,7 +1131,7 @@ impl Connection {
         }
         self.pong_alive = false;
         self.out.push_back(Output::Ping);
-        self.timers.keepalive = Some(now.instant + self.config.keepalive_interval);
+        self.timers.keepalive = now.instant.checked_add(self.config.keepalive_interval);
     }
 
     // ---------------------------------------------------------------------------
@@ -1239,7 +1246,7 @@ impl Connection {
         while !self.outbox.is_empty() {
             if self.buffered > self.config.max_buffered_bytes {
                 if self.timers.drain_retry.is_none() {
-                    self.timers.drain_retry = Some(now.instant + DRAIN_RETRY);
+                    self.timers.drain_retry = now.instant.checked_add(DRAIN_RETRY);
                 }
                 break;
             }

@@ -86,7 +86,10 @@ impl Pending {
         now: Instant,
         timeout: Duration,
     ) {
-        let deadline = (!timeout.is_zero()).then(|| now + timeout);
+        // A timeout too long to represent never fires.
+        let deadline = (!timeout.is_zero())
+            .then(|| now.checked_add(timeout))
+            .flatten();
         if let Some(d) = deadline {
             self.deadlines.insert((d, id));
         }
