@@ -685,7 +685,8 @@ fn an_unrepresentably_long_timeout_never_fires_and_never_panics() {
         .rpc(h.now, "w", "x", None, Some(Duration::MAX))
         .expect("sent");
     h.advance(Duration::from_secs(3600));
-    assert!(completions(&h.take_events()).is_empty());
+    let events = h.take_events();
+    assert!(completions(&events).is_empty(), "{events:?}");
     assert_eq!(h.conn.health().pending_rpcs, 1);
     h.conn.cancel_rpc(h.now, id);
     h.pump();

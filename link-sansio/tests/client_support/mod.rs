@@ -93,11 +93,16 @@ impl Harness {
     pub fn pump(&mut self) {
         loop {
             let (flushed, pings) = self.pump_once();
+            let mut fed = false;
             if flushed > 0 && self.auto_flush {
                 self.conn.handle_input(self.now, Input::Flushed(flushed));
-            } else if pings > 0 && self.auto_pong {
+                fed = true;
+            }
+            if pings > 0 && self.auto_pong {
                 self.conn.handle_input(self.now, Input::Pong);
-            } else {
+                fed = true;
+            }
+            if !fed {
                 break;
             }
         }
