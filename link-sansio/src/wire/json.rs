@@ -239,16 +239,21 @@ impl Object {
     /// Builds an object from members in any order; a later duplicate key wins, as in
     /// `JSON.parse`.
     pub fn from_members(mut members: Vec<(JsString, Value)>) -> Self {
-        // A stable sort keeps duplicates in arrival order, so the last of each run wins.
-        members.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut out: Vec<(JsString, Value)> = Vec::with_capacity(members.len());
-        for (k, v) in members {
-            match out.last_mut() {
-                Some(last) if last.0 == k => last.1 = v,
-                _ => out.push((k, v)),
-            }
+        // Frames written by link (and canonical text generally) arrive sorted.
+        if members.windows(2).all(|w| w[0].0 < w[1].0) {
+            return Self { members };
         }
-        Self { members: out }
+        // A stable sort keeps duplicates in arrival order; `dedup_by` keeps the first
+        // of each run, so move each later value into it: the last one wins.
+        members.sort_by(|a, b| a.0.cmp(&b.0));
+        members.dedup_by(|later, kept| {
+            let same = later.0 == kept.0;
+            if same {
+                std::mem::swap(&mut later.1, &mut kept.1);
+            }
+            same
+        });
+        Self { members }
     }
 
     /// The value for `key`, if present.
@@ -963,6 +968,8 @@ mod tests {
     #[test]
     fn keys_sort_by_utf16_and_last_duplicate_wins() {
         assert_eq!(canon(r#"{"b":1,"a":2,"b":3}"#), r#"{"a":2,"b":3}"#);
+        assert_eq!(canon(r#"{"a":1,"a":2,"b":0,"a":3}"#), r#"{"a":3,"b":0}"#);
+        assert_eq!(canon(r#"{"a":1,"b":2}"#), r#"{"a":1,"b":2}"#);
         assert_eq!(canon("{\"～\":1,\"😀\":2}"), "{\"😀\":2,\"～\":1}");
         assert_eq!(canon(r#"{"2":1,"10":1,"1":1}"#), r#"{"1":1,"10":1,"2":1}"#);
     }
