@@ -662,6 +662,15 @@ pub struct ParseError {
 /// Parses a complete JSON text as `JSON.parse` would (with a nesting bound of
 /// [`MAX_DEPTH`]).
 pub fn parse(text: &[u8]) -> Result<Value, ParseError> {
+    // Outside strings only ASCII is valid JSON, and inside them invalid UTF-8 (raw
+    // encoded surrogates included) is refused too, so one check of the whole text
+    // covers every string; `\u` escapes are the only way a lone surrogate gets in.
+    if let Err(e) = std::str::from_utf8(text) {
+        return Err(ParseError {
+            offset: e.valid_up_to(),
+            problem: "invalid UTF-8",
+        });
+    }
     let mut p = Parser { s: text, i: 0 };
     p.skip_ws();
     let v = p.value(0)?;
@@ -843,12 +852,7 @@ impl Parser<'_> {
                 b'"' => {
                     let bytes = &self.s[start..self.i];
                     self.i += 1;
-                    return validate_utf8(bytes)
-                        .map(|()| JsString::from_wtf8(bytes.to_vec()))
-                        .map_err(|problem| ParseError {
-                            offset: start,
-                            problem,
-                        });
+                    return Ok(JsString::from_wtf8(bytes.to_vec()));
                 }
                 b'\\' => break,
                 0x00..=0x1F => return Err(self.err("control character in string")),
@@ -862,18 +866,8 @@ impl Parser<'_> {
             };
             match b {
                 b'"' => {
-                    // Validate the source text, not `buf`: escapes are ASCII, so the
-                    // raw runs between them are well-formed iff the whole span is, and
-                    // only surrogates this parser decoded from `\u` escapes may appear
-                    // in `buf` (raw encoded surrogates are invalid UTF-8).
-                    let raw = &self.s[start..self.i];
                     self.i += 1;
-                    return validate_utf8(raw)
-                        .map(|()| JsString::from_wtf8(buf))
-                        .map_err(|problem| ParseError {
-                            offset: start,
-                            problem,
-                        });
+                    return Ok(JsString::from_wtf8(buf));
                 }
                 b'\\' => {
                     self.i += 1;
@@ -918,12 +912,6 @@ impl Parser<'_> {
             }
         }
     }
-}
-
-fn validate_utf8(bytes: &[u8]) -> Result<(), &'static str> {
-    std::str::from_utf8(bytes)
-        .map(|_| ())
-        .map_err(|_| "invalid UTF-8 in string")
 }
 
 fn push_wtf8(cp: u32, out: &mut Vec<u8>) {
@@ -1006,6 +994,20 @@ mod tests {
         ] {
             assert!(parse(bad.as_bytes()).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn rejects_invalid_utf8_even_where_it_would_decode_to_a_surrogate() {
+        for bad in [
+            &b"\"\xff\""[..],
+            b"\"\xed\xa0\x80\"",
+            b"\"\\n\xed\xa0\x80\"",
+            b"\"\\ud800\xed\xb0\x80\"",
+            b"[1,\xc3]",
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(canon("\"\\né\""), "\"\\né\"");
     }
 
     #[test]
