@@ -509,3 +509,32 @@ fn malformed_frames_are_dropped_with_a_reason_and_nothing_else() {
         "nothing new verified"
     );
 }
+
+#[test]
+fn the_message_firehose_is_opt_in_and_follows_the_ack_work() {
+    let mut quiet = Harness::ready(config("me"));
+    quiet.hub("something.else", Some("server"), Some(v(json!({"a": 1}))));
+    assert!(quiet.take_events().is_empty(), "off by default");
+
+    let mut c = config("me");
+    c.message_events = true;
+    let mut h = Harness::new(c);
+    h.conn.start(h.now);
+    h.pump();
+    h.up();
+    h.take_events();
+    h.ack(&["topics"]);
+    let events = h.take_events();
+    let ready = events
+        .iter()
+        .position(|e| matches!(e, ClientEvent::Ready { .. }));
+    let message = events
+        .iter()
+        .position(|e| matches!(e, ClientEvent::Message(m) if m.message.msg_type() == "hello.ack"));
+    assert!(ready.is_some() && message > ready, "{events:?}");
+    h.hub("something.else", Some("server"), Some(v(json!({"a": 1}))));
+    let events = h.take_events();
+    assert!(
+        matches!(&events[..], [ClientEvent::Message(m)] if m.message.msg_type() == "something.else")
+    );
+}

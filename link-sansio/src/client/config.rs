@@ -67,6 +67,10 @@ pub struct ClientConfig {
     pub per_message_deflate: bool,
     /// RPC types the application handles (`rpcHandlers` keys).
     pub rpc_handlers: BTreeSet<String>,
+    /// Emit [`ClientEvent::Message`](super::ClientEvent::Message) for every verified
+    /// message (the reference's `message` event, which costs nothing without a
+    /// listener; off by default here for the same reason).
+    pub message_events: bool,
 }
 
 /// Outbox drain retry while the transport is congested (fixed in the reference).
@@ -101,6 +105,7 @@ impl ClientConfig {
             expose_rpc_errors: false,
             per_message_deflate: false,
             rpc_handlers: BTreeSet::new(),
+            message_events: false,
         }
     }
 }

@@ -56,7 +56,20 @@ impl Connection {
             self.emit(ClientEvent::Verified);
         }
         self.last_verified_at = Some(now.wall_ms);
-        self.dispatch(now, env);
+        // The reference's `message` firehose fires after the ack's readiness work
+        // and before any other type's handling.
+        let copy = self.config.message_events.then(|| env.clone());
+        if matches!(env.message, Message::HelloAck(_)) {
+            self.dispatch(now, env);
+            if let Some(e) = copy {
+                self.emit(ClientEvent::Message(Box::new(e)));
+            }
+        } else {
+            if let Some(e) = copy {
+                self.emit(ClientEvent::Message(Box::new(e)));
+            }
+            self.dispatch(now, env);
+        }
     }
 
     pub(super) fn dispatch(&mut self, now: Now, env: Envelope) {
