@@ -492,3 +492,69 @@ fn health_and_state_describe_the_hub() {
     assert_eq!(v["peers"][1]["hello"]["name"], "beta");
     assert_eq!(v["lastStatus"]["beta"]["status"], "ok");
 }
+
+#[test]
+fn a_subscribe_denial_is_silent_and_leaves_no_subscription() {
+    let mut h = Hub::config(|c| c.acl.subscribe = true);
+    h.connect(1, "alpha");
+    h.send(1, "topic.subscribe", None, Some(json!({"topic": "t"})));
+    let checks = acl_checks(&mut h);
+    h.input(Input::AclDecided {
+        check: checks[0].check,
+        decision: AclDecision::Deny {
+            code: None,
+            message: Some(String::new()),
+        },
+    });
+    assert!(h.events().iter().any(
+        |e| matches!(e, HubEvent::AclDenied { op: AclOpKind::Subscribe, code, error, .. }
+        if code == "SUBSCRIBE_FORBIDDEN" && error == "Forbidden")
+    ));
+    assert!(h.frames(1).is_empty());
+    assert_eq!(h.hub.health().total_subscribers, 0);
+    // Unsubscribe is not gated.
+    h.send(1, "topic.unsubscribe", None, Some(json!({"topic": "t"})));
+    assert!(acl_checks(&mut h).is_empty());
+}
+
+#[test]
+fn frames_that_arrive_while_the_hello_key_is_being_resolved_are_pre_hello() {
+    let mut h = Hub::new(link_sansio::hub::HubConfig::new(
+        link_sansio::hub::Keys::Resolver,
+    ));
+    h.open(1);
+    h.hello_with(1, "w", "k");
+    let Some(Output::ResolveKey { request, .. }) = h.take().pop() else {
+        panic!("key request");
+    };
+    h.send(1, "status.update", None, Some(json!(1)));
+    assert_eq!(Hub::drops(&h.events()), [("pre-hello-message", None)]);
+    h.input(Input::KeyResolved {
+        request,
+        key: Some("k".into()),
+    });
+    assert_eq!(h.types(1), ["hello.ack", "peers.update", "status.snapshot"]);
+    assert_eq!(h.hub.health().status_count, 0);
+}
+
+#[test]
+fn a_pending_socket_that_closes_is_forgotten_quietly() {
+    let mut h = Hub::shared();
+    h.open(1);
+    h.close_from_client(1, 1001);
+    assert_eq!(h.hub.health().pending_socket_count, 0);
+    assert!(h.take().is_empty());
+    h.advance(Duration::from_secs(11));
+    assert!(
+        h.closes().is_empty(),
+        "no hello timeout for a closed socket"
+    );
+}
+
+#[test]
+fn message_events_can_be_turned_off() {
+    let mut h = Hub::config(|c| c.message_events = false);
+    h.connect(1, "alpha");
+    h.send(1, "custom", None, None);
+    assert!(h.events().is_empty());
+}
