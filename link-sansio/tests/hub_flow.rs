@@ -558,3 +558,13 @@ fn message_events_can_be_turned_off() {
     h.send(1, "custom", None, None);
     assert!(h.events().is_empty());
 }
+
+#[test]
+fn the_hub_can_move_to_another_thread() {
+    fn send<T: Send + 'static>(_: &T) {}
+    let h = Hub::shared();
+    send(&h.hub);
+    send(&link_sansio::hub::HubConfig::new(
+        link_sansio::hub::Keys::Resolver,
+    ));
+}
