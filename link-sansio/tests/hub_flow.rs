@@ -568,3 +568,50 @@ fn the_hub_can_move_to_another_thread() {
         link_sansio::hub::Keys::Resolver,
     ));
 }
+
+#[test]
+fn messages_waiting_for_acl_answers_are_bounded_per_socket() {
+    let mut h = Hub::config(|c| {
+        c.acl.publish = true;
+        c.acl.rpc = true;
+        c.max_outbox_bytes = 1_000;
+    });
+    h.connect(1, "alpha");
+    for _ in 0..6 {
+        h.send(
+            1,
+            "topic.message",
+            None,
+            Some(json!({"topic": "t", "payload": "x".repeat(100)})),
+        );
+    }
+    h.send(
+        1,
+        "rpc.request",
+        Some("server"),
+        Some(json!({"rpcType": "link.health", "rpcData": "y".repeat(300)})),
+    );
+    let events = h.events();
+    let dropped: Vec<&str> = events
+        .iter()
+        .filter_map(|e| match e {
+            HubEvent::AclBacklogOverflow { msg_type, .. } => Some(msg_type.as_str()),
+            _ => None,
+        })
+        .collect();
+    // Each publish frame is ~290 bytes: three fit in 1 000, the rest and the RPC do not.
+    assert_eq!(
+        dropped,
+        [
+            "topic.message",
+            "topic.message",
+            "topic.message",
+            "rpc.request"
+        ]
+    );
+    assert_eq!(
+        acl_checks(&mut h).len(),
+        1,
+        "the lane asks about its head only"
+    );
+}
