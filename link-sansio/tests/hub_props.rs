@@ -114,7 +114,6 @@ proptest! {
         for op in ops {
             match op {
                 Op::Open(n) if opened.insert(n) => h.open(n),
-                }
                 Op::Hello(n, k) if opened.contains(&n) => h.hello_with(n, KINDS[k as usize], SECRET),
                 Op::BadHello(n) if opened.contains(&n) => {
                     let key = Key::new(SECRET, Default::default());
