@@ -177,6 +177,17 @@ fn outcome(h: &mut Harness, id: RpcId) -> serde_json::Value {
     }
 }
 
+/// A peer RPC step: request, forward, response, response forward (transcript seqs),
+/// beta's answer (`None`: no handler), and the key of the outcome in the meta file.
+type PeerRpc = (
+    u64,
+    u64,
+    u64,
+    u64,
+    Option<Result<Option<Value>, HandlerError>>,
+    &'static str,
+);
+
 fn without_name(mut meta: serde_json::Value) -> serde_json::Value {
     if let Some(o) = meta.as_object_mut() {
         o.remove("name");
@@ -298,14 +309,7 @@ fn the_reference_session_replays_against_our_clients() {
     // Peer RPCs: beta gets the hub's forward as recorded and answers like the
     // reference handlers did; its response must match the reference byte for byte
     // in content (same id: the forward kept the caller's id).
-    let peer_rpcs: [(
-        u64,
-        u64,
-        u64,
-        u64,
-        Option<Result<Option<Value>, HandlerError>>,
-        &str,
-    ); 5] = [
+    let peer_rpcs: [PeerRpc; 5] = [
         (15, 16, 17, 18, Some(Ok(Some(v(json!({"sum": 5}))))), "add"),
         (19, 20, 21, 22, Some(Ok(None)), ""),
         (
