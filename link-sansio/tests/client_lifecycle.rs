@@ -72,6 +72,7 @@ fn ready_only_on_a_verified_hello_ack() {
     h.pump();
     h.up();
     h.take_events();
+    assert_eq!(h.conn.hub_features_known(), None, "unknown until the ack");
     // A verified non-ack message: verified, not ready.
     h.hub(
         "peers.update",

@@ -615,6 +615,12 @@ impl Connection {
         self.features.as_deref().unwrap_or(&[])
     }
 
+    /// The hub's features, or `None` before this transport's `hello.ack` (the
+    /// reference's `hubFeatures`, `null` until acknowledged).
+    pub fn hub_features_known(&self) -> Option<&[String]> {
+        self.features.as_deref()
+    }
+
     /// The topics subscribed locally.
     pub fn subscriptions(&self) -> impl Iterator<Item = &str> {
         self.subscriptions.iter()
