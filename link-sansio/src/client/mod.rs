@@ -38,17 +38,17 @@
 //! on every ready and every `status_interval`; the application answers with
 //! [`Connection::push_status`].
 
-pub mod backoff;
+mod backoff;
 mod config;
 pub mod error;
 pub mod events;
 mod inbound;
 mod lifecycle;
-pub mod outbox;
-pub mod peers;
+mod outbox;
+mod peers;
 pub mod rpc;
 mod send;
-pub mod topics;
+mod topics;
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};

@@ -43,6 +43,7 @@ impl Item {
     }
 
     /// The estimated size counted against the cap.
+    #[cfg(test)]
     pub fn size(&self) -> usize {
         self.size
     }
@@ -113,6 +114,7 @@ impl Outbox {
     }
 
     /// The oldest item.
+    #[cfg(test)]
     pub fn front(&self) -> Option<&Item> {
         self.items.front()
     }

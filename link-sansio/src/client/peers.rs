@@ -87,11 +87,6 @@ impl Peers {
     pub fn len(&self) -> usize {
         self.list.len()
     }
-
-    /// Whether the list is empty.
-    pub fn is_empty(&self) -> bool {
-        self.list.is_empty()
-    }
 }
 
 #[cfg(test)]

@@ -36,7 +36,7 @@ impl fmt::Display for InboundRpcId {
 
 /// An outbound call awaiting its response.
 #[derive(Debug, Clone)]
-pub struct Call {
+pub(crate) struct Call {
     /// The envelope id of the `rpc.request` (and of its response).
     pub wire_id: JsString,
     /// The target kind.
@@ -52,7 +52,7 @@ pub struct Call {
 
 /// Outbound calls by id, with their deadlines in order.
 #[derive(Debug)]
-pub struct Pending {
+pub(crate) struct Pending {
     calls: BTreeMap<RpcId, Call>,
     by_wire: HashMap<JsString, RpcId, SeededState>,
     deadlines: BTreeSet<(Instant, RpcId)>,
@@ -156,7 +156,7 @@ impl Pending {
 
 /// An inbound request the application is handling.
 #[derive(Debug, Clone)]
-pub struct Request {
+pub(crate) struct Request {
     /// The request's envelope id, echoed by the response.
     pub wire_id: JsString,
     /// The caller's authenticated kind (the response's `to`).
@@ -171,7 +171,7 @@ pub struct Request {
 /// request still counts against `max_concurrent_rpc` until its handler answers, as
 /// the reference's in-flight counter does.
 #[derive(Debug)]
-pub struct Inbound {
+pub(crate) struct Inbound {
     requests: BTreeMap<InboundRpcId, Request>,
     by_wire: HashMap<JsString, InboundRpcId, SeededState>,
     next: u64,
@@ -240,16 +240,11 @@ impl Inbound {
     pub fn len(&self) -> usize {
         self.requests.len()
     }
-
-    /// Whether none.
-    pub fn is_empty(&self) -> bool {
-        self.requests.is_empty()
-    }
 }
 
 /// The wire body answering a request, and the real message of an error that was
 /// sanitised (for the local `RpcHandlerError` event).
-pub fn response_body(
+pub(crate) fn response_body(
     reply: Result<Option<Value>, HandlerError>,
     expose_all: bool,
 ) -> (RpcResponse, Option<String>) {
