@@ -270,3 +270,34 @@ fn stop_with_nothing_in_flight_closes_at_once() {
         "stopping twice is a no-op"
     );
 }
+
+#[test]
+fn start_during_a_graceful_stop_reconnects_once_the_drain_ends() {
+    let mut h = Harness::ready(config("pub"));
+    let id = h
+        .conn
+        .rpc(h.now, "w", "x", None, Some(Duration::ZERO))
+        .expect("sent");
+    h.conn.stop(h.now, true);
+    h.conn.start(h.now);
+    h.pump();
+    assert!(h.take_actions().is_empty(), "still draining the call");
+    h.ms(5_000);
+    assert_eq!(
+        h.take_actions(),
+        vec![
+            Action::Close(1000, String::new()),
+            Action::Connect(URL.into())
+        ]
+    );
+    let events = h.take_events();
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, ClientEvent::RpcComplete(c) if c.id == id))
+    );
+    assert!(!h.conn.health().stopped);
+    h.input(Input::TransportUp);
+    h.ack(&["topics", "direct"]);
+    assert!(h.conn.is_ready());
+}
