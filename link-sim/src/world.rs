@@ -655,6 +655,9 @@ impl World {
                 self.drain_client(c);
             }
             Ev::Start { c } => {
+                if self.peers[c].displaced {
+                    return;
+                }
                 let now = self.client_now(c);
                 self.peers[c].conn.start(now);
                 self.drain_client(c);
@@ -874,6 +877,10 @@ impl World {
                 "client {c}: rpc() refused a call but emitted no RpcComplete for it"
             ));
         }
+        // `start()` during a graceful stop takes effect when the stop ends: the
+        // connection knows whether it is stopped, the application asks it.
+        let stopped = self.peers[c].conn.health().stopped;
+        self.peers[c].stopped = stopped;
         let p = &self.peers[c];
         if disconnected && !p.ready && !p.pending.is_empty() {
             let ids: Vec<_> = p.pending.keys().collect();
@@ -1050,7 +1057,6 @@ impl World {
                 }
             }
             ClientEvent::Stopped => {
-                self.peers[c].stopped = true;
                 self.peers[c].ready = false;
                 self.peers[c].accepted.clear();
             }
@@ -1351,9 +1357,18 @@ impl World {
             55..=62 => self.act_subscribe(c),
             63..=67 => self.act_unsubscribe(c),
             68..=89 => self.act_send(c),
-            90..=93 => {
+            90..=92 => {
                 let now = self.client_now(c);
                 let _ = self.peers[c].conn.push_status(now, None);
+            }
+            93 if chance(&mut self.rng, 0.25) => {
+                // The application stops its link for a while (gracefully or not) and
+                // starts it again before the faults end.
+                let now = self.client_now(c);
+                let graceful = chance(&mut self.rng, 0.5);
+                self.peers[c].conn.stop(now, graceful);
+                let d = self.rand(100 * MS, 1_500 * MS);
+                self.after(d, Ev::Start { c });
             }
             _ => self.act_rpc(c, true),
         }
