@@ -286,6 +286,10 @@ struct Peer {
     last_tx_seq: u64,
     next_seq: u64,
     status_n: u64,
+    /// The last status `push_status` accepted.
+    status_sent: u64,
+    /// `status_sent` when the settle period ended: everyone must have seen it by the end.
+    status_floor: u64,
 }
 
 struct Hub {
@@ -452,6 +456,8 @@ impl World {
             last_tx_seq: 0,
             next_seq: 0,
             status_n: 0,
+            status_sent: 0,
+            status_floor: 0,
         });
     }
 
@@ -1111,7 +1117,8 @@ impl World {
                 o.insert("n", Value::Number(p.status_n as f64));
                 let now = self.client_now(c);
                 match self.peers[c].conn.push_status(now, Some(Value::Object(o))) {
-                    Ok(()) | Err(ClientError::OutboxFull { .. }) => {}
+                    Ok(()) => self.peers[c].status_sent = self.peers[c].status_n,
+                    Err(ClientError::OutboxFull { .. }) => {}
                     Err(e) => self.fail(format!("client {c}: push_status refused: {e}")),
                 }
             }
@@ -2145,6 +2152,9 @@ impl World {
                 return self.fail(format!("hub still busy after settling: {health:?}"));
             }
         }
+        for p in &mut self.peers {
+            p.status_floor = p.status_sent;
+        }
         // Probes: a direct to every other live peer, a publish on every topic, and an
         // RPC to the next live peer and to the server.
         let live: Vec<usize> = (0..self.peers.len()).filter(|&c| self.live(c)).collect();
@@ -2195,6 +2205,41 @@ impl World {
         }
         if let Some((c, id)) = self.expected_rpcs.first() {
             return self.fail(format!("client {c}: probe RPC rpc#{id} never settled"));
+        }
+        // Statuses: the hub and every live peer know each live peer's status as it was
+        // when the network settled (or newer).
+        let status_n = |s: Option<&Value>| {
+            s.and_then(|v| v.get("n"))
+                .and_then(Value::as_f64)
+                .map_or(0, |n| n as u64)
+        };
+        let live: Vec<usize> = (0..self.peers.len()).filter(|&c| self.live(c)).collect();
+        let hub_status = self.hub.as_ref().map(|h| h.state.state().last_status);
+        for &a in &live {
+            let (kind, floor) = (self.peers[a].kind.clone(), self.peers[a].status_floor);
+            let at_hub = hub_status
+                .as_ref()
+                .and_then(|l| l.iter().find(|(k, _)| *k == kind))
+                .map(|(_, e)| status_n(e.status.as_ref()));
+            if at_hub.unwrap_or(0) < floor {
+                return self.fail(format!(
+                    "hub holds status {at_hub:?} of {kind}, which sent #{floor} before settling"
+                ));
+            }
+            for &b in &live {
+                if self.peers[b].kind == kind {
+                    continue;
+                }
+                let seen = self.peers[b]
+                    .conn
+                    .peer_status(&kind)
+                    .map(|e| status_n(e.status.as_ref()));
+                if seen.unwrap_or(0) < floor {
+                    return self.fail(format!(
+                        "client {b} holds status {seen:?} of {kind}, which sent #{floor} before settling"
+                    ));
+                }
+            }
         }
         // Stop the clock here: nothing scheduled later matters.
         self.queue.clear();
