@@ -1936,12 +1936,12 @@ impl World {
                     link.replaced = true;
                 }
             }
-            HubEvent::PeerDisconnected { conn, kind, .. } => {
-                if self.kind_conn.get(&kind) == Some(&(conn.0 as usize)) {
-                    self.kind_conn.remove(&kind);
-                    self.hub_subs.remove(&kind);
-                    self.hub_subs_ever.remove(&kind);
-                }
+            HubEvent::PeerDisconnected { conn, kind, .. }
+                if self.kind_conn.get(&kind) == Some(&(conn.0 as usize)) =>
+            {
+                self.kind_conn.remove(&kind);
+                self.hub_subs.remove(&kind);
+                self.hub_subs_ever.remove(&kind);
             }
             HubEvent::TopicSubscribe { kind, topic } => {
                 if topic == SECRET_TOPIC {
