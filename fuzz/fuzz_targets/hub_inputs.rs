@@ -20,7 +20,7 @@ use link_sansio::hub::{
     Output, ServerCallId, ServerReply,
 };
 use link_sansio::time::Now;
-use link_sansio::wire::{HashAlgo, Key, Limits, Value};
+use link_sansio::wire::{self, HashAlgo, Key, Limits, Value};
 
 const WALL0: u64 = 1_750_000_000_000;
 const MAX_OPS: usize = 256;
@@ -273,7 +273,8 @@ impl Fuzz {
                 });
             }
             _ => match u.int_in_range(0..=7)? {
-                0 => self.input(Input::Drain),
+                // Rare: after a drain the hub accepts no one.
+                0 if u.ratio(1, 16)? => self.input(Input::Drain),
                 1 => self.hub.register_server_rpc(&name(u)?),
                 2 => self.hub.unregister_server_rpc(&name(u)?),
                 3 => self.hub.set_server_rpc_catch_all(u.arbitrary()?),
@@ -301,7 +302,13 @@ impl Fuzz {
     /// A frame for `conn`: usually well signed and well formed, sometimes damaged.
     fn frame(&mut self, u: &mut Unstructured<'_>, conn: u64) -> Result<Vec<u8>> {
         let known_kind = self.open.get(&conn).and_then(|s| s.kind.clone());
-        let msg_type = match u.int_in_range(0..=10)? {
+        // A socket that has not said hello yet mostly says it now.
+        let pick = if known_kind.is_none() && u.ratio(3, 4)? {
+            0
+        } else {
+            u.int_in_range(0..=10)?
+        };
+        let msg_type = match pick {
             0 => "hello",
             1 => "rpc.request",
             2 => "rpc.response",
@@ -317,6 +324,8 @@ impl Fuzz {
         .to_owned();
         let kind = match &known_kind {
             Some(k) if msg_type != "hello" || u.ratio(1, 4)? => k.clone(),
+            // Kinds that have a key in every key mode, mostly.
+            _ if u.ratio(3, 4)? => (*u.choose(&["a", "b", "0"])?).to_owned(),
             _ => name(u)?,
         };
         let id = if !self.ids.is_empty() && u.ratio(1, 4)? {
@@ -418,6 +427,19 @@ impl Fuzz {
                         .unwrap_or_else(|| panic!("transmit on unknown or closed {conn:?}"));
                     assert!(!s.closing, "transmit on {conn:?} after closing it");
                     s.unflushed += text.len();
+                    // Everything the hub writes is a well-formed frame signed with the
+                    // socket's key (checkable here when all kinds share one).
+                    if let Some(secret) = &self.shared {
+                        let key = Key::new(secret, HashAlgo::Sha256);
+                        let limits = Limits {
+                            max_message_bytes: usize::MAX,
+                            ..Limits::default()
+                        };
+                        let mut scratch = Vec::new();
+                        if let Err(e) = wire::decode(text.as_bytes(), &key, &limits, &mut scratch) {
+                            panic!("the hub wrote a frame that does not verify ({e}): {text}");
+                        }
+                    }
                     assert!(
                         text.len() <= 64 * 1024 * 1024,
                         "a frame of {} bytes",
@@ -439,6 +461,11 @@ impl Fuzz {
                 }
                 Output::ResolveKey { request, .. } => self.key_requests.push(request.0),
                 Output::ServerRpc(call) => {
+                    assert!(
+                        self.hub.state().peers.iter().any(|p| p.kind == call.from),
+                        "server RPC from {}, who is not a peer",
+                        call.from
+                    );
                     assert!(
                         self.server_calls.insert(call.call.0),
                         "server call {} issued twice",
