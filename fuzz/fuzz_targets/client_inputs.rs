@@ -47,8 +47,8 @@ struct Fuzz {
     /// Calls `rpc()` accepted and not yet settled.
     pending: BTreeSet<u64>,
     settled: BTreeSet<u64>,
-    /// Envelope ids of requests the client sent (to answer or cancel).
-    request_ids: Vec<String>,
+    /// Envelope ids and targets of requests the client sent (to answer or cancel).
+    request_ids: Vec<(String, String)>,
     /// Inbound requests handed to the application.
     inbound: Vec<u64>,
     ids: u64,
@@ -248,7 +248,13 @@ impl Fuzz {
                 ("connected", Some(Value::Bool(true))),
             ])
         };
-        let (msg_type, from, data) = match u.int_in_range(0..=11)? {
+        // Until the link is ready, the hub's next frame is usually its ack.
+        let pick = if !self.conn.is_ready() && u.ratio(1, 2)? {
+            0
+        } else {
+            u.int_in_range(0..=11)?
+        };
+        let (msg_type, from, data) = match pick {
             0 => (
                 "hello.ack",
                 "server".to_owned(),
@@ -308,13 +314,13 @@ impl Fuzz {
                         ("data", maybe(u, |u| Ok(value(u, 1)?))?),
                     ])
                 };
-                ("rpc.response", name(u)?, Some(data))
+                ("rpc.response", String::new(), Some(data))
             }
             7 => {
                 let target = if self.request_ids.is_empty() {
                     name(u)?
                 } else {
-                    u.choose(&self.request_ids)?.clone()
+                    u.choose(&self.request_ids)?.0.clone()
                 };
                 (
                     "rpc.cancel",
@@ -342,8 +348,20 @@ impl Fuzz {
         };
         // Responses reuse the id of a request the client sent; the rest get fresh
         // ids, or (to exercise the replay guard) a repeated one.
+        let mut from = from;
         let id = if msg_type == "rpc.response" && !self.request_ids.is_empty() && u.ratio(3, 4)? {
-            u.choose(&self.request_ids)?.clone()
+            // An answer to a request the client sent, from its target or the hub,
+            // or (rarely) from someone else.
+            let (id, to) = u.choose(&self.request_ids)?.clone();
+            from = match u.int_in_range(0..=3)? {
+                0 => "server".to_owned(),
+                1 => name(u)?,
+                _ => to,
+            };
+            id
+        } else if msg_type == "rpc.response" {
+            from = name(u)?;
+            format!("hub-{}", u.int_in_range(0..=self.ids)?)
         } else if u.ratio(7, 8)? {
             self.ids += 1;
             format!("hub-{}", self.ids)
@@ -351,9 +369,9 @@ impl Fuzz {
             format!("hub-{}", u.int_in_range(0..=self.ids)?)
         };
         let ts = match u.int_in_range(0..=7)? {
-            0 => wall - 400_000.0,
-            1 => common::number(u)?,
-            _ => wall,
+            0..=5 => wall,
+            6 => wall - 400_000.0,
+            _ => common::number(u)?,
         };
         let env = Envelope {
             id,
@@ -369,7 +387,9 @@ impl Fuzz {
             Key::new(&name(u)?, HashAlgo::Sha256)
         };
         let mut bytes = signed(&key, &env);
-        if u.ratio(1, 8)? {
+        // Once the input runs out, `ratio` answers yes and ranges their low end:
+        // those must be the well-formed choices.
+        if !u.ratio(7, 8)? {
             mangle(u, &mut bytes)?;
         }
         Ok(bytes)
@@ -405,7 +425,8 @@ impl Fuzz {
                         && let Some(id) = frame.id().as_str()
                         && self.request_ids.len() < 64
                     {
-                        self.request_ids.push(id.to_owned());
+                        let to = frame.to().map(|t| t.to_string_lossy()).unwrap_or_default();
+                        self.request_ids.push((id.to_owned(), to));
                     }
                 }
                 Output::Close { .. } | Output::Terminate => {

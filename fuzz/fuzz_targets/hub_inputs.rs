@@ -383,10 +383,10 @@ impl Fuzz {
             _ => maybe(u, |u| Ok(value(u, 3)?))?,
         };
         let ts = match u.int_in_range(0..=5)? {
-            0 => 0.0,
-            1 => (WALL0 + self.ms) as f64 - 400_000.0,
-            2 => common::number(u)?,
-            _ => (WALL0 + self.ms) as f64,
+            0..=2 => (WALL0 + self.ms) as f64,
+            3 => 0.0,
+            4 => (WALL0 + self.ms) as f64 - 400_000.0,
+            _ => common::number(u)?,
         };
         let env = Envelope {
             id,
@@ -405,7 +405,9 @@ impl Fuzz {
         {
             s.kind = Some(kind.trim().to_owned());
         }
-        if u.ratio(1, 8)? {
+        // Once the input runs out, `ratio` answers yes and ranges their low end:
+        // those must be the well-formed choices.
+        if !u.ratio(7, 8)? {
             mangle(u, &mut bytes)?;
         }
         Ok(bytes)
