@@ -101,6 +101,8 @@ pub struct Scenario {
     pub act_every_ms: u64,
     /// Largest padding added to a payload (bytes).
     pub max_padding: usize,
+    /// A client configured with the wrong secret (never client 0), if any.
+    pub bad_key: Option<usize>,
     /// A deliberate network fault (none unless a test asks for one).
     pub sabotage: Sabotage,
 }
@@ -197,6 +199,7 @@ impl Scenario {
             impostor_at_ms: chance(r, 0.2).then(|| between(r, 200, chaos_ms - 500)),
             act_every_ms: between(r, 30, 200),
             max_padding: if chance(r, 0.2) { 6_000 } else { 300 },
+            bad_key: chance(r, 0.1).then(|| between(r, 1, clients as u64 - 1) as usize),
             sabotage: Sabotage::None,
         }
     }

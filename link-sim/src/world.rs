@@ -32,6 +32,8 @@ const MS: T = 1_000;
 const BASE_WALL_MS: i64 = 1_750_000_000_000;
 /// A run that needs more steps than this is stuck in a loop.
 const MAX_STEPS: u64 = 3_000_000;
+/// A graceful hub shutdown must be complete this long after `Input::Drain`.
+const DRAIN_LIMIT: T = 10_000 * MS;
 /// Outputs one drain may produce before it counts as a livelock.
 const MAX_DRAIN: usize = 200_000;
 const TOPICS: [&str; 3] = ["t0", "t1", "t2"];
@@ -155,6 +157,7 @@ enum Ev {
     EndChaos,
     Check,
     Final,
+    Shutdown,
 }
 
 impl Ev {
@@ -184,6 +187,7 @@ impl Ev {
             Ev::EndChaos => 22,
             Ev::Check => 23,
             Ev::Final => 24,
+            Ev::Shutdown => 25,
         }
     }
 }
@@ -274,6 +278,8 @@ struct Peer {
     ready: bool,
     stopped: bool,
     displaced: bool,
+    /// Configured with the wrong secret: the hub must never let it in.
+    bad_key: bool,
     subs: BTreeSet<String>,
     /// A `topic.subscribe` of this peer was refused for lack of room in the hub's ACL
     /// backlog, reported by an overflow event: the hub may not know of all its
@@ -339,6 +345,10 @@ pub(crate) struct World {
     expected_rpcs: BTreeSet<(usize, u64)>,
     /// `RpcComplete` events for calls `rpc()` refused, still owed in this drain.
     orphans_owed: usize,
+    /// `Input::Drain` was given to the hub: it accepts no new sockets.
+    draining: bool,
+    /// `HubEvent::Drained` seen.
+    drained_events: u32,
     /// A frame held back by `Sabotage::ReorderFrames`.
     held: Option<(usize, String)>,
 }
@@ -399,6 +409,8 @@ impl World {
             expected_rpcs: BTreeSet::new(),
             orphans_owed: 0,
             held: None,
+            draining: false,
+            drained_events: 0,
             sc,
         };
         for c in 0..w.sc.clients {
@@ -413,7 +425,11 @@ impl World {
 
     fn add_peer(&mut self, idx: usize, kind: String) {
         let sc = &self.sc;
-        let secret = self.key_of(&kind);
+        let bad_key = self.sc.bad_key == Some(idx);
+        let mut secret = self.key_of(&kind);
+        if bad_key {
+            secret.push_str("-wrong");
+        }
         let mut cfg = ClientConfig::new("ws://hub.sim/", kind.clone(), secret);
         cfg.pid = Some(1000 + idx as u32);
         cfg.limits = self.limits.clone();
@@ -448,6 +464,7 @@ impl World {
             ready: false,
             stopped: false,
             displaced: false,
+            bad_key,
             subs: BTreeSet::new(),
             subs_lost: false,
             pending: BTreeMap::new(),
@@ -747,6 +764,7 @@ impl World {
             Ev::EndChaos => self.chaos = false,
             Ev::Check => self.check_settled(),
             Ev::Final => self.check_probes(),
+            Ev::Shutdown => self.check_drained(),
         }
     }
 
@@ -927,7 +945,7 @@ impl World {
         self.peers[c].link = Some(l);
         self.peers[c].up = false;
         let d = self.latency(c);
-        if self.hub.is_some() {
+        if self.hub.is_some() && !self.draining {
             self.after(d, Ev::HubOpened { link: l });
             self.after(2 * d, Ev::ClientUp { c, link: l });
         } else {
@@ -1928,6 +1946,14 @@ impl World {
         match e {
             HubEvent::PeerConnected { conn, kind, .. } => {
                 let l = conn.0 as usize;
+                if let Some(link) = self.links.get(l)
+                    && self.peers[link.client].bad_key
+                {
+                    return self.fail(format!(
+                        "hub: authenticated client {} ({kind}), whose key is wrong",
+                        link.client
+                    ));
+                }
                 if let Some(link) = self.links.get_mut(l) {
                     link.kind = Some(kind.clone());
                 }
@@ -1976,9 +2002,11 @@ impl World {
                 // Frames still in flight on a socket the hub has just replaced or
                 // closed arrive after the fact; the hub drops them.
                 let closing = link.is_some_and(|l| l.replaced || l.hub_closing);
+                let bad_key = c.is_some_and(|c| self.peers[c].bad_key);
                 let fine = match reason {
                     DropReason::ReplayWindow => beyond,
                     DropReason::StaleSocket => closing,
+                    DropReason::BadSignature => bad_key,
                     _ => false,
                 };
                 if !fine {
@@ -1989,6 +2017,12 @@ impl World {
                 }
             }
             HubEvent::OutboxOverflow { .. } => self.stats.overflows += 1,
+            HubEvent::Drained => {
+                self.drained_events += 1;
+                if !self.draining {
+                    self.fail("hub: Drained without a Drain".to_owned());
+                }
+            }
             HubEvent::AclBacklogOverflow { conn, msg_type, .. } => {
                 self.stats.overflows += 1;
                 if msg_type == "topic.subscribe"
@@ -2109,7 +2143,7 @@ impl World {
 
     fn live(&self, c: usize) -> bool {
         let p = &self.peers[c];
-        !p.stopped && !p.displaced && !p.beyond_window
+        !p.stopped && !p.displaced && !p.beyond_window && !p.bad_key
     }
 
     /// After the faults stop and the network settles, everything must be back: every
@@ -2242,6 +2276,28 @@ impl World {
                     ));
                 }
             }
+        }
+        // Last, the hub shuts down gracefully: every socket must be gone in time.
+        if self.hub.is_some() {
+            self.draining = true;
+            self.hub_input(hub::Input::Drain);
+            self.after(DRAIN_LIMIT, Ev::Shutdown);
+        }
+    }
+
+    fn check_drained(&mut self) {
+        let Some(h) = &self.hub else { return };
+        if !h.state.is_drained() || self.drained_events != 1 {
+            let open = self
+                .links
+                .iter()
+                .filter(|l| l.epoch == self.epoch && !l.hub_gone)
+                .count();
+            return self.fail(format!(
+                "hub not drained {}s after Drain: {open} sockets open, {} Drained events",
+                DRAIN_LIMIT / 1_000_000,
+                self.drained_events
+            ));
         }
         // Stop the clock here: nothing scheduled later matters.
         self.queue.clear();
