@@ -101,6 +101,12 @@ pub struct Scenario {
     pub act_every_ms: u64,
     /// Largest padding added to a payload (bytes).
     pub max_padding: usize,
+    /// Hub `max_pending_sockets`.
+    pub hub_max_pending: usize,
+    /// Clock jumps: (at ms, client index or `None` for the hub, jump in ms).
+    pub clock_jumps: Vec<(u64, Option<usize>, i64)>,
+    /// Whether the key resolver and ACL hooks sometimes take seconds to answer.
+    pub slow_hooks: bool,
     /// A client configured with the wrong secret (never client 0), if any.
     pub bad_key: Option<usize>,
     /// A deliberate network fault (none unless a test asks for one).
@@ -199,6 +205,20 @@ impl Scenario {
             impostor_at_ms: chance(r, 0.2).then(|| between(r, 200, chaos_ms - 500)),
             act_every_ms: between(r, 30, 200),
             max_padding: if chance(r, 0.2) { 6_000 } else { 300 },
+            hub_max_pending: if chance(r, 0.2) {
+                between(r, 1, 3) as usize
+            } else {
+                1024
+            },
+            clock_jumps: (0..between(r, 0, 2))
+                .map(|_| {
+                    let who = between(r, 0, clients as u64);
+                    let who = (who < clients as u64).then_some(who as usize);
+                    let jump = between(r, 0, 80_000) as i64 - 40_000;
+                    (between(r, 100, chaos_ms), who, jump)
+                })
+                .collect(),
+            slow_hooks: chance(r, 0.2),
             bad_key: chance(r, 0.1).then(|| between(r, 1, clients as u64 - 1) as usize),
             sabotage: Sabotage::None,
         }

@@ -158,6 +158,10 @@ enum Ev {
     Check,
     Final,
     Shutdown,
+    ClockJump {
+        who: Option<usize>,
+        jump_ms: i64,
+    },
 }
 
 impl Ev {
@@ -188,6 +192,7 @@ impl Ev {
             Ev::Check => 23,
             Ev::Final => 24,
             Ev::Shutdown => 25,
+            Ev::ClockJump { .. } => 26,
         }
     }
 }
@@ -345,6 +350,8 @@ pub(crate) struct World {
     expected_rpcs: BTreeSet<(usize, u64)>,
     /// `RpcComplete` events for calls `rpc()` refused, still owed in this drain.
     orphans_owed: usize,
+    /// The hub's wall-clock offset (ms); it jumps like the clients' do.
+    hub_skew_ms: i64,
     /// `Input::Drain` was given to the hub: it accepts no new sockets.
     draining: bool,
     /// `HubEvent::Drained` seen.
@@ -409,6 +416,7 @@ impl World {
             expected_rpcs: BTreeSet::new(),
             orphans_owed: 0,
             held: None,
+            hub_skew_ms: 0,
             draining: false,
             drained_events: 0,
             sc,
@@ -515,7 +523,17 @@ impl World {
     }
 
     fn hub_now(&self) -> Now {
-        self.wall(0)
+        self.wall(self.hub_skew_ms)
+    }
+
+    /// A hook's answer time: quick, or (with `slow_hooks`, sometimes, while the
+    /// faults last) seconds.
+    fn hook_delay(&mut self, quick: T) -> T {
+        if self.sc.slow_hooks && self.chaos && chance(&mut self.rng, 0.1) {
+            self.rand(500 * MS, 3_000 * MS)
+        } else {
+            self.rand(0, quick)
+        }
     }
 
     fn latency(&mut self, c: usize) -> T {
@@ -571,6 +589,11 @@ impl World {
             let d = self.rand(0, 2 * every * MS);
             self.after(d, Ev::DropLink);
         }
+        for (at, who, jump_ms) in self.sc.clock_jumps.clone() {
+            if who.is_none_or(|c| c < self.peers.len()) {
+                self.at(at * MS, Ev::ClockJump { who, jump_ms });
+            }
+        }
         for (at, down_ms) in self.sc.crashes.clone() {
             self.at(at * MS, Ev::Crash { down_ms });
         }
@@ -600,6 +623,7 @@ impl World {
         cfg.keepalive_interval = Duration::from_millis(sc.hub_keepalive_ms);
         cfg.hello_timeout = Duration::from_millis(sc.hub_hello_timeout_ms);
         cfg.max_concurrent_rpc = sc.hub_max_concurrent_rpc;
+        cfg.max_pending_sockets = sc.hub_max_pending;
         if sc.acl {
             cfg.acl = AclHooks {
                 rpc: true,
@@ -765,6 +789,10 @@ impl World {
             Ev::Check => self.check_settled(),
             Ev::Final => self.check_probes(),
             Ev::Shutdown => self.check_drained(),
+            Ev::ClockJump { who, jump_ms } => match who {
+                Some(c) => self.peers[c].skew_ms += jump_ms,
+                None => self.hub_skew_ms += jump_ms,
+            },
         }
     }
 
@@ -1658,7 +1686,7 @@ impl World {
                 hub::Output::ResolveKey { request, kind } => {
                     let known = self.peers.iter().any(|p| p.kind == kind);
                     let key = known.then(|| self.key_of(&kind));
-                    let d = self.rand(0, 20 * MS);
+                    let d = self.hook_delay(20 * MS);
                     let epoch = self.epoch;
                     self.after(
                         d,
@@ -2126,7 +2154,7 @@ impl World {
         } else {
             AclDecision::Allow
         };
-        let d = self.rand(0, 30 * MS);
+        let d = self.hook_delay(30 * MS);
         let epoch = self.epoch;
         self.after(
             d,
