@@ -12,7 +12,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use common::{Envelope, maybe, mangle, name, object, signed, value};
+use common::{Envelope, mangle, maybe, name, object, signed, value};
 use libfuzzer_sys::arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use link_sansio::client::{
@@ -71,7 +71,11 @@ fn run(u: &mut Unstructured<'_>) -> Result<()> {
     cfg.hello_ack_diagnostic = Duration::from_millis(u.int_in_range(0..=5_000)?);
     cfg.reconnect_initial = Duration::from_millis(u.int_in_range(0..=2_000)?);
     cfg.reconnect_max = Duration::from_millis(u.int_in_range(0..=10_000)?);
-    cfg.max_reconnect_attempts = if u.arbitrary()? { Some(u.int_in_range(0..=5)?) } else { None };
+    cfg.max_reconnect_attempts = if u.arbitrary()? {
+        Some(u.int_in_range(0..=5)?)
+    } else {
+        None
+    };
     cfg.stop_drain = Duration::from_millis(u.int_in_range(0..=5_000)?);
     cfg.reconnect_on_rejection = u.arbitrary()?;
     cfg.expose_rpc_errors = u.arbitrary()?;
@@ -141,7 +145,11 @@ impl Fuzz {
             6 => {
                 if self.transport != Transport::None {
                     self.transport = Transport::None;
-                    let code = if u.arbitrary()? { Some(u.arbitrary()?) } else { None };
+                    let code = if u.arbitrary()? {
+                        Some(u.arbitrary()?)
+                    } else {
+                        None
+                    };
                     let reason = name(u)?;
                     self.input(Input::TransportDown {
                         code,
@@ -173,7 +181,11 @@ impl Fuzz {
             10 => {
                 let to = name(u)?;
                 let rpc_type = name(u)?;
-                let data = if u.arbitrary()? { Some(value(u, 2)?) } else { None };
+                let data = if u.arbitrary()? {
+                    Some(value(u, 2)?)
+                } else {
+                    None
+                };
                 let timeout = match u.int_in_range(0..=2)? {
                     0 => None,
                     1 => Some(Duration::ZERO),
@@ -200,7 +212,11 @@ impl Fuzz {
                     u.int_in_range(0..=64)?
                 };
                 let reply = match u.int_in_range(0..=4)? {
-                    0 | 1 => Ok(if u.arbitrary()? { Some(value(u, 2)?) } else { None }),
+                    0 | 1 => Ok(if u.arbitrary()? {
+                        Some(value(u, 2)?)
+                    } else {
+                        None
+                    }),
                     2 => Err(HandlerError::exposed(name(u)?, name(u)?)),
                     3 => Err(HandlerError::internal(name(u)?)),
                     _ => Err(HandlerError::NotSerializable),
@@ -213,7 +229,11 @@ impl Fuzz {
                     0 => self.conn.subscribe(now, &topic),
                     1 => self.conn.unsubscribe(now, &topic).map(|_| ()),
                     _ => {
-                        let payload = if u.arbitrary()? { Some(value(u, 2)?) } else { None };
+                        let payload = if u.arbitrary()? {
+                            Some(value(u, 2)?)
+                        } else {
+                            None
+                        };
                         self.conn.publish(now, &topic, payload)
                     }
                 };
@@ -221,7 +241,11 @@ impl Fuzz {
             14 => {
                 let to = name(u)?;
                 let t = name(u)?;
-                let data = if u.arbitrary()? { Some(value(u, 2)?) } else { None };
+                let data = if u.arbitrary()? {
+                    Some(value(u, 2)?)
+                } else {
+                    None
+                };
                 let _ = if u.arbitrary()? {
                     self.conn.send(now, &to, &t, data)
                 } else {
@@ -243,7 +267,10 @@ impl Fuzz {
         let peer = || -> Value {
             object(vec![
                 ("kind", Some(Value::from("b"))),
-                ("hello", Some(object(vec![("kind", Some(Value::from("b")))]))),
+                (
+                    "hello",
+                    Some(object(vec![("kind", Some(Value::from("b")))])),
+                ),
                 ("connectedAt", Some(Value::Number(1.0))),
                 ("connected", Some(Value::Bool(true))),
             ])
@@ -265,7 +292,10 @@ impl Fuzz {
                     (
                         "features",
                         maybe(u, |_| {
-                            Ok(Value::Array(vec![Value::from("topics"), Value::from("direct")]))
+                            Ok(Value::Array(vec![
+                                Value::from("topics"),
+                                Value::from("direct"),
+                            ]))
                         })?,
                     ),
                 ])),
@@ -408,7 +438,11 @@ impl Fuzz {
                     self.transport = Transport::Connecting;
                 }
                 Output::Transmit(text) => {
-                    assert_eq!(self.transport, Transport::Open, "transmit without transport");
+                    assert_eq!(
+                        self.transport,
+                        Transport::Open,
+                        "transmit without transport"
+                    );
                     self.unflushed += text.len();
                     let limits = Limits {
                         max_message_bytes: usize::MAX,
@@ -467,7 +501,11 @@ impl Fuzz {
             h.pending_rpcs,
             self.pending.len()
         );
-        assert!(h.buffered_bytes <= self.unflushed, "{h:?}, {} unflushed", self.unflushed);
+        assert!(
+            h.buffered_bytes <= self.unflushed,
+            "{h:?}, {} unflushed",
+            self.unflushed
+        );
         assert_eq!(h.connected, self.transport == Transport::Open, "{h:?}");
         assert!(!h.ready || h.connected, "ready without a transport: {h:?}");
     }

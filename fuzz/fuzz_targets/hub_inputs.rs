@@ -12,7 +12,7 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use common::{Envelope, maybe, mangle, name, object, signed, value};
+use common::{Envelope, mangle, maybe, name, object, signed, value};
 use libfuzzer_sys::arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
 use link_sansio::hub::{
@@ -125,10 +125,7 @@ fn run(u: &mut Unstructured<'_>) -> Result<()> {
 
 impl Fuzz {
     fn now(&self) -> Now {
-        Now::new(
-            self.base + Duration::from_millis(self.ms),
-            WALL0 + self.ms,
-        )
+        Now::new(self.base + Duration::from_millis(self.ms), WALL0 + self.ms)
     }
 
     fn input(&mut self, input: Input<'_>) {
@@ -182,7 +179,11 @@ impl Fuzz {
                     return Ok(());
                 };
                 self.open.remove(&conn);
-                let code = if u.arbitrary()? { Some(u.arbitrary()?) } else { None };
+                let code = if u.arbitrary()? {
+                    Some(u.arbitrary()?)
+                } else {
+                    None
+                };
                 let reason = name(u)?;
                 self.input(Input::Closed {
                     conn: ConnId(conn),
@@ -242,11 +243,19 @@ impl Fuzz {
                     u.int_in_range(0..=64)?
                 };
                 let reply = match u.int_in_range(0..=3)? {
-                    0 => ServerReply::Ok(if u.arbitrary()? { Some(value(u, 2)?) } else { None }),
+                    0 => ServerReply::Ok(if u.arbitrary()? {
+                        Some(value(u, 2)?)
+                    } else {
+                        None
+                    }),
                     1 => ServerReply::Err {
                         code: if u.arbitrary()? { Some(name(u)?) } else { None },
                         message: name(u)?,
-                        data: if u.arbitrary()? { Some(value(u, 2)?) } else { None },
+                        data: if u.arbitrary()? {
+                            Some(value(u, 2)?)
+                        } else {
+                            None
+                        },
                         expose: u.arbitrary()?,
                     },
                     2 => ServerReply::NotSerializable,
@@ -341,8 +350,16 @@ impl Fuzz {
             "hello" => Some(object(vec![
                 ("kind", maybe(u, |_| Ok(Value::from(kind.as_str())))?),
                 ("name", maybe(u, |u| Ok(Value::from(name(u)?)))?),
-                ("pid", maybe(u, |u| Ok(Value::Number(f64::from(u.int_in_range(0..=99_999)?))))?),
-                ("startedAt", maybe(u, |_| Ok(Value::Number((WALL0 + self.ms) as f64)))?),
+                (
+                    "pid",
+                    maybe(u, |u| {
+                        Ok(Value::Number(f64::from(u.int_in_range(0..=99_999)?)))
+                    })?,
+                ),
+                (
+                    "startedAt",
+                    maybe(u, |_| Ok(Value::Number((WALL0 + self.ms) as f64)))?,
+                ),
             ])),
             "rpc.request" => Some(object(vec![
                 ("rpcType", maybe(u, |u| Ok(Value::from(name(u)?)))?),
@@ -369,9 +386,10 @@ impl Fuzz {
                 };
                 Some(object(vec![("id", maybe(u, |_| Ok(Value::from(target)))?)]))
             }
-            "topic.subscribe" | "topic.unsubscribe" => {
-                Some(object(vec![("topic", maybe(u, |u| Ok(Value::from(name(u)?)))?)]))
-            }
+            "topic.subscribe" | "topic.unsubscribe" => Some(object(vec![(
+                "topic",
+                maybe(u, |u| Ok(Value::from(name(u)?)))?,
+            )])),
             "topic.message" => Some(object(vec![
                 ("topic", maybe(u, |u| Ok(Value::from(name(u)?)))?),
                 ("payload", maybe(u, |u| Ok(value(u, 2)?))?),
@@ -391,14 +409,22 @@ impl Fuzz {
         let env = Envelope {
             id,
             ts,
-            from: if u.ratio(7, 8)? { Some(kind.clone()) } else { None },
+            from: if u.ratio(7, 8)? {
+                Some(kind.clone())
+            } else {
+                None
+            },
             to: if u.arbitrary()? { Some(name(u)?) } else { None },
             msg_type: msg_type.clone(),
             data,
         };
         // Sign with the key of the kind the socket speaks for (a hello: the claimed
         // kind), sometimes with another one.
-        let signer = if u.ratio(7, 8)? { kind.clone() } else { name(u)? };
+        let signer = if u.ratio(7, 8)? {
+            kind.clone()
+        } else {
+            name(u)?
+        };
         let mut bytes = signed(&self.key_for(signer.trim()), &env);
         if msg_type == "hello"
             && let Some(s) = self.open.get_mut(&conn)

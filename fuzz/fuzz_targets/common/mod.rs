@@ -9,8 +9,21 @@ use link_sansio::wire::{self, Header, JsString, Key, Object, Value};
 
 /// Names peers, topics and types are drawn from, so that inputs refer to each other.
 pub const NAMES: &[&str] = &[
-    "a", "b", "c", "server", "", "t", "u", "echo", "link.health", "link.topic.list", "x y",
-    "__proto__", "constructor", "  a  ", "0",
+    "a",
+    "b",
+    "c",
+    "server",
+    "",
+    "t",
+    "u",
+    "echo",
+    "link.health",
+    "link.topic.list",
+    "x y",
+    "__proto__",
+    "constructor",
+    "  a  ",
+    "0",
 ];
 
 /// A short string: mostly one of [`NAMES`], sometimes anything.
