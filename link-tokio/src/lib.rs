@@ -1,1 +1,4 @@
-//! Skeleton: filled in by the adapter issues.
+//! link on tokio.
+
+pub mod runtime;
+pub mod transport;
