@@ -10,3 +10,10 @@
 pub mod cancel;
 pub mod runtime;
 pub mod transport;
+pub mod client;
+pub mod error;
+pub mod handler;
+pub mod payload;
+
+pub use error::Error;
+pub use handler::RpcHandlerError;
