@@ -13,6 +13,7 @@ pub mod transport;
 pub mod client;
 pub mod error;
 pub mod handler;
+pub mod hub;
 pub mod payload;
 
 pub use error::Error;

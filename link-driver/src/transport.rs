@@ -138,38 +138,29 @@ impl<T: Transport> Pump<T> {
     /// bytes whose flush completed during this call (0 if none); registers the waker
     /// whenever something is left to do.
     pub fn poll_write(&mut self, cx: &mut Context<'_>) -> Result<usize, TransportError> {
-        loop {
-            while !self.queue.is_empty() {
-                match Pin::new(&mut self.io).poll_ready(cx) {
-                    Poll::Ready(Ok(())) => {}
-                    Poll::Ready(Err(e)) => return Err(e),
-                    Poll::Pending => return Ok(0),
-                }
-                let Some(frame) = self.queue.pop_front() else {
-                    break;
-                };
-                self.fed += frame.payload_len();
-                self.unflushed = true;
-                Pin::new(&mut self.io).start_send(frame)?;
-            }
-            if !self.unflushed {
-                return Ok(0);
-            }
-            match Pin::new(&mut self.io).poll_flush(cx) {
-                Poll::Ready(Ok(())) => {
-                    self.unflushed = false;
-                    let n = std::mem::take(&mut self.fed);
-                    if self.queue.is_empty() {
-                        return Ok(n);
-                    }
-                    // More was queued meanwhile; a caller only learns of `n` once, so
-                    // report it now and let the next call write the rest.
-                    cx.waker().wake_by_ref();
-                    return Ok(n);
-                }
+        while let Some(frame) = self.queue.pop_front() {
+            match Pin::new(&mut self.io).poll_ready(cx) {
+                Poll::Ready(Ok(())) => {}
                 Poll::Ready(Err(e)) => return Err(e),
-                Poll::Pending => return Ok(0),
+                Poll::Pending => {
+                    self.queue.push_front(frame);
+                    return Ok(0);
+                }
             }
+            self.fed += frame.payload_len();
+            self.unflushed = true;
+            Pin::new(&mut self.io).start_send(frame)?;
+        }
+        if !self.unflushed {
+            return Ok(0);
+        }
+        match Pin::new(&mut self.io).poll_flush(cx) {
+            Poll::Ready(Ok(())) => {
+                self.unflushed = false;
+                Ok(std::mem::take(&mut self.fed))
+            }
+            Poll::Ready(Err(e)) => Err(e),
+            Poll::Pending => Ok(0),
         }
     }
 
