@@ -200,6 +200,18 @@ pub fn decode(
     Ok(frame.into_envelope())
 }
 
+/// Checks one frame the way a person debugging "bad-signature" wants: validation
+/// steps 1–6 of PROTOCOL.md §6 (size, JSON, id, signature, version) and no replay
+/// guard, since frames under inspection are usually old. On success returns the exact
+/// canonical text the signature covers. The `verify` example and the `link verify`
+/// command are thin wrappers around this.
+pub fn inspect(bytes: &[u8], key: &Key, limits: &Limits) -> Result<Vec<u8>, DropReason> {
+    let frame = Frame::parse(bytes, limits)?;
+    let mut canonical = Vec::with_capacity(bytes.len());
+    frame.verify(key, &mut canonical)?;
+    Ok(canonical)
+}
+
 /// The envelope fields of an outgoing message.
 #[derive(Debug, Clone, Copy)]
 pub struct Header<'a> {

@@ -74,6 +74,31 @@ impl JsString {
         JsString::from_wtf8(out)
     }
 
+    /// The string without the leading and trailing characters `strip` accepts. Works
+    /// on code points, so a lone surrogate is kept as it is (it is never stripped).
+    pub fn trim_matches(&self, strip: impl Fn(char) -> bool) -> JsString {
+        let mut offset = 0;
+        let mut kept: Option<(usize, usize)> = None;
+        for cp in code_points(&self.wtf8) {
+            let len = match cp {
+                0..=0x7F => 1,
+                0x80..=0x7FF => 2,
+                0x800..=0xFFFF => 3,
+                _ => 4,
+            };
+            if !char::from_u32(cp).is_some_and(&strip) {
+                let first = kept.map_or(offset, |(first, _)| first);
+                kept = Some((first, offset + len));
+            }
+            offset += len;
+        }
+        match kept {
+            Some((first, end)) if first == 0 && end == self.wtf8.len() => self.clone(),
+            Some((first, end)) => JsString::from_wtf8(self.wtf8[first..end].to_vec()),
+            None => JsString::default(),
+        }
+    }
+
     /// Whether the string is empty.
     pub fn is_empty(&self) -> bool {
         self.wtf8.is_empty()
@@ -154,6 +179,13 @@ pub(crate) fn utf16_cmp(a: &[u8], b: &[u8]) -> Ordering {
     while start > 0 && (a[start] & 0xC0) == 0x80 {
         start -= 1;
     }
+    // Two supplementary characters, or two BMP units (surrogates included), order
+    // the same by bytes as by UTF-16. Only a supplementary character (lead byte
+    // F0..) against a BMP one needs decoding.
+    let supplementary = |lead: u8| lead >= 0xF0;
+    if supplementary(a[start]) == supplementary(b[start]) {
+        return a[common].cmp(&b[common]);
+    }
     let ua = code_points(&a[start..]).flat_map(utf16_units);
     let ub = code_points(&b[start..]).flat_map(utf16_units);
     ua.cmp(ub)
@@ -221,11 +253,14 @@ impl Object {
 
     /// The value for `key`, if present.
     pub fn get(&self, key: &str) -> Option<&Value> {
-        let key = JsString::from(key);
+        self.position(key).ok().map(|i| &self.members[i].1)
+    }
+
+    /// Where `key` is, or would be inserted; compares in place rather than building a
+    /// `JsString`, since lookups run several times per frame.
+    fn position(&self, key: &str) -> Result<usize, usize> {
         self.members
-            .binary_search_by(|(k, _)| k.cmp(&key))
-            .ok()
-            .map(|i| &self.members[i].1)
+            .binary_search_by(|(k, _)| utf16_cmp(k.as_wtf8(), key.as_bytes()))
     }
 
     /// Inserts or replaces `key`.
@@ -239,8 +274,7 @@ impl Object {
 
     /// Removes `key`, returning its value.
     pub fn remove(&mut self, key: &str) -> Option<Value> {
-        let key = JsString::from(key);
-        match self.members.binary_search_by(|(k, _)| k.cmp(&key)) {
+        match self.position(key) {
             Ok(i) => Some(self.members.remove(i).1),
             Err(_) => None,
         }
@@ -823,8 +857,13 @@ impl Parser<'_> {
             };
             match b {
                 b'"' => {
+                    // Validate the source text, not `buf`: escapes are ASCII, so the
+                    // raw runs between them are well-formed iff the whole span is, and
+                    // only surrogates this parser decoded from `\u` escapes may appear
+                    // in `buf` (raw encoded surrogates are invalid UTF-8).
+                    let raw = &self.s[start..self.i];
                     self.i += 1;
-                    return validate_utf8_wtf8(&buf)
+                    return validate_utf8(raw)
                         .map(|()| JsString::from_wtf8(buf))
                         .map_err(|problem| ParseError {
                             offset: start,
@@ -880,24 +919,6 @@ fn validate_utf8(bytes: &[u8]) -> Result<(), &'static str> {
     std::str::from_utf8(bytes)
         .map(|_| ())
         .map_err(|_| "invalid UTF-8 in string")
-}
-
-/// Validates a buffer that is UTF-8 except for surrogates this parser itself encoded.
-fn validate_utf8_wtf8(bytes: &[u8]) -> Result<(), &'static str> {
-    let mut rest = bytes;
-    loop {
-        match std::str::from_utf8(rest) {
-            Ok(_) => return Ok(()),
-            Err(e) => {
-                let at = e.valid_up_to();
-                // An encoded surrogate: ED A0..BF 80..BF.
-                match rest.get(at..at + 3) {
-                    Some([0xED, 0xA0..=0xBF, 0x80..=0xBF]) => rest = &rest[at + 3..],
-                    _ => return Err("invalid UTF-8 in string"),
-                }
-            }
-        }
-    }
 }
 
 fn push_wtf8(cp: u32, out: &mut Vec<u8>) {

@@ -8,7 +8,7 @@ pub mod replay;
 pub mod sign;
 pub mod validate;
 
-pub use envelope::{Envelope, Frame, Header, Wtf8, decode, encode, encode_message};
+pub use envelope::{Envelope, Frame, Header, Wtf8, decode, encode, encode_message, inspect};
 pub use json::{JsString, Object, UnsafeJson, Value};
 pub use message::Message;
 pub use replay::ReplayGuard;

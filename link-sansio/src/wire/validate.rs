@@ -94,20 +94,9 @@ fn is_js_whitespace(c: char) -> bool {
     )
 }
 
-/// JavaScript's `trim()`.
+/// JavaScript's `trim()`. Lone surrogates are never whitespace and stay as they are.
 pub fn js_trim(s: &JsString) -> JsString {
-    match s.as_str() {
-        Some(s) => JsString::from(s.trim_matches(is_js_whitespace)),
-        // Lone surrogates are never whitespace; trim the well-formed ends.
-        None => {
-            let lossy = s.to_string_lossy();
-            if lossy.trim_matches(is_js_whitespace).len() == lossy.len() {
-                s.clone()
-            } else {
-                JsString::from(lossy.trim_matches(is_js_whitespace))
-            }
-        }
-    }
+    s.trim_matches(is_js_whitespace)
 }
 
 /// Cuts `s` to at most `max` UTF-16 code units (as `String.prototype.slice` would,
@@ -126,8 +115,17 @@ pub struct BadHello(pub BadKind);
 /// every other field discarded.
 pub fn sanitize_hello(data: Option<&Value>) -> Result<HelloInfo, BadHello> {
     let kind = coerce_trim(data.and_then(|d| d.get("kind")));
-    let kind = kind.as_str().ok_or(BadHello(BadKind::Invalid))?.to_owned();
-    check_kind(&kind).map_err(BadHello)?;
+    let Some(kind) = kind.as_str() else {
+        // A lone surrogate is never a name character, but length comes first in the
+        // reference's order.
+        return Err(BadHello(if kind.utf16_len() > MAX_NAME_LEN {
+            BadKind::Oversized
+        } else {
+            BadKind::Invalid
+        }));
+    };
+    check_kind(kind).map_err(BadHello)?;
+    let kind = kind.to_owned();
     let name = cut_utf16(&coerce_trim(data.and_then(|d| d.get("name"))), MAX_NAME_LEN);
     let finite = |key| {
         data.and_then(|d| d.get(key))

@@ -1,0 +1,210 @@
+//! The outbox: messages waiting for a ready, uncongested link, bounded by the
+//! reference's byte estimate. Items are kept unsigned (canonical payload bytes plus
+//! envelope fields) and signed when flushed, so a message that waits through a
+//! reconnect still gets a fresh `ts`.
+
+use std::collections::VecDeque;
+
+use crate::wire::message::types;
+
+/// A message waiting to be signed and sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Item {
+    /// Envelope id (for `rpc.request`/`rpc.response`, the RPC's id).
+    pub id: String,
+    /// Message type.
+    pub msg_type: &'static str,
+    /// Envelope `to`.
+    pub to: Option<String>,
+    /// Canonical payload, or `None` to omit `data`.
+    pub data: Option<Vec<u8>>,
+    size: usize,
+}
+
+impl Item {
+    /// An item; its size is estimated once, here.
+    pub fn new(
+        id: String,
+        msg_type: &'static str,
+        to: Option<String>,
+        data: Option<Vec<u8>>,
+    ) -> Self {
+        let mut item = Item {
+            id,
+            msg_type,
+            to,
+            data,
+            size: 0,
+        };
+        item.size = estimate_size(&item);
+        item
+    }
+
+    /// The estimated size counted against the cap.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+}
+
+/// The reference's estimate: 200 bytes of envelope scaffolding plus the UTF-8 lengths
+/// of id, type and to, plus the JSON length of the payload (`null` when absent). The
+/// canonical text has the same length as `JSON.stringify`'s.
+pub fn estimate_size(item: &Item) -> usize {
+    200 + item.id.len()
+        + item.msg_type.len()
+        + item.to.as_ref().map_or(0, String::len)
+        + item.data.as_ref().map_or(4, Vec::len)
+}
+
+/// The queue was full; nothing was added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Overflow {
+    /// Bytes queued at the time.
+    pub outbox_bytes: usize,
+}
+
+/// Outgoing messages in order, with their total estimated size.
+#[derive(Debug, Clone)]
+pub struct Outbox {
+    items: VecDeque<Item>,
+    bytes: usize,
+    max_bytes: usize,
+}
+
+impl Outbox {
+    /// An empty outbox capped at `max_bytes`.
+    pub fn new(max_bytes: usize) -> Self {
+        Self {
+            items: VecDeque::new(),
+            bytes: 0,
+            max_bytes,
+        }
+    }
+
+    /// Appends `item`, or refuses it if the cap would be exceeded. A `status.update`
+    /// replaces one already queued, in place (only the newest status matters).
+    pub fn push(&mut self, item: Item) -> Result<(), Overflow> {
+        if item.msg_type == types::STATUS_UPDATE
+            && let Some(i) = self
+                .items
+                .iter()
+                .position(|it| it.msg_type == types::STATUS_UPDATE)
+        {
+            let projected = self.bytes - self.items[i].size + item.size;
+            if projected > self.max_bytes {
+                return Err(Overflow {
+                    outbox_bytes: self.bytes,
+                });
+            }
+            self.bytes = projected;
+            self.items[i] = item;
+            return Ok(());
+        }
+        if self.bytes + item.size > self.max_bytes {
+            return Err(Overflow {
+                outbox_bytes: self.bytes,
+            });
+        }
+        self.bytes += item.size;
+        self.items.push_back(item);
+        Ok(())
+    }
+
+    /// The oldest item.
+    pub fn front(&self) -> Option<&Item> {
+        self.items.front()
+    }
+
+    /// Takes the oldest item.
+    pub fn pop(&mut self) -> Option<Item> {
+        let item = self.items.pop_front()?;
+        self.bytes -= item.size;
+        Some(item)
+    }
+
+    /// Removes the item with envelope id `id`; `true` if found.
+    pub fn remove_by_id(&mut self, id: &str) -> bool {
+        match self.items.iter().position(|it| it.id == id) {
+            Some(i) => {
+                if let Some(it) = self.items.remove(i) {
+                    self.bytes -= it.size;
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Removes every item `pred` selects; returns how many.
+    pub fn remove_where(&mut self, mut pred: impl FnMut(&Item) -> bool) -> usize {
+        let before = self.items.len();
+        self.items.retain(|it| !pred(it));
+        self.bytes = self.items.iter().map(|it| it.size).sum();
+        before - self.items.len()
+    }
+
+    /// Drops everything.
+    pub fn clear(&mut self) {
+        self.items.clear();
+        self.bytes = 0;
+    }
+
+    /// Items queued.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Whether nothing is queued.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Estimated bytes queued.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// The cap.
+    pub fn max_bytes(&self) -> usize {
+        self.max_bytes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(id: &str, t: &'static str, data: &str) -> Item {
+        Item::new(
+            id.into(),
+            t,
+            Some("w".into()),
+            Some(data.as_bytes().to_vec()),
+        )
+    }
+
+    #[test]
+    fn estimate_matches_the_reference_formula() {
+        let it = item("abc", types::DIRECT, "{\"x\":1}");
+        assert_eq!(it.size(), 200 + 3 + 6 + 1 + 7);
+        let none = Item::new("i".into(), types::STATUS_UPDATE, None, None);
+        assert_eq!(none.size(), 200 + 1 + 13 + 4);
+    }
+
+    #[test]
+    fn cap_refuses_and_status_conflates_in_place() {
+        let a = item("a", types::DIRECT, "1");
+        let cap = a.size() * 2 + 10;
+        let mut o = Outbox::new(cap);
+        o.push(item("s1", types::STATUS_UPDATE, "1")).expect("fits");
+        o.push(a.clone()).expect("fits");
+        assert!(o.push(item("b", types::DIRECT, "1")).is_err());
+        o.push(item("s2", types::STATUS_UPDATE, "2"))
+            .expect("replaces");
+        assert_eq!(o.len(), 2);
+        assert_eq!(o.front().map(|i| i.id.as_str()), Some("s2"));
+        assert!(o.remove_by_id("a"));
+        assert_eq!(o.remove_where(|i| i.msg_type == types::STATUS_UPDATE), 1);
+        assert_eq!((o.len(), o.bytes()), (0, 0));
+    }
+}

@@ -1,0 +1,413 @@
+//! Properties of the wire layer over generated JSON texts: canonicalization is
+//! idempotent, sign → verify round-trips, a flipped byte never verifies as different
+//! content, and no input makes decoding panic. The generator writes JSON *text* the
+//! way a JavaScript peer might: astral characters, `\ud800`-style lone surrogates,
+//! control characters, odd number spellings, duplicate keys, random whitespace.
+//! Failures persist under the repository's `proptest-regressions/`.
+
+use link_sansio::seeded::SeededState;
+use link_sansio::wire::{
+    self, DropReason, Frame, HashAlgo, Header, JsString, Key, Limits, ReplayGuard, Value, json,
+};
+use proptest::prelude::*;
+use proptest::test_runner::FileFailurePersistence;
+
+fn config(cases: u32) -> ProptestConfig {
+    ProptestConfig {
+        cases,
+        failure_persistence: Some(Box::new(FileFailurePersistence::Direct(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../proptest-regressions/wire_props.txt"
+        )))),
+        ..ProptestConfig::default()
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// JSON text generators
+
+/// Whitespace JSON allows between tokens.
+fn ws() -> impl Strategy<Value = String> {
+    prop_oneof![
+        6 => Just(String::new()),
+        1 => "[ \t\n\r]{1,3}",
+    ]
+}
+
+/// One piece of a string literal's body, already in JSON text form.
+fn string_piece() -> impl Strategy<Value = String> {
+    prop_oneof![
+        // Plain text, astral and BMP alike.
+        4 => any::<char>().prop_map(|c| escape_char(c, false)),
+        2 => "[a-z]{1,4}",
+        // Characters that must be escaped, written the ways a sender may write them.
+        1 => (0u8..0x20).prop_map(|b| escape_char(char::from(b), false)),
+        1 => (0u8..0x20).prop_map(|b| format!("\\u{:04X}", b)),
+        1 => prop_oneof![
+            Just("\\\"".to_owned()),
+            Just("\\\\".to_owned()),
+            Just("\\/".to_owned()),
+            Just("\\b".to_owned()),
+            Just("\\f".to_owned()),
+            Just("\\n".to_owned()),
+            Just("\\r".to_owned()),
+            Just("\\t".to_owned()),
+        ],
+        // Any UTF-16 unit as an escape: lone surrogates included.
+        2 => any::<u16>().prop_map(|u| format!("\\u{u:04x}")),
+        1 => (0xD800u16..0xE000).prop_map(|u| format!("\\u{u:04X}")),
+        // A well-formed pair written as two escapes.
+        1 => (0x1_0000u32..0x11_0000).prop_map(|cp| {
+            let c = cp - 0x1_0000;
+            format!("\\u{:04x}\\u{:04x}", 0xD800 + (c >> 10), 0xDC00 + (c & 0x3FF))
+        }),
+        1 => prop_oneof![Just("😀".to_owned()), Just("～".to_owned()), Just("\u{2028}".to_owned()), Just("\u{7f}".to_owned())],
+    ]
+}
+
+/// `c` as it may appear raw inside a JSON string (escaped when it must be).
+fn escape_char(c: char, upper: bool) -> String {
+    match c {
+        '"' => "\\\"".to_owned(),
+        '\\' => "\\\\".to_owned(),
+        c if (c as u32) < 0x20 => {
+            if upper {
+                format!("\\u{:04X}", c as u32)
+            } else {
+                format!("\\u{:04x}", c as u32)
+            }
+        }
+        c => c.to_string(),
+    }
+}
+
+fn string_lit() -> impl Strategy<Value = String> {
+    prop::collection::vec(string_piece(), 0..6).prop_map(|p| format!("\"{}\"", p.concat()))
+}
+
+/// Number spellings: JSON's grammar with long mantissas and exponents, so values
+/// round, overflow to infinity, underflow to zero, and land beyond 2^53.
+fn number_lit() -> impl Strategy<Value = String> {
+    prop_oneof![
+        3 => "-?(0|[1-9][0-9]{0,22})(\\.[0-9]{1,20})?([eE][+-]?[0-9]{1,3})?",
+        2 => any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(|f| format!("{f:e}")),
+        2 => any::<i64>().prop_map(|i| i.to_string()),
+        1 => prop_oneof![
+            Just("-0".to_owned()),
+            Just("1e400".to_owned()),
+            Just("-1e400".to_owned()),
+            Just("1e-400".to_owned()),
+            Just("5e-324".to_owned()),
+            Just("9007199254740993".to_owned()),
+            Just("1.7976931348623157e308".to_owned()),
+            Just("0.1".to_owned()),
+            Just("1E21".to_owned()),
+            Just("1e-7".to_owned()),
+        ],
+    ]
+}
+
+/// A key: often from a small pool so that duplicates and ordering traps occur.
+fn key_lit() -> impl Strategy<Value = String> {
+    prop_oneof![
+        2 => prop::sample::select(vec![
+            "\"a\"", "\"b\"", "\"B\"", "\"1\"", "\"10\"", "\"2\"", "\"\"", "\"😀\"", "\"～\"",
+            "\"\\ud800\"", "\"\\udc00\"", "\"sig\"", "\"__proto__\"",
+        ])
+        .prop_map(str::to_owned),
+        3 => string_lit(),
+    ]
+}
+
+/// Any JSON text.
+fn json_text() -> impl Strategy<Value = String> {
+    let leaf = prop_oneof![
+        Just("null".to_owned()),
+        Just("true".to_owned()),
+        Just("false".to_owned()),
+        number_lit(),
+        string_lit(),
+    ];
+    leaf.prop_recursive(4, 48, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec((ws(), inner.clone(), ws()), 0..6).prop_map(|items| {
+                let items: Vec<String> = items
+                    .into_iter()
+                    .map(|(a, v, b)| format!("{a}{v}{b}"))
+                    .collect();
+                format!("[{}]", items.join(","))
+            }),
+            prop::collection::vec((key_lit(), ws(), inner), 0..6).prop_map(|members| {
+                let members: Vec<String> = members
+                    .into_iter()
+                    .map(|(k, w, v)| format!("{k}{w}:{w}{v}"))
+                    .collect();
+                format!("{{{}}}", members.join(","))
+            }),
+        ]
+    })
+}
+
+/// A string value a peer may send (parsed from a generated literal).
+fn js_string() -> impl Strategy<Value = JsString> {
+    string_lit().prop_map(|lit| match json::parse(lit.as_bytes()) {
+        Ok(Value::String(s)) => s,
+        other => panic!("generated literal {lit:?} parsed to {other:?}"),
+    })
+}
+
+fn algo() -> impl Strategy<Value = HashAlgo> {
+    prop::sample::select(vec![HashAlgo::Sha256, HashAlgo::Sha384, HashAlgo::Sha512])
+}
+
+/// What a signed envelope is made of.
+#[derive(Debug, Clone)]
+struct Parts {
+    id: JsString,
+    ts: f64,
+    from: Option<JsString>,
+    to: Option<JsString>,
+    msg_type: String,
+    data: Option<Value>,
+    secret: String,
+    algo: HashAlgo,
+}
+
+fn parts() -> impl Strategy<Value = Parts> {
+    (
+        js_string().prop_filter("id is 1..=256 units", |s| {
+            !s.is_empty() && s.utf16_len() <= 256
+        }),
+        prop_oneof![
+            any::<f64>().prop_filter("finite", |f| f.is_finite()),
+            (0u64..4_000_000_000_000).prop_map(|n| n as f64),
+        ],
+        prop::option::of(js_string()),
+        prop::option::of(js_string()),
+        prop_oneof![
+            prop::sample::select(vec!["direct", "rpc.request", "rpc.response", "hello"])
+                .prop_map(str::to_owned),
+            ".{0,12}",
+        ],
+        prop::option::of(json_text()),
+        ".{0,16}",
+        algo(),
+    )
+        .prop_map(|(id, ts, from, to, msg_type, data, secret, algo)| Parts {
+            id,
+            ts,
+            from,
+            to,
+            msg_type,
+            data: data.map(|t| json::parse(t.as_bytes()).expect("generated JSON parses")),
+            secret,
+            algo,
+        })
+}
+
+fn encode(p: &Parts) -> Vec<u8> {
+    let header = Header {
+        id: (&p.id).into(),
+        ts: p.ts,
+        from: p.from.as_ref().map(Into::into),
+        to: p.to.as_ref().map(Into::into),
+    };
+    let data = p.data.as_ref().map(Value::to_canonical);
+    let mut out = Vec::new();
+    wire::encode(
+        &Key::new(&p.secret, p.algo),
+        &header,
+        &p.msg_type,
+        data.as_deref(),
+        &mut out,
+    );
+    out
+}
+
+fn unlimited() -> Limits {
+    Limits {
+        max_message_bytes: usize::MAX,
+        ..Limits::default()
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Properties
+
+proptest! {
+    #![proptest_config(config(512))]
+
+    /// parse(canonical(x)) canonicalizes to the same bytes, and the canonical text is
+    /// valid UTF-8 free of raw control characters.
+    #[test]
+    fn canonicalization_is_idempotent(text in json_text()) {
+        let value = json::parse(text.as_bytes()).expect("generated JSON parses");
+        let once = value.to_canonical();
+        let reparsed = json::parse(&once).expect("canonical text parses");
+        prop_assert_eq!(&reparsed.to_canonical(), &once);
+        let s = std::str::from_utf8(&once).expect("canonical text is UTF-8");
+        prop_assert!(!s.chars().any(|c| (c as u32) < 0x20));
+        // Whitespace between tokens never changes the canonical form.
+        let compact = json::parse(&reparsed.to_canonical()).expect("parses");
+        prop_assert_eq!(compact, reparsed);
+    }
+
+    /// Every finite double prints as JavaScript would and reads back as itself.
+    #[test]
+    fn numbers_round_trip(n in any::<f64>()) {
+        let mut out = Vec::new();
+        json::write_number(n, &mut out);
+        let text = std::str::from_utf8(&out).expect("ascii");
+        if n.is_finite() {
+            let back: f64 = text.parse().expect("number");
+            prop_assert_eq!(back, if n == 0.0 { 0.0 } else { n });
+            prop_assert!(!text.contains('E') && !text.ends_with(".0"), "{}", text);
+        } else {
+            prop_assert_eq!(text, "null");
+        }
+    }
+
+    /// What we sign, we verify: every header field and the data come back as sent.
+    #[test]
+    fn sign_then_verify_round_trips(p in parts()) {
+        let frame = encode(&p);
+        prop_assert!(std::str::from_utf8(&frame).is_ok(), "frames are UTF-8");
+        let key = Key::new(&p.secret, p.algo);
+        let env = wire::decode(&frame, &key, &unlimited(), &mut Vec::new())
+            .expect("our frame verifies");
+        prop_assert_eq!(&env.id, &p.id);
+        prop_assert_eq!(env.ts, p.ts);
+        prop_assert_eq!(&env.from, &p.from);
+        prop_assert_eq!(&env.to, &p.to);
+        prop_assert_eq!(env.len, frame.len());
+        let parsed = Frame::parse(&frame, &unlimited()).expect("parses");
+        prop_assert_eq!(
+            parsed.data().map(Value::to_canonical),
+            p.data.as_ref().map(Value::to_canonical)
+        );
+        // The wire text is the canonical text plus `sig`.
+        let canonical = wire::inspect(&frame, &key, &unlimited()).expect("inspects");
+        prop_assert_eq!(&frame[..canonical.len() - 1], &canonical[..canonical.len() - 1]);
+        // And the same frame fails under any other key.
+        let other = Key::new(&format!("{}x", p.secret), p.algo);
+        prop_assert_eq!(
+            wire::decode(&frame, &other, &unlimited(), &mut Vec::new()).map(|_| ()),
+            Err(DropReason::BadSignature)
+        );
+    }
+}
+
+proptest! {
+    #![proptest_config(config(64))]
+
+    /// Flipping any bits of any one byte of a signed frame never yields a verified
+    /// message whose signed content differs from the original.
+    #[test]
+    fn flipped_bytes_never_verify_as_different_content(p in parts(), masks in prop::collection::vec(1u8..=255, 16)) {
+        let frame = encode(&p);
+        let key = Key::new(&p.secret, p.algo);
+        let original = wire::inspect(&frame, &key, &unlimited()).expect("verifies");
+        for i in 0..frame.len() {
+            let mut flipped = frame.clone();
+            flipped[i] ^= masks[i % masks.len()];
+            if let Ok(canonical) = wire::inspect(&flipped, &key, &unlimited()) {
+                prop_assert_eq!(
+                    &canonical, &original,
+                    "byte {} flipped: {}", i, String::from_utf8_lossy(&flipped)
+                );
+            }
+        }
+    }
+}
+
+/// Everything a receiver does with untrusted bytes; must not panic.
+fn receive(bytes: &[u8]) {
+    let key = Key::new("k", HashAlgo::Sha256);
+    let limits = Limits {
+        max_message_bytes: 4096,
+        max_recent_ids: 2,
+        ..Limits::default()
+    };
+    let _ = wire::inspect(bytes, &key, &limits);
+    if let Ok(frame) = Frame::parse(bytes, &limits) {
+        let _ = frame.verify(&key, &mut Vec::new());
+        let _ = frame.canonical();
+        let _ = frame.message();
+        let _ = wire::validate::sanitize_hello(frame.data());
+        let mut guard = ReplayGuard::new(&limits, SeededState::new(1));
+        let sender = frame
+            .from()
+            .map(|f| f.to_string_lossy())
+            .unwrap_or_default();
+        for now in [frame.ts(), frame.ts() + 1.0, 0.0, f64::NAN] {
+            let _ = guard.check(&sender, frame.id(), frame.ts(), frame.msg_type(), now);
+        }
+        let _ = frame.into_envelope();
+    }
+}
+
+proptest! {
+    #![proptest_config(config(1024))]
+
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
+        receive(&bytes);
+    }
+
+    /// Near-valid input reaches deeper: a real frame or JSON text with a few bytes
+    /// overwritten, inserted or cut off.
+    #[test]
+    fn mangled_frames_never_panic(
+        p in parts(),
+        edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>(), 0u8..3), 1..6),
+    ) {
+        let mut bytes = encode(&p);
+        for (at, byte, op) in edits {
+            if bytes.is_empty() {
+                break;
+            }
+            let i = at.index(bytes.len());
+            match op {
+                0 => bytes[i] = byte,
+                1 => bytes.insert(i, byte),
+                _ => bytes.truncate(i),
+            }
+        }
+        receive(&bytes);
+    }
+}
+
+/// UTF-16 units with the interesting ranges over-represented: ASCII, the surrogates,
+/// U+E000..U+FFFF, and pairs for supplementary characters.
+fn utf16_units() -> impl Strategy<Value = Vec<u16>> {
+    let unit = prop_oneof![
+        0x20u16..0x80,
+        0x80u16..0xD800,
+        0xD800u16..0xE000,
+        0xE000u16..=0xFFFF,
+    ];
+    prop::collection::vec(unit, 0..6)
+}
+
+proptest! {
+    #![proptest_config(config(2048))]
+
+    /// Strings order by UTF-16 code units, as JavaScript's default sort does.
+    #[test]
+    fn strings_order_by_utf16_units(a in utf16_units(), b in utf16_units()) {
+        let parse = |units: &[u16]| {
+            let lit: String = units.iter().map(|u| format!("\\u{u:04x}")).collect();
+            match json::parse(format!("\"{lit}\"").as_bytes()) {
+                Ok(Value::String(s)) => s,
+                other => panic!("{other:?}"),
+            }
+        };
+        prop_assert_eq!(parse(&a).cmp(&parse(&b)), a.cmp(&b));
+        // Common prefixes reach the slow path more often.
+        let mut c = a.clone();
+        c.extend_from_slice(&b);
+        let mut d = a.clone();
+        d.extend_from_slice(&b[b.len() / 2..]);
+        prop_assert_eq!(parse(&c).cmp(&parse(&d)), c.cmp(&d));
+    }
+}
