@@ -98,7 +98,7 @@ impl Hub {
         &self,
         socket: T,
         remote: Option<SocketAddr>,
-    ) -> impl Future<Output = ()> + Send + 'static {
+    ) -> impl Future<Output = ()> + Send + use<T> {
         let conn = ConnId(self.shared.next_conn.fetch_add(1, Ordering::Relaxed));
         let inbound = self.shared.inbound.clone();
         let span = tracing::info_span!("link.hub.conn", conn = conn.0, remote = ?remote);
