@@ -64,6 +64,9 @@ pub async fn next_event<T>(
 ) -> T {
     within(what, async {
         while let Some(ev) = events.next().await {
+            if std::env::var_os("LINK_TEST_TRACE").is_some() {
+                eprintln!("client event: {ev:?}");
+            }
             if let Some(v) = pick(&ev) {
                 return v;
             }
@@ -94,6 +97,9 @@ pub async fn next_hub_event<T>(
 ) -> T {
     within(what, async {
         while let Some(ev) = events.next().await {
+            if std::env::var_os("LINK_TEST_TRACE").is_some() {
+                eprintln!("hub event: {ev:?}");
+            }
             if let HubStreamEvent::Hub(ev) = &ev
                 && let Some(v) = pick(ev)
             {
