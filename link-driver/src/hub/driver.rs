@@ -3,7 +3,9 @@
 //! flushed bytes reported back).
 
 use super::options::{AclFns, ResolverFn};
-use super::{Hub, HubOptions, PublishCheck, RpcCheck, SendCheck, ServerRpcContext, Shared, SubscribeCheck};
+use super::{
+    Hub, HubOptions, PublishCheck, RpcCheck, SendCheck, ServerRpcContext, Shared, SubscribeCheck,
+};
 use crate::handler::{ErasedHandler, HandlerFailure};
 use crate::runtime::{BoxFuture, Runtime, Timer, now, os_seed};
 use crate::transport::{Inbound, Outbound, Pump, Transport, TransportError};
@@ -65,11 +67,21 @@ pub(crate) enum ConnOut {
 }
 
 pub(crate) enum HubCommand {
-    Health { reply: oneshot::Sender<HubHealth> },
-    State { reply: oneshot::Sender<HubStateSnapshot> },
-    Drain { reply: oneshot::Sender<()> },
-    TerminateAll { reply: oneshot::Sender<()> },
-    ConnectionCount { reply: oneshot::Sender<usize> },
+    Health {
+        reply: oneshot::Sender<HubHealth>,
+    },
+    State {
+        reply: oneshot::Sender<HubStateSnapshot>,
+    },
+    Drain {
+        reply: oneshot::Sender<()>,
+    },
+    TerminateAll {
+        reply: oneshot::Sender<()>,
+    },
+    ConnectionCount {
+        reply: oneshot::Sender<usize>,
+    },
 }
 
 pub(crate) enum HubControl {
@@ -244,7 +256,13 @@ impl<R: Runtime> Driver<R> {
                 self.hub.handle_input(t, Input::Opened { conn, remote });
             }
             ConnMsg::Frame { conn, bytes } => {
-                self.hub.handle_input(t, Input::Frame { conn, bytes: &bytes });
+                self.hub.handle_input(
+                    t,
+                    Input::Frame {
+                        conn,
+                        bytes: &bytes,
+                    },
+                );
             }
             ConnMsg::Pong { conn } => self.hub.handle_input(t, Input::Pong { conn }),
             ConnMsg::Flushed { conn, bytes } => {
@@ -304,10 +322,17 @@ impl<R: Runtime> Driver<R> {
             HubEvent::PeerConnected { kind, replaced, .. } => {
                 tracing::info!(%kind, replaced, "peer connected");
             }
-            HubEvent::PeerDisconnected { kind, code, reason, .. } => {
+            HubEvent::PeerDisconnected {
+                kind, code, reason, ..
+            } => {
                 tracing::info!(%kind, ?code, %reason, "peer disconnected");
             }
-            HubEvent::ProtocolError { kind, reason, detail, .. } => {
+            HubEvent::ProtocolError {
+                kind,
+                reason,
+                detail,
+                ..
+            } => {
                 tracing::debug!(?kind, reason = reason.as_str(), ?detail, "frame dropped");
             }
             HubEvent::Drained => {
@@ -456,13 +481,16 @@ impl<R: Runtime> Driver<R> {
         let t = now();
         match c {
             HubControl::Key { request, key } => {
-                self.hub.handle_input(t, Input::KeyResolved { request, key });
+                self.hub
+                    .handle_input(t, Input::KeyResolved { request, key });
             }
             HubControl::ServerRpcDone { call, reply } => {
-                self.hub.handle_input(t, Input::ServerRpcDone { call, reply });
+                self.hub
+                    .handle_input(t, Input::ServerRpcDone { call, reply });
             }
             HubControl::Acl { check, decision } => {
-                self.hub.handle_input(t, Input::AclDecided { check, decision });
+                self.hub
+                    .handle_input(t, Input::AclDecided { check, decision });
             }
             HubControl::Handle { rpc_type, handler } => match handler {
                 Some(h) => {

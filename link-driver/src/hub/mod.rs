@@ -87,7 +87,10 @@ pub enum Event {
 }
 
 impl Hub {
-    async fn command<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> HubCommand) -> Result<T, Error> {
+    async fn command<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> HubCommand,
+    ) -> Result<T, Error> {
         let (tx, rx) = oneshot::channel();
         self.shared
             .commands
@@ -212,7 +215,8 @@ impl Hub {
 
     /// Drop every remaining socket without a close frame (after a drain timed out).
     pub async fn terminate_all(&self) -> Result<(), Error> {
-        self.command(|reply| HubCommand::TerminateAll { reply }).await
+        self.command(|reply| HubCommand::TerminateAll { reply })
+            .await
     }
 
     /// Number of sockets currently attached.
