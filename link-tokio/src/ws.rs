@@ -74,3 +74,25 @@ impl<S: Clone + Send + Sync + 'static> RouterExt for Router<S> {
         self.route(path, route(hub))
     }
 }
+
+/// Upgrade a raw stream (e.g. from your own `TcpListener`) with tokio-tungstenite and
+/// run it as a hub connection until it closes; messages are capped at the hub's
+/// `maxMessageBytes`. Fails only if the WebSocket handshake fails.
+pub async fn accept<S>(
+    hub: &Hub,
+    stream: S,
+    remote: Option<SocketAddr>,
+) -> Result<(), link_driver::Error>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let ws = tokio_tungstenite::accept_async_with_config(
+        stream,
+        Some(crate::transport::ws_config(hub.max_message_bytes())),
+    )
+    .await
+    .map_err(|e| link_driver::Error::Io(format!("websocket handshake: {e}")))?;
+    hub.attach(crate::transport::WsTransport::new(ws), remote)
+        .await;
+    Ok(())
+}

@@ -190,3 +190,38 @@ async fn hub_mounted_in_an_existing_axum_router() {
     b.stop().await.expect("stop");
     serve.abort();
 }
+
+#[tokio::test]
+async fn hub_attached_to_a_raw_tokio_tungstenite_socket() {
+    let hub = HubOptions::new(SECRET).build();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let h = hub.clone();
+    let accepting = tokio::spawn(async move {
+        loop {
+            let Ok((stream, remote)) = listener.accept().await else {
+                return;
+            };
+            let h = h.clone();
+            tokio::spawn(async move { link_tokio::ws::accept(&h, stream, Some(remote)).await });
+        }
+    });
+    let url = format!("ws://{addr}");
+    let a = options("a")
+        .handle("ping", |_ctx, _: Value| async move {
+            Ok::<_, link_tokio::RpcHandlerError>("pong")
+        })
+        .connect(&url)
+        .expect("a");
+    let b = options("b").connect(&url).expect("b");
+    within("a ready", a.ready()).await.expect("ready");
+    within("b ready", b.ready()).await.expect("ready");
+    wait_for_peer(&b, "a").await;
+    let r: String = b.rpc("a", "ping", &()).await.expect("rpc");
+    assert_eq!(r, "pong");
+    a.stop().await.expect("stop");
+    b.stop().await.expect("stop");
+    accepting.abort();
+}

@@ -74,6 +74,7 @@ pub(crate) enum HubCommand {
         reply: oneshot::Sender<HubStateSnapshot>,
     },
     Drain {
+        close: Option<(u16, String)>,
         reply: oneshot::Sender<()>,
     },
     TerminateAll {
@@ -517,10 +518,17 @@ impl<R: Runtime> Driver<R> {
             HubCommand::State { reply } => {
                 let _ = reply.send(self.hub.state());
             }
-            HubCommand::Drain { reply } => {
+            HubCommand::Drain { close, reply } => {
                 if self.drained || self.hub.is_drained() {
                     let _ = reply.send(());
                 } else {
+                    // The server's own close frame goes first; the core's later close
+                    // of the same socket is then a no-op in the WebSocket library.
+                    if let Some((code, reason)) = close {
+                        for out in self.conns.values() {
+                            let _ = out.send(ConnOut::Frame(Outbound::Close(code, reason.clone())));
+                        }
+                    }
                     self.drain_waiters.push(reply);
                     self.hub.handle_input(now(), Input::Drain);
                 }

@@ -210,7 +210,16 @@ impl Hub {
     /// normally; resolves once every socket is gone. Bound it with a timeout and
     /// follow with [`Hub::terminate_all`].
     pub async fn drain(&self) -> Result<(), Error> {
-        self.command(|reply| HubCommand::Drain { reply }).await
+        self.command(|reply| HubCommand::Drain { close: None, reply })
+            .await
+    }
+
+    /// Like [`Hub::drain`], but every socket is first closed with `code` and `reason`
+    /// (`HubServer` uses 1001 `server shutdown`, as the reference's server does).
+    pub async fn drain_with(&self, code: u16, reason: &str) -> Result<(), Error> {
+        let close = Some((code, reason.to_owned()));
+        self.command(|reply| HubCommand::Drain { close, reply })
+            .await
     }
 
     /// Drop every remaining socket without a close frame (after a drain timed out).
