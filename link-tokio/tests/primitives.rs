@@ -508,3 +508,21 @@ async fn a_slow_event_stream_lags_instead_of_growing() {
     c.stop().await.expect("stop");
     server.stop().await.expect("server stops");
 }
+
+#[tokio::test]
+async fn event_streams_end_when_the_link_stops() {
+    let server = server(HubOptions::new(SECRET)).await;
+    let c = ready_client(&server, options("c")).await;
+    let events = c.events();
+    c.stop().await.expect("stop");
+    let all: Vec<_> = within("client stream end", events.collect()).await;
+    assert!(
+        all.iter()
+            .any(|e| matches!(e, link_tokio::Event::Link(ClientEvent::Stopped))),
+        "{all:?}"
+    );
+    assert!(c.events().next().await.is_none(), "no events after the end");
+    let e = c.publish("t", &1).await.expect_err("stopped");
+    assert_eq!(e.code(), "LINK_NOT_READY");
+    server.stop().await.expect("server stops");
+}
