@@ -81,3 +81,53 @@ async fn binary_frames_are_treated_as_text_and_pings_are_answered() {
     assert_eq!(peers[0].kind, "raw");
     server.stop().await.expect("server stops");
 }
+
+#[tokio::test]
+async fn the_hub_terminates_a_peer_that_stops_answering_pings() {
+    let hub = HubOptions::new(SECRET).keepalive_interval(std::time::Duration::from_millis(100));
+    let server = server(hub).await;
+    let mut hub_events = server.hub().events();
+    // A well-behaved client, there all along: its WebSocket answers every ping.
+    let lively = ready_client(&server, options("lively")).await;
+    let mut lively_events = lively.events();
+
+    let (mut ws, _) = within(
+        "raw connect",
+        tokio_tungstenite::connect_async(server.url()),
+    )
+    .await
+    .expect("raw websocket");
+    ws.send(Ws::Text(
+        String::from_utf8(signed_hello("mute"))
+            .expect("utf8")
+            .into(),
+    ))
+    .await
+    .expect("send hello");
+    // From now on the raw socket is never read, so no pong ever goes back.
+    let code = next_hub_event(&mut hub_events, "keepalive termination", |e| match e {
+        link_tokio::HubEvent::PeerDisconnected { kind, code, .. } if kind == "mute" => Some(*code),
+        _ => None,
+    })
+    .await;
+    assert_eq!(code, Some(1006));
+    next_link_event(
+        &mut lively_events,
+        "mute leaves the peer list",
+        |e| match e {
+            link_tokio::ClientEvent::PeerDisconnected(p) if p.kind == "mute" => Some(()),
+            _ => None,
+        },
+    )
+    .await;
+    // The live client went through the same ping rounds and is still there.
+    assert!(lively.is_ready());
+    let peers = server.hub().state().await.expect("state").peers;
+    assert_eq!(
+        peers.iter().map(|p| p.kind.as_str()).collect::<Vec<_>>(),
+        ["lively"]
+    );
+    drop(ws);
+    lively.stop().await.expect("stop");
+    server.stop().await.expect("server stops");
+}
