@@ -1,0 +1,794 @@
+//! The client's driver task: owns the `Connection` and the socket, and runs the one
+//! loop — command | control | frame in | deadline → core → frames out (batched) —
+//! until the link stops.
+
+use super::options::StatusFn;
+use super::{Event, LinkClient, LinkOptions, ReadyInfo, RpcContext, Shared, TopicMessage};
+use crate::cancel::CancelSignal;
+use crate::error::Error;
+use crate::handler::{ErasedHandler, HandlerFailure, RpcHandlerError};
+use crate::runtime::{BoxFuture, ConnectSpec, Runtime, Timer, now, os_seed};
+use crate::transport::{Inbound, Outbound, Pump, Transport, TransportError, frame_text};
+use futures_util::FutureExt;
+use link_sansio::client::{
+    ClientError, ClientEvent, ClientHealth, Connection, HandlerError, InboundRpcId, Input, Output,
+    RpcError, RpcId,
+};
+use link_sansio::wire::Value;
+use link_sansio::wire::message::{PeerEntry, StatusEntry};
+use std::collections::HashMap;
+use std::future::{Future, poll_fn};
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tracing::Instrument;
+
+/// Requests from handles that need an answer (bounded channel: callers wait when the
+/// driver is behind).
+pub(crate) enum Command {
+    Rpc {
+        token: u64,
+        to: String,
+        rpc_type: String,
+        data: Option<Value>,
+        timeout: Option<Duration>,
+        reply: oneshot::Sender<Result<Option<Value>, RpcError>>,
+    },
+    Publish {
+        topic: String,
+        payload: Option<Value>,
+        reply: oneshot::Sender<Result<(), ClientError>>,
+    },
+    Send {
+        to: String,
+        direct_type: String,
+        data: Option<Value>,
+        reply: oneshot::Sender<Result<(), ClientError>>,
+    },
+    Subscribe {
+        topic: String,
+        id: u64,
+        tx: mpsc::Sender<TopicMessage>,
+        reply: oneshot::Sender<Result<(), Error>>,
+    },
+    Ready {
+        reply: oneshot::Sender<Result<ReadyInfo, Error>>,
+    },
+    Peers {
+        reply: oneshot::Sender<Vec<PeerEntry>>,
+    },
+    PeerStatus {
+        kind: String,
+        reply: oneshot::Sender<Option<StatusEntry>>,
+    },
+    Health {
+        reply: oneshot::Sender<ClientHealth>,
+    },
+    Features {
+        reply: oneshot::Sender<Vec<String>>,
+    },
+    Stop {
+        graceful: bool,
+        reply: oneshot::Sender<()>,
+    },
+}
+
+/// Fire-and-forget notices (unbounded: sent from `Drop`, handler tasks and sync
+/// registration; each is small and bounded by live objects).
+pub(crate) enum Control {
+    CancelRpc(u64),
+    Unsubscribe {
+        topic: String,
+        id: u64,
+    },
+    Handle {
+        rpc_type: String,
+        handler: Option<ErasedHandler<RpcContext>>,
+    },
+    CatchAll(Option<ErasedHandler<RpcContext>>),
+    Responded {
+        request: InboundRpcId,
+        reply: Result<Option<Value>, HandlerError>,
+    },
+}
+
+struct SubSlot {
+    id: u64,
+    tx: mpsc::Sender<TopicMessage>,
+    dropped: u64,
+    lagging: bool,
+}
+
+type PendingRpc = (u64, oneshot::Sender<Result<Option<Value>, RpcError>>);
+
+struct Driver<R: Runtime> {
+    rt: R,
+    conn: Connection,
+    spec: ConnectSpec,
+    kind: String,
+    commands: mpsc::Receiver<Command>,
+    commands_closed: bool,
+    control: mpsc::UnboundedReceiver<Control>,
+    control_tx: mpsc::UnboundedSender<Control>,
+    events: broadcast::Sender<Event>,
+    ready_flag: Arc<AtomicBool>,
+    timer: R::Timer,
+    deadline: Option<Instant>,
+    armed: Option<Instant>,
+    connecting: Option<BoxFuture<'static, Result<R::Transport, TransportError>>>,
+    pump: Option<Pump<R::Transport>>,
+    close_frame: Option<(u16, String)>,
+    rpcs: HashMap<RpcId, PendingRpc>,
+    tokens: HashMap<u64, RpcId>,
+    subs: HashMap<String, Vec<SubSlot>>,
+    handlers: HashMap<String, ErasedHandler<RpcContext>>,
+    catch_all: Option<ErasedHandler<RpcContext>>,
+    inbound: HashMap<InboundRpcId, CancelSignal>,
+    ready_waiters: Vec<oneshot::Sender<Result<ReadyInfo, Error>>>,
+    stop_waiters: Vec<oneshot::Sender<()>>,
+    status: Option<StatusFn>,
+    stopped: bool,
+}
+
+/// Validate the options, start the driver task, return the first handle.
+pub(crate) fn spawn<R: Runtime>(opts: LinkOptions<R>) -> Result<LinkClient, Error> {
+    let mut config = opts.config;
+    if config.pid.is_none() {
+        config.pid = Some(std::process::id());
+    }
+    config.rpc_handlers.extend(opts.handlers.keys().cloned());
+    let kind = config.kind.clone();
+    let spec = ConnectSpec {
+        url: config.url.clone(),
+        tls: opts.tls,
+        max_message_bytes: config.limits.max_message_bytes,
+    };
+    let mut conn = Connection::new(config, os_seed())?;
+    if opts.catch_all.is_some() {
+        conn.set_rpc_catch_all(true);
+    }
+    let (cmd_tx, cmd_rx) = mpsc::channel(opts.command_capacity.max(1));
+    let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
+    let (ev_tx, _) = broadcast::channel(opts.event_capacity);
+    let ready = Arc::new(AtomicBool::new(false));
+    let t = now();
+    conn.start(t);
+    let span = tracing::info_span!("link.client", kind = %kind, url = %spec.url);
+    let driver = Driver {
+        timer: opts.runtime.timer(t.instant + Duration::from_secs(3600)),
+        rt: opts.runtime.clone(),
+        conn,
+        spec,
+        kind: kind.clone(),
+        commands: cmd_rx,
+        commands_closed: false,
+        control: ctl_rx,
+        control_tx: ctl_tx.clone(),
+        events: ev_tx.clone(),
+        ready_flag: ready.clone(),
+        deadline: None,
+        armed: None,
+        connecting: None,
+        pump: None,
+        close_frame: None,
+        rpcs: HashMap::new(),
+        tokens: HashMap::new(),
+        subs: HashMap::new(),
+        handlers: opts.handlers.into_iter().collect(),
+        catch_all: opts.catch_all,
+        inbound: HashMap::new(),
+        ready_waiters: Vec::new(),
+        stop_waiters: Vec::new(),
+        status: opts.status,
+        stopped: false,
+    };
+    opts.runtime.spawn(driver.run().instrument(span));
+    Ok(LinkClient {
+        shared: Arc::new(Shared {
+            commands: cmd_tx,
+            control: ctl_tx,
+            events: ev_tx.downgrade(),
+            listeners: Arc::new(AtomicU64::new(0)),
+            max_listeners: opts.max_listeners,
+            ready,
+            next_token: AtomicU64::new(1),
+            kind,
+            subscription_capacity: opts.subscription_capacity,
+        }),
+    })
+}
+
+/// Close a socket the core is done with: send what is queued (the close frame), then
+/// read until the peer answers the close, at most `CLOSE_GRACE`.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+pub(crate) async fn close_gracefully<R: Runtime, T: Transport>(rt: R, mut pump: Pump<T>) {
+    let mut timer = rt.timer(Instant::now() + CLOSE_GRACE);
+    poll_fn(|cx| {
+        if Pin::new(&mut timer).poll(cx).is_ready() {
+            return Poll::Ready(());
+        }
+        if pump.poll_write(cx).is_err() {
+            return Poll::Ready(());
+        }
+        if pump.has_pending_writes() {
+            return Poll::Pending;
+        }
+        loop {
+            match pump.poll_read(cx) {
+                Poll::Ready(Some(Ok(_))) => continue,
+                Poll::Ready(_) => return Poll::Ready(()),
+                Poll::Pending => {
+                    // Keep flushing the close reply tungstenite queues while reading.
+                    let _ = pump.poll_write(cx);
+                    return Poll::Pending;
+                }
+            }
+        }
+    })
+    .await;
+}
+
+fn handler_error(e: RpcHandlerError) -> HandlerError {
+    let data = e.wire_data();
+    HandlerError::Failed {
+        code: e.code,
+        message: e.message,
+        data,
+        expose: e.expose,
+    }
+}
+
+impl<R: Runtime> Driver<R> {
+    async fn run(mut self) {
+        tracing::debug!("link driver started");
+        poll_fn(|cx| self.poll(cx)).await;
+        for w in self.ready_waiters.drain(..) {
+            let _ = w.send(Err(Error::Stopped));
+        }
+        for w in self.stop_waiters.drain(..) {
+            let _ = w.send(());
+        }
+        for (_, s) in self.inbound.drain() {
+            s.cancel();
+        }
+        tracing::debug!("link driver stopped");
+    }
+
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        for _ in 0..32 {
+            let mut busy = false;
+            while let Poll::Ready(Some(c)) = self.control.poll_recv(cx) {
+                self.on_control(c);
+                busy = true;
+            }
+            if !self.commands_closed {
+                for _ in 0..256 {
+                    match self.commands.poll_recv(cx) {
+                        Poll::Ready(Some(c)) => {
+                            self.on_command(c);
+                            busy = true;
+                        }
+                        Poll::Ready(None) => {
+                            // Every handle is gone: nobody can use the link any more.
+                            self.commands_closed = true;
+                            if !self.stopped {
+                                self.conn.stop(now(), true);
+                            }
+                            busy = true;
+                            break;
+                        }
+                        Poll::Pending => break,
+                    }
+                }
+            }
+            if let Some(f) = self.connecting.as_mut()
+                && let Poll::Ready(r) = f.as_mut().poll(cx)
+            {
+                self.connecting = None;
+                busy = true;
+                self.on_connected(r);
+            }
+            for _ in 0..256 {
+                let Some(p) = self.pump.as_mut() else { break };
+                match p.poll_read(cx) {
+                    Poll::Ready(Some(Ok(frame))) => {
+                        busy = true;
+                        self.on_frame(frame);
+                    }
+                    Poll::Ready(Some(Err(e))) => {
+                        busy = true;
+                        self.on_transport_error(e);
+                        break;
+                    }
+                    Poll::Ready(None) => {
+                        busy = true;
+                        self.pump = None;
+                        let (code, reason) = self
+                            .close_frame
+                            .take()
+                            .unwrap_or_else(|| (1006, String::new()));
+                        self.conn.handle_input(
+                            now(),
+                            Input::TransportDown {
+                                code: Some(code),
+                                reason: &reason,
+                            },
+                        );
+                        break;
+                    }
+                    Poll::Pending => break,
+                }
+            }
+            if let Some(d) = self.deadline
+                && Instant::now() >= d
+            {
+                self.deadline = None;
+                self.armed = None;
+                self.conn.handle_input(now(), Input::Timeout);
+                busy = true;
+            }
+            busy |= self.drain_outputs();
+            if let Some(p) = self.pump.as_mut() {
+                match p.poll_write(cx) {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        self.conn.handle_input(now(), Input::Flushed(n));
+                        busy = true;
+                    }
+                    Err(e) => {
+                        busy = true;
+                        self.on_transport_error(e);
+                    }
+                }
+            }
+            busy |= self.drain_outputs();
+            if self.stopped {
+                // The core is done with any transport: a connect still in flight is
+                // abandoned, an open socket closed politely in the background.
+                self.connecting = None;
+                if let Some(mut p) = self.pump.take() {
+                    p.push(Outbound::Close(1000, String::new()));
+                    self.rt.spawn(close_gracefully(self.rt.clone(), p));
+                }
+                return Poll::Ready(());
+            }
+            if busy {
+                continue;
+            }
+            match self.deadline {
+                Some(d) => {
+                    if self.armed != Some(d) {
+                        self.timer.reset(d);
+                        self.armed = Some(d);
+                    }
+                    if Pin::new(&mut self.timer).poll(cx).is_ready() {
+                        continue;
+                    }
+                }
+                None => self.armed = None,
+            }
+            return Poll::Pending;
+        }
+        // Let other tasks run; come back at once.
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+
+    fn broadcast(&self, ev: Event) {
+        if self.events.receiver_count() > 0 {
+            let _ = self.events.send(ev);
+        }
+    }
+
+    fn on_connected(&mut self, r: Result<R::Transport, TransportError>) {
+        match r {
+            Ok(t) => {
+                tracing::debug!("websocket open");
+                self.pump = Some(Pump::new(t));
+                self.close_frame = None;
+                self.conn.handle_input(now(), Input::TransportUp);
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "connect failed");
+                let reason = e.to_string();
+                self.broadcast(Event::TransportError {
+                    error: reason.clone(),
+                });
+                self.conn.handle_input(
+                    now(),
+                    Input::TransportDown {
+                        code: Some(1006),
+                        reason: &reason,
+                    },
+                );
+            }
+        }
+    }
+
+    fn on_transport_error(&mut self, e: TransportError) {
+        let reason = e.to_string();
+        tracing::debug!(error = %reason, "websocket failed");
+        self.broadcast(Event::TransportError {
+            error: reason.clone(),
+        });
+        let code = match (&e, self.pump.take()) {
+            (TransportError::TooBig { .. }, Some(mut p)) => {
+                p.push(Outbound::Close(1009, "Max payload size exceeded".into()));
+                self.rt.spawn(close_gracefully(self.rt.clone(), p));
+                1009
+            }
+            _ => 1006,
+        };
+        self.close_frame = None;
+        self.conn.handle_input(
+            now(),
+            Input::TransportDown {
+                code: Some(code),
+                reason: &reason,
+            },
+        );
+    }
+
+    fn on_frame(&mut self, frame: Inbound) {
+        match &frame {
+            Inbound::Pong => self.conn.handle_input(now(), Input::Pong),
+            Inbound::Close(info) => {
+                self.close_frame = Some(info.clone().unwrap_or_else(|| (1005, String::new())));
+            }
+            _ => {
+                if let Some(bytes) = frame_text(&frame) {
+                    self.conn.handle_input(now(), Input::Frame(&bytes));
+                }
+            }
+        }
+    }
+
+    /// Carry out the core's outputs; returns whether there were any besides the
+    /// deadline (a new connect or queued frames need polling before sleeping).
+    fn drain_outputs(&mut self) -> bool {
+        let mut any = false;
+        loop {
+            match self.conn.poll_output() {
+                Output::Timeout(at) => {
+                    self.deadline = Some(at);
+                    return any;
+                }
+                Output::Idle => {
+                    self.deadline = None;
+                    return any;
+                }
+                Output::Transmit(text) => {
+                    any = true;
+                    if let Some(p) = self.pump.as_mut() {
+                        p.push(Outbound::Text(text));
+                    }
+                }
+                Output::Ping => {
+                    any = true;
+                    if let Some(p) = self.pump.as_mut() {
+                        p.push(Outbound::Ping);
+                    }
+                }
+                Output::Connect { url } => {
+                    any = true;
+                    self.pump = None;
+                    let mut spec = self.spec.clone();
+                    spec.url = url;
+                    self.connecting = Some(self.rt.connect(spec));
+                }
+                Output::Close { code, reason } => {
+                    self.connecting = None;
+                    if let Some(mut p) = self.pump.take() {
+                        p.push(Outbound::Close(code, reason));
+                        self.rt.spawn(close_gracefully(self.rt.clone(), p));
+                    }
+                }
+                Output::Terminate => {
+                    self.connecting = None;
+                    self.pump = None;
+                }
+                Output::Event(ev) => self.on_event(ev),
+                _ => {}
+            }
+        }
+    }
+
+    fn on_event(&mut self, ev: ClientEvent) {
+        match ev {
+            ClientEvent::RpcComplete(c) => {
+                let pending = self.rpcs.remove(&c.id);
+                if let Some((token, _)) = &pending {
+                    self.tokens.remove(token);
+                }
+                if self.events.receiver_count() > 0 {
+                    if let Some((_, tx)) = pending {
+                        let _ = tx.send(c.outcome.clone());
+                    }
+                    self.broadcast(Event::Link(ClientEvent::RpcComplete(c)));
+                } else if let Some((_, tx)) = pending {
+                    let _ = tx.send(c.outcome);
+                }
+                return;
+            }
+            ClientEvent::TopicMessage {
+                topic,
+                from,
+                payload,
+            } => {
+                let msg = TopicMessage {
+                    topic,
+                    from,
+                    payload,
+                };
+                self.deliver(&msg);
+                self.broadcast(Event::Link(ClientEvent::TopicMessage {
+                    topic: msg.topic,
+                    from: msg.from,
+                    payload: msg.payload,
+                }));
+                return;
+            }
+            _ => {}
+        }
+        match &ev {
+            ClientEvent::Ready { features } => {
+                tracing::info!(?features, "link ready");
+                self.ready_flag.store(true, Ordering::Release);
+                for w in self.ready_waiters.drain(..) {
+                    let _ = w.send(Ok(ReadyInfo {
+                        kind: self.kind.clone(),
+                        features: features.clone(),
+                    }));
+                }
+            }
+            ClientEvent::Disconnected(info) => {
+                tracing::info!(code = ?info.code, reason = %info.reason, will_reconnect = info.will_reconnect, "link down");
+                self.ready_flag.store(false, Ordering::Release);
+            }
+            ClientEvent::Rejected { reason, .. } => {
+                tracing::warn!(%reason, "hello rejected");
+                for w in self.ready_waiters.drain(..) {
+                    let _ = w.send(Err(Error::HelloRejected {
+                        reason: reason.clone(),
+                    }));
+                }
+            }
+            ClientEvent::Stopped => {
+                self.stopped = true;
+                self.ready_flag.store(false, Ordering::Release);
+                for w in self.ready_waiters.drain(..) {
+                    let _ = w.send(Err(Error::Stopped));
+                }
+                for w in self.stop_waiters.drain(..) {
+                    let _ = w.send(());
+                }
+            }
+            ClientEvent::RpcRequest {
+                request,
+                from,
+                rpc_type,
+                data,
+            } => self.dispatch(*request, from.clone(), rpc_type.clone(), data.clone()),
+            ClientEvent::RpcCancelled { request, .. } => {
+                if let Some(s) = self.inbound.remove(request) {
+                    s.cancel();
+                }
+            }
+            ClientEvent::StatusWanted => {
+                if let Some(f) = &self.status {
+                    let status = f().and_then(|j| Value::from_serde(&j).ok());
+                    let _ = self.conn.push_status(now(), status);
+                }
+            }
+            ClientEvent::ProtocolError { reason, detail, .. } => {
+                tracing::debug!(reason = reason.as_str(), ?detail, "frame dropped");
+            }
+            _ => {}
+        }
+        self.broadcast(Event::Link(ev));
+    }
+
+    fn deliver(&mut self, msg: &TopicMessage) {
+        let Some(slots) = self.subs.get_mut(&msg.topic) else {
+            return;
+        };
+        let mut slow = Vec::new();
+        slots.retain_mut(|s| match s.tx.try_send(msg.clone()) {
+            Ok(()) => {
+                s.lagging = false;
+                true
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                s.dropped += 1;
+                if !s.lagging {
+                    s.lagging = true;
+                    slow.push(s.dropped);
+                }
+                true
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        });
+        for dropped in slow {
+            tracing::warn!(topic = %msg.topic, dropped, "slow subscriber: dropping messages");
+            self.broadcast(Event::SlowSubscriber {
+                topic: msg.topic.clone(),
+                dropped,
+            });
+        }
+    }
+
+    fn dispatch(
+        &mut self,
+        request: InboundRpcId,
+        from: Option<String>,
+        rpc_type: String,
+        data: Option<Value>,
+    ) {
+        let Some(h) = self
+            .handlers
+            .get(&rpc_type)
+            .or(self.catch_all.as_ref())
+            .cloned()
+        else {
+            self.conn
+                .respond(now(), request, Err(HandlerError::UnknownType(rpc_type)));
+            return;
+        };
+        let cancel = CancelSignal::new();
+        self.inbound.insert(request, cancel.clone());
+        let ctx = RpcContext {
+            from,
+            rpc_type,
+            cancel,
+        };
+        let fut = match std::panic::catch_unwind(AssertUnwindSafe(|| h(ctx, data))) {
+            Ok(f) => f,
+            Err(_) => {
+                self.inbound.remove(&request);
+                self.conn
+                    .respond(now(), request, Err(HandlerError::Panicked));
+                return;
+            }
+        };
+        let control = self.control_tx.clone();
+        self.rt.spawn(async move {
+            let reply = match AssertUnwindSafe(fut).catch_unwind().await {
+                Ok(Ok(v)) => Ok(v),
+                Ok(Err(HandlerFailure::Failed(e))) => Err(handler_error(e)),
+                Ok(Err(HandlerFailure::NotSerializable)) => Err(HandlerError::NotSerializable),
+                Err(_) => Err(HandlerError::Panicked),
+            };
+            let _ = control.send(Control::Responded { request, reply });
+        });
+    }
+
+    fn on_control(&mut self, c: Control) {
+        match c {
+            Control::CancelRpc(token) => {
+                if let Some(id) = self.tokens.remove(&token) {
+                    self.rpcs.remove(&id);
+                    self.conn.cancel_rpc(now(), id);
+                }
+            }
+            Control::Unsubscribe { topic, id } => {
+                if let Some(slots) = self.subs.get_mut(&topic) {
+                    slots.retain(|s| s.id != id);
+                    if slots.is_empty() {
+                        self.subs.remove(&topic);
+                        let _ = self.conn.unsubscribe(now(), &topic);
+                    }
+                }
+            }
+            Control::Handle { rpc_type, handler } => match handler {
+                Some(h) => {
+                    self.conn.handle(&rpc_type);
+                    self.handlers.insert(rpc_type, h);
+                }
+                None => {
+                    self.conn.unhandle(&rpc_type);
+                    self.handlers.remove(&rpc_type);
+                }
+            },
+            Control::CatchAll(h) => {
+                self.conn.set_rpc_catch_all(h.is_some());
+                self.catch_all = h;
+            }
+            Control::Responded { request, reply } => {
+                self.inbound.remove(&request);
+                self.conn.respond(now(), request, reply);
+            }
+        }
+    }
+
+    fn on_command(&mut self, c: Command) {
+        match c {
+            Command::Rpc {
+                token,
+                to,
+                rpc_type,
+                data,
+                timeout,
+                reply,
+            } => match self.conn.rpc(now(), &to, &rpc_type, data, timeout) {
+                Ok(id) => {
+                    self.tokens.insert(token, id);
+                    self.rpcs.insert(id, (token, reply));
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
+            },
+            Command::Publish {
+                topic,
+                payload,
+                reply,
+            } => {
+                let _ = reply.send(self.conn.publish(now(), &topic, payload));
+            }
+            Command::Send {
+                to,
+                direct_type,
+                data,
+                reply,
+            } => {
+                let _ = reply.send(self.conn.send(now(), &to, &direct_type, data));
+            }
+            Command::Subscribe {
+                topic,
+                id,
+                tx,
+                reply,
+            } => {
+                let first = !self.subs.contains_key(&topic);
+                if first && let Err(e) = self.conn.subscribe(now(), &topic) {
+                    let _ = reply.send(Err(e.into()));
+                    return;
+                }
+                self.subs.entry(topic).or_default().push(SubSlot {
+                    id,
+                    tx,
+                    dropped: 0,
+                    lagging: false,
+                });
+                let _ = reply.send(Ok(()));
+            }
+            Command::Ready { reply } => {
+                if self.ready_flag.load(Ordering::Acquire) {
+                    let _ = reply.send(Ok(ReadyInfo {
+                        kind: self.kind.clone(),
+                        features: self.conn.hub_features().to_vec(),
+                    }));
+                } else if self.stopped {
+                    let _ = reply.send(Err(Error::Stopped));
+                } else {
+                    self.ready_waiters.push(reply);
+                }
+            }
+            Command::Peers { reply } => {
+                let _ = reply.send(self.conn.peers().cloned().collect());
+            }
+            Command::PeerStatus { kind, reply } => {
+                let _ = reply.send(self.conn.peer_status(&kind).cloned());
+            }
+            Command::Health { reply } => {
+                let _ = reply.send(self.conn.health());
+            }
+            Command::Features { reply } => {
+                let _ = reply.send(self.conn.hub_features().to_vec());
+            }
+            Command::Stop { graceful, reply } => {
+                if self.stopped {
+                    let _ = reply.send(());
+                } else {
+                    self.stop_waiters.push(reply);
+                    self.conn.stop(now(), graceful);
+                }
+            }
+        }
+    }
+}
