@@ -3,6 +3,7 @@
 //! configured (small caps, so that backpressure and overflow actually happen).
 
 use link_sansio::seeded::Rng;
+use link_sansio::wire::HashAlgo;
 
 /// Where the hub's keys come from in this run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,6 +108,10 @@ pub struct Scenario {
     pub clock_jumps: Vec<(u64, Option<usize>, i64)>,
     /// Whether the key resolver and ACL hooks sometimes take seconds to answer.
     pub slow_hooks: bool,
+    /// HMAC hash of everyone.
+    pub hash_algo: HashAlgo,
+    /// Hub `message_events`.
+    pub message_events: bool,
     /// A client configured with the wrong secret (never client 0), if any.
     pub bad_key: Option<usize>,
     /// A deliberate network fault (none unless a test asks for one).
@@ -174,7 +179,7 @@ impl Scenario {
             1 => KeyMode::Resolver,
             _ => KeyMode::Shared,
         };
-        Scenario {
+        let mut sc = Scenario {
             clients,
             chaos_ms,
             settle_ms: 12_000,
@@ -220,7 +225,19 @@ impl Scenario {
                 .collect(),
             slow_hooks: chance(r, 0.2),
             bad_key: chance(r, 0.1).then(|| between(r, 1, clients as u64 - 1) as usize),
+            hash_algo: HashAlgo::Sha256,
+            message_events: true,
             sabotage: Sabotage::None,
+        };
+        // Drawn last, so that adding them left the earlier seeds' shapes alone.
+        if chance(r, 0.1) {
+            sc.hash_algo = HashAlgo::Sha512;
         }
+        sc.message_events = chance(r, 0.8);
+        if chance(r, 0.1) {
+            // No replay guard at all: skews of any size are harmless.
+            sc.replay_window_ms = 0;
+        }
+        sc
     }
 }

@@ -440,6 +440,7 @@ impl World {
         }
         let mut cfg = ClientConfig::new("ws://hub.sim/", kind.clone(), secret);
         cfg.pid = Some(1000 + idx as u32);
+        cfg.hash_algo = sc.hash_algo;
         cfg.limits = self.limits.clone();
         cfg.max_buffered_bytes = sc.client_max_buffered;
         cfg.max_outbox_bytes = sc.client_max_outbox;
@@ -468,7 +469,8 @@ impl World {
             up: false,
             wake: None,
             skew_ms,
-            beyond_window: skew_ms.unsigned_abs() > sc.replay_window_ms / 2,
+            beyond_window: sc.replay_window_ms > 0
+                && skew_ms.unsigned_abs() > sc.replay_window_ms / 2,
             ready: false,
             stopped: false,
             displaced: false,
@@ -624,6 +626,8 @@ impl World {
         cfg.hello_timeout = Duration::from_millis(sc.hub_hello_timeout_ms);
         cfg.max_concurrent_rpc = sc.hub_max_concurrent_rpc;
         cfg.max_pending_sockets = sc.hub_max_pending;
+        cfg.hash_algo = sc.hash_algo;
+        cfg.message_events = sc.message_events;
         if sc.acl {
             cfg.acl = AclHooks {
                 rpc: true,
@@ -1950,7 +1954,7 @@ impl World {
     fn forged(&self, l: usize, text: &str) -> Option<String> {
         let c = self.links[l].client;
         let kind = &self.peers[c].kind;
-        let key = link_sansio::wire::Key::new(&self.key_of(kind), Default::default());
+        let key = link_sansio::wire::Key::new(&self.key_of(kind), self.sc.hash_algo);
         let frame = Frame::parse(text.as_bytes(), &self.limits).ok()?;
         let env = frame.into_envelope();
         let liar = self
