@@ -883,7 +883,12 @@ impl World {
     fn drain_client(&mut self, c: usize) {
         let was_ready = self.peers[c].ready;
         let mut disconnected = false;
-        for _ in 0..MAX_DRAIN {
+        let mut outputs = 0;
+        loop {
+            outputs += 1;
+            if outputs > MAX_DRAIN {
+                return self.fail(format!("client {c}: never stops producing outputs"));
+            }
             let out = self.peers[c].conn.poll_output();
             if self.verbose && !matches!(out, client::Output::Timeout(_)) {
                 eprintln!("            client {c} -> {out:?}");
@@ -1649,7 +1654,10 @@ impl World {
     }
 
     fn drain_hub(&mut self) {
-        for _ in 0..MAX_DRAIN {
+        for outputs in 0.. {
+            if outputs > MAX_DRAIN {
+                return self.fail("hub: never stops producing outputs".to_owned());
+            }
             let Some(h) = &mut self.hub else { return };
             let out = h.state.poll_output();
             if self.verbose && !matches!(out, hub::Output::Timeout(_)) {
