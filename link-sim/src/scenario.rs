@@ -41,7 +41,8 @@ pub struct LinkProfile {
     pub latency_us: u64,
     /// Extra random delay per frame, up to this many µs (frames never overtake).
     pub jitter_us: u64,
-    /// Transmission time per byte from hub to client (a slow consumer has many).
+    /// Transmission time per byte from hub to client while the faults last (a slow
+    /// consumer has many; afterwards every consumer reads at 2 µs/byte or faster).
     pub down_us_per_byte: u64,
     /// Transmission time per byte from client to hub.
     pub up_us_per_byte: u64,
@@ -146,9 +147,10 @@ impl Scenario {
                 LinkProfile {
                     latency_us: between(r, 200, 40_000),
                     jitter_us: between(r, 0, 20_000),
-                    // 1 µs/byte = 1 MB/s; a slow consumer drains at 20–50 KB/s.
+                    // 1 µs/byte = 1 MB/s; a slow consumer drains at 3–50 KB/s while
+                    // the faults last.
                     down_us_per_byte: if slow {
-                        between(r, 20, 50)
+                        between(r, 20, 300)
                     } else {
                         between(r, 0, 2)
                     },

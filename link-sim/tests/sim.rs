@@ -48,16 +48,10 @@ fn many_seeds() {
     let first = env_u64("SIM_FIRST_SEED").unwrap_or(0);
     let started = Instant::now();
     let mut failures = Vec::new();
-    let (mut frames, mut rpcs, mut drops, mut crashes, mut probes) = (0, 0, 0, 0, 0);
+    let mut total = link_sim::Stats::default();
     for seed in first..first + n {
         match run_reporting(seed) {
-            Ok(o) => {
-                frames += o.stats.frames;
-                rpcs += o.stats.rpcs;
-                drops += o.stats.drops;
-                crashes += o.stats.crashes;
-                probes += o.stats.probes;
-            }
+            Ok(o) => total.add(&o.stats),
             Err(e) => {
                 eprintln!("{e}");
                 failures.push(seed);
@@ -68,8 +62,7 @@ fn many_seeds() {
         }
     }
     eprintln!(
-        "link-sim: {n} seeds from {first} in {:.1}s: {frames} frames, {rpcs} rpcs, {drops} drops, \
-         {crashes} hub crashes, {probes} probes",
+        "link-sim: {n} seeds from {first} in {:.1}s: {total:?}",
         started.elapsed().as_secs_f64()
     );
     assert!(failures.is_empty(), "failing seeds: {failures:?}");
