@@ -29,7 +29,9 @@ pub struct ClientConfig {
     pub limits: Limits,
     /// Transport backlog above which sends queue instead (`maxBufferedBytes`, 4 MiB).
     pub max_buffered_bytes: usize,
-    /// Outbox cap (`maxOutboxBytes`, 16 MiB).
+    /// Outbox cap (`maxOutboxBytes`, 16 MiB). Subscription changes are never refused:
+    /// they queue even beyond the cap, one per topic (conflated), so
+    /// `health().outbox_bytes` may pass the cap by that much.
     pub max_outbox_bytes: usize,
     /// Default per-call RPC timeout (`defaultRpcTimeoutMs`, 5 s).
     pub default_rpc_timeout: Duration,
