@@ -11,7 +11,7 @@
 //!
 //! # Running it
 //!
-//! - `cargo test -p link-sim` runs 1,000 seeds (about 75 s of CPU in a debug build);
+//! - `cargo test -p link-sim` runs 1,000 seeds (about 80 s of CPU in a debug build);
 //!   `SIM_SEEDS=N` runs N, `SIM_FIRST_SEED=S` starts elsewhere.
 //! - `SIM_SEED=n cargo test -p link-sim -- one_seed --nocapture` replays one seed;
 //!   add `SIM_VERBOSE=1` to print every step and every output.
