@@ -13,7 +13,7 @@
 //! link peers | link health | link verify < frames.jsonl
 //! ```
 
-use clap::{Args as ClapArgs, Parser, Subcommand};
+use clap::{ArgGroup, Args as ClapArgs, Parser, Subcommand};
 use link_tokio::core::wire::{self, HashAlgo, Key, Limits};
 use link_tokio::{ClientEvent, Error, Event, LinkClient, LinkOptions, RpcHandlerError};
 use serde_json::Value;
@@ -116,7 +116,7 @@ enum Command {
 }
 
 #[derive(Debug, ClapArgs)]
-#[group(id = "answer", required = true, multiple = false, args = ["echo", "json", "command"])]
+#[command(group(ArgGroup::new("answer").required(true).args(["echo", "json", "command"])))]
 struct Reply {
     /// RPC type to serve.
     rpc_type: String,
@@ -377,7 +377,7 @@ async fn run(conn: Conn, command: Command) -> Result<u8, Failure> {
                 let line = serde_json::json!({
                     "kind": p.kind,
                     "hello": p.hello.to_value().to_serde(),
-                    "connectedAt": p.connected_at,
+                    "connectedAt": wire::Value::Number(p.connected_at).to_serde(),
                     "connected": p.connected,
                 });
                 if !print_line(&line.to_string()) {
@@ -479,7 +479,20 @@ async fn serve(conn: &Conn, reply: Reply) -> Result<u8, Failure> {
     let mut events = client.events();
     let outcome = loop {
         tokio::select! {
-            _ = done.notified() => break Ok(0),
+            _ = done.notified() => {
+                // The last answer leaves the handler before the link has sent it:
+                // wait (bounded) until no handler is in flight and the outbox is empty.
+                let settle = async {
+                    while let Ok(h) = client.health().await {
+                        if h.in_flight_rpc == 0 && h.outbox_size == 0 {
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                };
+                let _ = tokio::time::timeout(STOP_BUDGET, settle).await;
+                break Ok(0);
+            }
             _ = tokio::signal::ctrl_c() => break Ok(0),
             ev = futures_util::StreamExt::next(&mut events) => match ev {
                 Some(Event::Link(ClientEvent::Stopped)) | None => {
