@@ -28,7 +28,11 @@ fn without_a_secret_it_refuses_to_start_and_says_how_to_configure_one() {
     let out = spawn(HUB, &["--port", "0"], &[]).finish();
     assert_eq!(out.code(), Some(2), "{out:?}");
     assert!(out.stdout.is_empty(), "never listening: {out:?}");
-    assert!(out.stderr.contains("no secret configured"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("no secret configured"),
+        "{}",
+        out.stderr
+    );
     assert!(out.stderr.contains("--secret"), "{}", out.stderr);
     assert!(out.stderr.contains("LINK_KEYS_FILE"), "{}", out.stderr);
     assert!(out.stderr.contains("--dev"), "{}", out.stderr);
@@ -43,7 +47,14 @@ fn secret_and_keys_file_together_are_ambiguous() {
     let keys = TempFile::new("keys.json", br#"{"a": "ka"}"#);
     let out = spawn(
         HUB,
-        &["--port", "0", "--secret", SECRET, "--keys-file", keys.path_str()],
+        &[
+            "--port",
+            "0",
+            "--secret",
+            SECRET,
+            "--keys-file",
+            keys.path_str(),
+        ],
         &[],
     )
     .finish();
@@ -71,7 +82,10 @@ fn dev_mode_prints_its_secret_once_and_binds_loopback_only() {
     let out = spawn(HUB, &["--dev", "--port", "0", "--host", "0.0.0.0"], &[]).finish();
     assert_eq!(out.code(), Some(2), "{out:?}");
     assert!(out.stderr.contains("127.0.0.1 only"), "{}", out.stderr);
-    assert!(!out.stdout.iter().any(|l| l.starts_with("dev secret")), "{out:?}");
+    assert!(
+        !out.stdout.iter().any(|l| l.starts_with("dev secret")),
+        "{out:?}"
+    );
 
     // A second dev hub gets another secret.
     let mut again = spawn(HUB, &["--dev", "--port", "0"], &[]);
@@ -82,7 +96,11 @@ fn dev_mode_prints_its_secret_once_and_binds_loopback_only() {
 #[test]
 fn per_peer_keys_file_admits_the_right_key_and_never_readies_a_wrong_one() {
     let keys = TempFile::new("keys.json", br#"{"alice": "key-alice", "bob": "key-bob"}"#);
-    let hub = spawn(HUB, &["--port", "0"], &[("LINK_KEYS_FILE", keys.path_str())]);
+    let hub = spawn(
+        HUB,
+        &["--port", "0"],
+        &[("LINK_KEYS_FILE", keys.path_str())],
+    );
     let mut hub = Hub {
         url: String::new(),
         proc: hub,
@@ -106,16 +124,31 @@ fn per_peer_keys_file_admits_the_right_key_and_never_readies_a_wrong_one() {
     assert!(wrong.stdout.is_empty(), "{wrong:?}");
 
     // A kind with no key at all is just as silent.
-    let unknown = link(&hub.url, "key-alice", &["--kind", "mallory", "--timeout", "1", "peers"]);
+    let unknown = link(
+        &hub.url,
+        "key-alice",
+        &["--kind", "mallory", "--timeout", "1", "peers"],
+    );
     assert_eq!(unknown.code(), Some(3), "{unknown:?}");
 }
 
 #[test]
 fn a_bad_keys_file_is_refused_with_its_path() {
-    for contents in [&b"not json"[..], b"[1, 2]", br#"{"a": 1}"#, br#"{"a": ""}"#, b"{}"] {
+    for contents in [
+        &b"not json"[..],
+        b"[1, 2]",
+        br#"{"a": 1}"#,
+        br#"{"a": ""}"#,
+        b"{}",
+    ] {
         let keys = TempFile::new("keys.json", contents);
         let out = spawn(HUB, &["--port", "0", "--keys-file", keys.path_str()], &[]).finish();
-        assert_eq!(out.code(), Some(2), "{:?}: {out:?}", String::from_utf8_lossy(contents));
+        assert_eq!(
+            out.code(),
+            Some(2),
+            "{:?}: {out:?}",
+            String::from_utf8_lossy(contents)
+        );
         assert!(out.stderr.contains(keys.path_str()), "{}", out.stderr);
     }
 }
@@ -175,7 +208,14 @@ fn tls_certificate_and_key_serve_wss() {
     // A certificate without its key is a usage error.
     let out = spawn(
         HUB,
-        &["--port", "0", "--secret", SECRET, "--tls-cert", cert_file.path_str()],
+        &[
+            "--port",
+            "0",
+            "--secret",
+            SECRET,
+            "--tls-cert",
+            cert_file.path_str(),
+        ],
         &[],
     )
     .finish();
@@ -187,7 +227,11 @@ fn http_get(addr: &str, path: &str) -> String {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(WAIT)).expect("timeout");
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").expect("write");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("write");
     let mut body = String::new();
     s.read_to_string(&mut body).expect("read");
     body

@@ -14,16 +14,35 @@ fn json_line(line: &str) -> Value {
 }
 
 fn start_link(hub: &Hub, args: &[&str]) -> Proc {
-    spawn(LINK, args, &[("LINK_URL", &hub.url), ("LINK_SECRET", SECRET)])
+    spawn(
+        LINK,
+        args,
+        &[("LINK_URL", &hub.url), ("LINK_SECRET", SECRET)],
+    )
 }
 
 #[test]
 fn sub_prints_one_json_line_per_message_published() {
     let hub = hub(&["--secret", SECRET]);
-    let mut sub = start_link(&hub, &["--kind", "listener", "sub", "jobs.progress", "--count", "2"]);
-    sub.stderr_line("subscription confirmed", |l| l == "subscribed jobs.progress");
+    let mut sub = start_link(
+        &hub,
+        &["--kind", "listener", "sub", "jobs.progress", "--count", "2"],
+    );
+    sub.stderr_line("subscription confirmed", |l| {
+        l == "subscribed jobs.progress"
+    });
 
-    let out = link(&hub.url, SECRET, &["--kind", "publisher", "pub", "jobs.progress", r#"{"pct": 50}"#]);
+    let out = link(
+        &hub.url,
+        SECRET,
+        &[
+            "--kind",
+            "publisher",
+            "pub",
+            "jobs.progress",
+            r#"{"pct": 50}"#,
+        ],
+    );
     assert_eq!(out.code(), Some(0), "{out:?}");
     let line = sub.stdout_line("first message", |_| true);
     assert_eq!(
@@ -35,12 +54,20 @@ fn sub_prints_one_json_line_per_message_published() {
     let out = spawn(
         LINK,
         &["pub", "jobs.progress", "[1, \"two\", null]"],
-        &[("LINK_URL", &hub.url), ("LINK_SECRET", SECRET), ("LINK_KIND", "other")],
+        &[
+            ("LINK_URL", &hub.url),
+            ("LINK_SECRET", SECRET),
+            ("LINK_KIND", "other"),
+        ],
     )
     .finish();
     assert_eq!(out.code(), Some(0), "{out:?}");
     let done = sub.finish();
-    assert_eq!(done.code(), Some(0), "--count 2 ends the subscription: {done:?}");
+    assert_eq!(
+        done.code(),
+        Some(0),
+        "--count 2 ends the subscription: {done:?}"
+    );
     assert_eq!(
         json_line(done.stdout.last().expect("second line")),
         json!({"topic": "jobs.progress", "from": "other", "payload": [1, "two", null]})
@@ -53,7 +80,11 @@ fn rpc_against_reply_echo_prints_the_result_and_maps_errors_to_exit_codes() {
     let mut echo = start_link(&hub, &["--kind", "echoer", "reply", "echo.me", "--echo"]);
     echo.stderr_line("serving line", |l| l == "serving echo.me as echoer");
 
-    let out = link(&hub.url, SECRET, &["rpc", "echoer", "echo.me", r#"{"x": [1, 2.5, "y"]}"#]);
+    let out = link(
+        &hub.url,
+        SECRET,
+        &["rpc", "echoer", "echo.me", r#"{"x": [1, 2.5, "y"]}"#],
+    );
     assert_eq!(out.code(), Some(0), "{out:?}");
     assert_eq!(out.stdout.len(), 1, "{out:?}");
     assert_eq!(json_line(&out.stdout[0]), json!({"x": [1, 2.5, "y"]}));
@@ -66,21 +97,36 @@ fn rpc_against_reply_echo_prints_the_result_and_maps_errors_to_exit_codes() {
     // Remote errors: exit 1 with the code on stderr, nothing on stdout.
     let out = link(&hub.url, SECRET, &["rpc", "echoer", "no.such.type"]);
     assert_eq!(out.code(), Some(1), "{out:?}");
-    assert!(out.stderr.contains("link: RPC_UNKNOWN_TYPE:"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("link: RPC_UNKNOWN_TYPE:"),
+        "{}",
+        out.stderr
+    );
     assert!(out.stdout.is_empty());
     let out = link(&hub.url, SECRET, &["rpc", "nobody", "echo.me"]);
     assert_eq!(out.code(), Some(1), "{out:?}");
-    assert!(out.stderr.contains("link: RPC_NO_TARGET:"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("link: RPC_NO_TARGET:"),
+        "{}",
+        out.stderr
+    );
 
     // The hub's own RPCs.
     let out = link(&hub.url, SECRET, &["rpc", "server", "link.health"]);
     assert_eq!(out.code(), Some(0), "{out:?}");
-    assert!(json_line(&out.stdout[0])["peerCount"].as_f64().is_some(), "{out:?}");
+    assert!(
+        json_line(&out.stdout[0])["peerCount"].as_f64().is_some(),
+        "{out:?}"
+    );
 
     // `peers` lists the echo server (and the asking peer itself).
     let out = link(&hub.url, SECRET, &["--kind", "asker", "peers"]);
     assert_eq!(out.code(), Some(0), "{out:?}");
-    let kinds: Vec<Value> = out.stdout.iter().map(|l| json_line(l)["kind"].clone()).collect();
+    let kinds: Vec<Value> = out
+        .stdout
+        .iter()
+        .map(|l| json_line(l)["kind"].clone())
+        .collect();
     assert!(kinds.contains(&json!("echoer")), "{kinds:?}");
     assert!(kinds.contains(&json!("asker")), "{kinds:?}");
 }
@@ -90,7 +136,16 @@ fn reply_json_and_command_answers() {
     let hub = hub(&["--secret", SECRET]);
     let mut fixed = start_link(
         &hub,
-        &["--kind", "fixed", "reply", "version", "--json", r#"{"v": "1.2.3"}"#, "--count", "1"],
+        &[
+            "--kind",
+            "fixed",
+            "reply",
+            "version",
+            "--json",
+            r#"{"v": "1.2.3"}"#,
+            "--count",
+            "1",
+        ],
     );
     fixed.stderr_line("serving line", |l| l.starts_with("serving version"));
     let out = link(&hub.url, SECRET, &["rpc", "fixed", "version", "{}"]);
@@ -123,7 +178,10 @@ fn reply_json_and_command_answers() {
 #[test]
 fn an_rpc_that_outlives_its_timeout_exits_3() {
     let hub = hub(&["--secret", SECRET]);
-    let mut slow = start_link(&hub, &["--kind", "slow", "reply", "wait", "--command", "sleep 20"]);
+    let mut slow = start_link(
+        &hub,
+        &["--kind", "slow", "reply", "wait", "--command", "sleep 20"],
+    );
     slow.stderr_line("serving line", |l| l.starts_with("serving wait"));
     let out = link(&hub.url, SECRET, &["--timeout", "1", "rpc", "slow", "wait"]);
     assert_eq!(out.code(), Some(3), "{out:?}");
@@ -134,7 +192,11 @@ fn an_rpc_that_outlives_its_timeout_exits_3() {
 fn send_reaches_the_hub_and_needs_no_listener() {
     let hub = hub(&["--secret", SECRET]);
     // Direct messages to an absent peer are dropped by the hub without an error.
-    let out = link(&hub.url, SECRET, &["send", "nobody", "cache.flush", r#"{"all": true}"#]);
+    let out = link(
+        &hub.url,
+        SECRET,
+        &["send", "nobody", "cache.flush", r#"{"all": true}"#],
+    );
     assert_eq!(out.code(), Some(0), "{out:?}");
     let out = link(&hub.url, SECRET, &["send", "nobody", "ping"]);
     assert_eq!(out.code(), Some(0), "{out:?}");
@@ -153,7 +215,11 @@ fn no_hub_or_wrong_secret_is_exit_3_and_usage_errors_are_exit_2() {
     assert!(out.stderr.contains("LINK_NOT_READY"), "{}", out.stderr);
 
     let hub = hub(&["--secret", SECRET]);
-    let out = link(&hub.url, "wrong", &["--timeout", "1", "rpc", "server", "link.health"]);
+    let out = link(
+        &hub.url,
+        "wrong",
+        &["--timeout", "1", "rpc", "server", "link.health"],
+    );
     assert_eq!(out.code(), Some(3), "{out:?}");
 
     for args in [
@@ -202,12 +268,19 @@ fn verify_accepts_a_good_frame_and_names_what_is_wrong_with_a_tampered_one() {
     assert_eq!(out.stdout, vec!["bad-signature".to_owned()]);
 
     // Several frames, with the canonical text that was signed; the wrong secret.
-    let out = link("ws://unused", SECRET, &["verify", "--canonical", &good, "{oops", &tampered]);
+    let out = link(
+        "ws://unused",
+        SECRET,
+        &["verify", "--canonical", &good, "{oops", &tampered],
+    );
     assert_eq!(out.code(), Some(1), "{out:?}");
     assert_eq!(out.stdout.len(), 3, "{out:?}");
     let (ok, canonical) = out.stdout[0].split_once('\t').expect("ok<TAB>canonical");
     assert_eq!(ok, "ok");
-    assert!(good.starts_with(canonical.trim_end_matches('}')), "{canonical}");
+    assert!(
+        good.starts_with(canonical.trim_end_matches('}')),
+        "{canonical}"
+    );
     assert_eq!(out.stdout[1], "parse-error");
     assert_eq!(out.stdout[2], "bad-signature");
     let out = link("ws://unused", "another-secret", &["verify", &good]);
@@ -245,5 +318,9 @@ fn verify_reads_frames_from_stdin_like_the_verify_example() {
     let out = child.wait_with_output().expect("link verify finishes");
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(text.lines().collect::<Vec<_>>(), vec!["ok", "missing-id"], "{text}");
+    assert_eq!(
+        text.lines().collect::<Vec<_>>(),
+        vec!["ok", "missing-id"],
+        "{text}"
+    );
 }

@@ -76,7 +76,10 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("link-hub: cannot start the runtime: {e}");
@@ -123,7 +126,11 @@ async fn run(args: Args) -> ExitCode {
         }
     };
     // The one line scripts and tests wait for: the real bound port, even with --port 0.
-    println!("listening {}{}", server.url(), args.path.as_deref().unwrap_or(""));
+    println!(
+        "listening {}{}",
+        server.url(),
+        args.path.as_deref().unwrap_or("")
+    );
     match server.wait().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -137,9 +144,11 @@ fn configure(args: &Args) -> Result<(KeySource, String), String> {
     let secret = args.secret.as_deref().filter(|s| !s.is_empty());
     let keys = match (secret, &args.keys_file) {
         (Some(_), Some(_)) => {
-            return Err("both a shared secret (--secret / LINK_SECRET) and a keys file \
+            return Err(
+                "both a shared secret (--secret / LINK_SECRET) and a keys file \
                         (--keys-file / LINK_KEYS_FILE) are set: choose one"
-                .into());
+                    .into(),
+            );
         }
         (Some(s), None) => Some(KeySource::Shared(s.to_owned())),
         (None, Some(path)) => Some(KeySource::PerKind(read_keys_file(path)?)),
@@ -180,8 +189,8 @@ fn configure(args: &Args) -> Result<(KeySource, String), String> {
 }
 
 fn read_keys_file(path: &std::path::Path) -> Result<BTreeMap<String, String>, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("keys file {}: {e}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("keys file {}: {e}", path.display()))?;
     let json: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| format!("keys file {}: not JSON: {e}", path.display()))?;
     let serde_json::Value::Object(map) = json else {

@@ -42,7 +42,12 @@ struct Cli {
 #[derive(Debug, ClapArgs)]
 struct Conn {
     /// Hub URL.
-    #[arg(long, env = "LINK_URL", global = true, default_value = "ws://127.0.0.1:8080")]
+    #[arg(
+        long,
+        env = "LINK_URL",
+        global = true,
+        default_value = "ws://127.0.0.1:8080"
+    )]
     url: String,
 
     /// HMAC secret: the hub's shared secret, or this kind's own key.
@@ -177,9 +182,10 @@ impl From<Error> for Failure {
             Error::Config(_) | Error::Unsupported { .. } | Error::Env { .. } | Error::Encode(_) => {
                 EXIT_USAGE
             }
-            Error::Stopped | Error::Timeout(_) | Error::Transport(_) | Error::HelloRejected { .. } => {
-                EXIT_NOT_CONNECTED
-            }
+            Error::Stopped
+            | Error::Timeout(_)
+            | Error::Transport(_)
+            | Error::HelloRejected { .. } => EXIT_NOT_CONNECTED,
             _ => EXIT_REMOTE,
         };
         let mut message = e.to_string();
@@ -330,7 +336,10 @@ async fn stop_now(client: &LinkClient) {
 async fn run(conn: Conn, command: Command) -> Result<u8, Failure> {
     match command {
         Command::Rpc { to, rpc_type, json } => {
-            let data = json.as_deref().map(|j| parse_json("request data", j)).transpose()?;
+            let data = json
+                .as_deref()
+                .map(|j| parse_json("request data", j))
+                .transpose()?;
             let client = conn.connect(|o| o).await?;
             let result: Result<Value, Error> = match &data {
                 Some(d) => client.rpc(&to, &rpc_type, d).await,
@@ -403,7 +412,11 @@ async fn sub(conn: &Conn, topic: &str, count: Option<u64>) -> Result<u8, Failure
     // Frames on one socket are handled in order: once this RPC is answered, the hub
     // has registered the subscription, so a publish from now on reaches us.
     let listed = client
-        .rpc::<_, Value>("server", "link.topic.list", &serde_json::json!({ "topic": topic }))
+        .rpc::<_, Value>(
+            "server",
+            "link.topic.list",
+            &serde_json::json!({ "topic": topic }),
+        )
         .await;
     if let Err(e) = listed {
         tracing::debug!(error = %e, "link.topic.list unavailable; subscription not confirmed");
@@ -452,7 +465,11 @@ async fn serve(conn: &Conn, reply: Reply) -> Result<u8, Failure> {
         (true, _, _) => Answer::Echo,
         (_, Some(j), _) => Answer::Fixed(parse_json("--json result", &j)?),
         (_, _, Some(c)) => Answer::Command(c),
-        _ => return Err(Failure::usage("one of --echo, --json, --command is required")),
+        _ => {
+            return Err(Failure::usage(
+                "one of --echo, --json, --command is required",
+            ));
+        }
     });
     let answered = Arc::new(AtomicU64::new(0));
     let done = Arc::new(Notify::new());
@@ -525,8 +542,12 @@ async fn run_command(cmd: String, req: Value) -> Result<Value, RpcHandlerError> 
         child.wait_with_output()
     })
     .await
-    .map_err(|e| RpcHandlerError::new(format!("command task failed: {e}")).with_code("COMMAND_FAILED"))?
-    .map_err(|e| RpcHandlerError::new(format!("cannot run command: {e}")).with_code("COMMAND_FAILED"))?;
+    .map_err(|e| {
+        RpcHandlerError::new(format!("command task failed: {e}")).with_code("COMMAND_FAILED")
+    })?
+    .map_err(|e| {
+        RpcHandlerError::new(format!("cannot run command: {e}")).with_code("COMMAND_FAILED")
+    })?;
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         return Err(RpcHandlerError::new(format!(

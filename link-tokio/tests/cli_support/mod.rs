@@ -41,7 +41,11 @@ pub struct Proc {
     stderr_all: Arc<Mutex<String>>,
 }
 
-fn pump(stream: impl Read + Send + 'static, tx: mpsc::Sender<String>, copy: Option<Arc<Mutex<String>>>) {
+fn pump(
+    stream: impl Read + Send + 'static,
+    tx: mpsc::Sender<String>,
+    copy: Option<Arc<Mutex<String>>>,
+) {
     std::thread::spawn(move || {
         for line in BufReader::new(stream).lines() {
             let Ok(line) = line else { break };
@@ -72,7 +76,9 @@ pub fn spawn(bin: &str, args: &[&str], env: &[(&str, &str)]) -> Proc {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {bin}: {e}"));
     let (out_tx, stdout) = mpsc::channel();
     let (err_tx, stderr) = mpsc::channel();
     let stderr_all = Arc::new(Mutex::new(String::new()));
@@ -138,7 +144,14 @@ impl Proc {
     /// The next stdout line matching `pred` (earlier lines are kept in `stdout_seen`).
     pub fn stdout_line(&mut self, what: &str, pred: impl Fn(&str) -> bool) -> String {
         let mut seen = std::mem::take(&mut self.stdout_seen);
-        let line = wait_line(&self.stdout, what, &self.name, pred, &self.stderr_all, &mut seen);
+        let line = wait_line(
+            &self.stdout,
+            what,
+            &self.name,
+            pred,
+            &self.stderr_all,
+            &mut seen,
+        );
         self.stdout_seen = seen;
         line
     }
@@ -146,7 +159,14 @@ impl Proc {
     /// The next stderr line matching `pred`.
     pub fn stderr_line(&mut self, what: &str, pred: impl Fn(&str) -> bool) -> String {
         let mut seen = Vec::new();
-        wait_line(&self.stderr, what, &self.name, pred, &self.stderr_all, &mut seen)
+        wait_line(
+            &self.stderr,
+            what,
+            &self.name,
+            pred,
+            &self.stderr_all,
+            &mut seen,
+        )
     }
 
     /// Wait (bounded) for the process to exit; returns its status, all its remaining
@@ -168,13 +188,20 @@ impl Proc {
                     Err(RecvTimeoutError::Timeout) => panic!(
                         "{}: still running after {WAIT:?}; stdout {stdout:?}; stderr:\n{}",
                         self.name,
-                        self.stderr_all.lock().map(|s| s.clone()).unwrap_or_default()
+                        self.stderr_all
+                            .lock()
+                            .map(|s| s.clone())
+                            .unwrap_or_default()
                     ),
                 }
             }
         }
         let status = self.child.wait().expect("wait for the child");
-        let stderr = self.stderr_all.lock().map(|s| s.clone()).unwrap_or_default();
+        let stderr = self
+            .stderr_all
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default();
         Output {
             status,
             stdout,
