@@ -67,7 +67,8 @@ pub use link_driver::client::{
     Event, EventStream, LinkClient, ReadyInfo, Rpc, RpcContext, Subscription, TopicMessage,
 };
 pub use link_driver::hub::{
-    AclAnswer, Hub, HubEvents, PublishCheck, RpcCheck, SendCheck, ServerRpcContext, SubscribeCheck,
+    AclAnswer, Hub, HubEvents, PublishCheck, RpcCheck, SendCheck, ServerRpcContext,
+    SubscribeCheck,
 };
 pub use link_driver::{Error, RpcHandlerError};
 pub use runtime::{TokioRuntime, default_tls_config, tls_config_with_roots};

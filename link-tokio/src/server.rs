@@ -7,8 +7,8 @@ use crate::HubOptions;
 use crate::ws::{RemoteAddr, remote_addr, upgrade};
 use axum::Router;
 use axum::body::Body;
-use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{FromRequestParts, Request};
+use axum::extract::ws::WebSocketUpgrade;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use link_driver::Error;
@@ -240,9 +240,7 @@ pub struct TlsListener {
 
 impl std::fmt::Debug for TlsListener {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TlsListener")
-            .field("tcp", &self.tcp)
-            .finish_non_exhaustive()
+        f.debug_struct("TlsListener").field("tcp", &self.tcp).finish_non_exhaustive()
     }
 }
 
@@ -562,7 +560,8 @@ impl HubServer {
         let inner = self.inner.clone();
         let result = tokio::time::timeout(inner.shutdown_timeout, async {
             let _ = inner.stop_http.send(true);
-            let drained = tokio::time::timeout(inner.drain_delay, inner.hub.drain()).await;
+            let drained =
+                tokio::time::timeout(inner.drain_delay, inner.hub.drain()).await;
             if !matches!(drained, Ok(Ok(()))) {
                 let _ = inner.hub.terminate_all().await;
             }
@@ -614,3 +613,4 @@ async fn wait_for_signal() {
         let _ = tokio::signal::ctrl_c().await;
     }
 }
+

@@ -16,8 +16,7 @@ use std::net::SocketAddr;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RemoteAddr(pub SocketAddr);
 
-impl
-    axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>>
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>>
     for RemoteAddr
 {
     fn connect_info(stream: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> Self {
@@ -25,10 +24,8 @@ impl
     }
 }
 
-impl
-    axum::extract::connect_info::Connected<
-        axum::serve::IncomingStream<'_, crate::server::TlsListener>,
-    > for RemoteAddr
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, crate::server::TlsListener>>
+    for RemoteAddr
 {
     fn connect_info(stream: axum::serve::IncomingStream<'_, crate::server::TlsListener>) -> Self {
         RemoteAddr(*stream.remote_addr())
