@@ -105,14 +105,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         None
     })
     .await?;
-    println!("worker: direct {direct:?}");
+    println!("worker: direct {}", direct.unwrap_or_default());
 
     // Peers and their last status.
     for peer in coordinator.peers().await? {
         println!("peer {} (connected at {})", peer.kind, peer.connected_at);
     }
     if let Some(status) = coordinator.peer_status("worker").await? {
-        println!("worker status: {:?}", status.status);
+        let last = status.status.map(|s| s.to_serde().to_string());
+        println!("worker status: {}", last.unwrap_or_default());
     }
 
     coordinator.stop().await?;
