@@ -99,7 +99,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 data,
             }) = ev
             {
-                return Some((from, direct_type, data));
+                let data = data.map(|d| d.to_serde().to_string()).unwrap_or_default();
+                return Some(format!("{direct_type} from {from:?}: {data}"));
             }
         }
         None
