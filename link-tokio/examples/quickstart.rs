@@ -79,12 +79,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .publish("jobs.progress", &serde_json::json!({ "pct": 50 }))
         .await?;
     if let Some(msg) = progress.next().await {
-        println!(
-            "worker: {} from {:?}: {:?}",
-            msg.topic,
-            msg.from,
-            msg.payload_as::<serde_json::Value>()?
-        );
+        let payload: serde_json::Value = msg.payload_as()?;
+        println!("worker: {} from {:?}: {payload}", msg.topic, msg.from);
     }
 
     // Direct, fire-and-forget: arrives as an event.
