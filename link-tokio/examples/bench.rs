@@ -548,6 +548,8 @@ async fn raw_relay() -> u16 {
     port
 }
 
+// The handshake callback's error type is tungstenite's, large or not.
+#[allow(clippy::result_large_err)]
 async fn relay_conn(stream: TcpStream, routes: Arc<RwLock<Routes>>) {
     let _ = stream.set_nodelay(true);
     let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
@@ -811,10 +813,10 @@ async fn idle_bytes_per_conn() -> BenchResult<f64> {
     let mut batch = FuturesUnordered::new();
     for _ in 0..scaled(IDLE_CONNS) {
         batch.push(raw_idle(&url));
-        if batch.len() >= 256 {
-            if let Some(c) = batch.next().await {
-                conns.push(c?);
-            }
+        if batch.len() >= 256
+            && let Some(c) = batch.next().await
+        {
+            conns.push(c?);
         }
     }
     while let Some(c) = batch.next().await {

@@ -47,29 +47,26 @@ pub fn key_of(kind: &str) -> (String, bool) {
 pub async fn wait_for_peer(link: &LinkClient, kind: &str, timeout: Duration) -> Result<(), Error> {
     // Listen first, then look: a peer that joins in between is not missed.
     let mut events = link.events();
-    let wait = async {
-        if link
+    let present = async || -> Result<bool, Error> {
+        Ok(link
             .peers()
             .await?
             .iter()
-            .any(|p| p.kind == kind && p.connected)
-        {
+            .any(|p| p.kind == kind && p.connected))
+    };
+    let wait = async {
+        if present().await? {
             return Ok(());
         }
         while let Some(ev) = events.next().await {
-            match ev {
-                Event::Link(ClientEvent::PeerConnected(p)) if p.kind == kind => return Ok(()),
-                Event::Link(ClientEvent::PeerReplaced { .. }) | Event::Lagged { .. } => {
-                    if link
-                        .peers()
-                        .await?
-                        .iter()
-                        .any(|p| p.kind == kind && p.connected)
-                    {
-                        return Ok(());
-                    }
-                }
-                _ => {}
+            let maybe = match ev {
+                Event::Link(ClientEvent::PeerConnected(p)) => p.kind == kind,
+                // Missed or merged updates: look again.
+                Event::Link(ClientEvent::PeerReplaced { .. }) | Event::Lagged { .. } => true,
+                _ => false,
+            };
+            if maybe && present().await? {
+                return Ok(());
             }
         }
         Err(Error::Stopped)
