@@ -62,6 +62,13 @@ type BenchResult<T> = Result<T, String>;
 /// `--quick` divides every count by 20: a smoke test of the program, not a measurement.
 static QUICK: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
+/// `--only <workload>` runs that link workload alone (for a profiler), nothing else.
+static ONLY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+fn wanted(workload: &str) -> bool {
+    ONLY.get().is_none_or(|w| w == workload)
+}
+
 fn scaled(full: usize) -> usize {
     if QUICK.load(Ordering::Relaxed) {
         (full / 20).max(1)
@@ -78,6 +85,11 @@ fn main() {
     }
     if args.iter().any(|a| a == "--quick") {
         QUICK.store(true, Ordering::Relaxed);
+    }
+    if let Some(i) = args.iter().position(|a| a == "--only")
+        && let Some(w) = args.get(i + 1)
+    {
+        let _ = ONLY.set(w.clone());
     }
     raise_open_file_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -179,6 +191,47 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// CPU time (user + system) of a process so far, from `/proc/<pid>/stat`.
+fn cpu_time(pid: &str) -> Duration {
+    let ticks = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            // Fields after the parenthesised command name; utime and stime are 14 and 15.
+            let rest = stat.rsplit_once(')')?.1.to_owned();
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+        })
+        .unwrap_or(0);
+    // USER_HZ is 100 on Linux.
+    Duration::from_millis(ticks * 10)
+}
+
+/// CPU spent by the server process and by this (client) process during a workload.
+struct CpuMeter {
+    server: String,
+    start: (Duration, Duration),
+}
+
+impl CpuMeter {
+    fn start(server: &Server) -> CpuMeter {
+        let server = server.child.id().to_string();
+        let start = (cpu_time(&server), cpu_time("self"));
+        CpuMeter { server, start }
+    }
+
+    /// "cpu per message: server X us, clients Y us".
+    fn per(&self, messages: u64) -> String {
+        let hub = cpu_time(&self.server).saturating_sub(self.start.0);
+        let clients = cpu_time("self").saturating_sub(self.start.1);
+        let m = messages.max(1) as f64;
+        format!(
+            "cpu/msg: server {:.1}us, clients {:.1}us",
+            us(hub) / m,
+            us(clients) / m
+        )
     }
 }
 
@@ -290,7 +343,6 @@ fn options(kind: &str) -> LinkOptions {
         .default_rpc_timeout(WORKLOAD_LIMIT)
         .max_concurrent_rpc(0)
         .subscription_capacity(1 << 16)
-        .event_capacity(1 << 16)
 }
 
 async fn ready(options: LinkOptions, url: &str) -> BenchResult<LinkClient> {
@@ -385,8 +437,38 @@ async fn link_counter(
     Ok(())
 }
 
-/// Send `count` messages with `send_one`, keeping at most `window` undelivered
-/// (deliveries counted by `counter`, `fanout` per message); msgs (deliveries) per second.
+/// Sends issued at once without waiting for each (the reference's `send()` and
+/// `publish()` return at once; here they are async, so keep several going).
+const PIPELINE: usize = 256;
+
+/// Drive `pending` sends until `counter` reaches `target`; false at the deadline.
+async fn drive_until<Fut>(
+    pending: &mut FuturesUnordered<Fut>,
+    counter: &Counter,
+    target: u64,
+    deadline: Instant,
+) -> BenchResult<bool>
+where
+    Fut: std::future::Future<Output = BenchResult<()>>,
+{
+    loop {
+        if counter.get() >= target {
+            return Ok(true);
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(false);
+        }
+        tokio::select! {
+            Some(r) = pending.next(), if !pending.is_empty() => r?,
+            _ = tokio::time::timeout(left.min(Duration::from_millis(100)), counter.changed.notified()) => {}
+        }
+    }
+}
+
+/// Send `count` messages with `send_one`, keeping at most `WINDOW` undelivered
+/// (deliveries counted by `counter`, `fanout` per message) and up to `PIPELINE`
+/// sends in progress; msgs (deliveries) per second.
 async fn windowed<F, Fut>(
     count: u64,
     fanout: u64,
@@ -400,18 +482,24 @@ where
     let deadline = Instant::now() + WORKLOAD_LIMIT;
     let base = counter.get();
     let start = Instant::now();
+    let mut pending = FuturesUnordered::new();
     for seq in 0..count {
         let in_flight_limit = (seq * fanout).saturating_sub(WINDOW * fanout);
-        if !counter.reach(base + in_flight_limit, deadline).await {
+        if !drive_until(&mut pending, counter, base + in_flight_limit, deadline).await? {
             return Err(format!(
                 "stalled after {seq} messages ({} delivered)",
                 counter.get() - base
             ));
         }
-        send_one(seq).await?;
+        pending.push(send_one(seq));
+        while pending.len() >= PIPELINE {
+            if let Some(r) = pending.next().await {
+                r?;
+            }
+        }
     }
     let target = base + count * fanout;
-    if !counter.reach(target, deadline).await {
+    if !drive_until(&mut pending, counter, target, deadline).await? {
         return Err(format!(
             "{} of {} deliveries within {WORKLOAD_LIMIT:?}",
             counter.get() - base,
@@ -433,49 +521,89 @@ async fn link_workloads() -> BenchResult<LinkFigures> {
     let server = Server::start("link")?;
     let url = server.url("");
     let echo = ready(
-        options("echo").handle("bench.echo", |_ctx, v: Value| async move {
-            Ok::<_, RpcHandlerError>(v)
-        }),
+        options("echo")
+            // Direct messages arrive as events: room for a window of them.
+            .event_capacity(1 << 16)
+            .handle("bench.echo", |_ctx, v: Value| async move {
+                Ok::<_, RpcHandlerError>(v)
+            }),
         &url,
     )
     .await?;
     let caller = ready(options("caller"), &url).await?;
+    eprintln!("hub process {}", server.child.id());
+    let mut figures = LinkFigures {
+        rpc_seq: latency(vec![Duration::ZERO], Duration::from_secs(1)),
+        rpc_concurrent: 0.0,
+        send: 0.0,
+        publish: 0.0,
+        fanout: vec![(10, 0.0), (100, 0.0)],
+    };
 
-    let rpc_seq = link_rpc_seq(&caller).await?;
-    report_latency("link", &rpc_seq);
-    let rpc_concurrent = link_rpc_concurrent(&caller).await?;
-    println!("rpc_concurrent  link  {rpc_concurrent:>12.0} calls/s");
+    if wanted("rpc_seq") {
+        let cpu = CpuMeter::start(&server);
+        figures.rpc_seq = link_rpc_seq(&caller).await?;
+        report_latency("link", &figures.rpc_seq);
+        println!(
+            "                      {}",
+            cpu.per((scaled(RPC_SEQ) + scaled(RPC_WARMUP)) as u64)
+        );
+    }
+    if wanted("rpc_concurrent") {
+        let cpu = CpuMeter::start(&server);
+        figures.rpc_concurrent = link_rpc_concurrent(&caller).await?;
+        println!(
+            "rpc_concurrent  link  {:>12.0} calls/s   {}",
+            figures.rpc_concurrent,
+            cpu.per(scaled(RPC_CONCURRENT) as u64)
+        );
+    }
+    if wanted("send") {
+        let directs = Arc::new(Counter::default());
+        link_counter(&echo, None, directs.clone()).await?;
+        let cpu = CpuMeter::start(&server);
+        figures.send = windowed(scaled(ONE_WAY) as u64, 1, &directs, |seq| {
+            let caller = caller.clone();
+            async move {
+                caller
+                    .send("echo", "bench.event", &payload(seq))
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+        })
+        .await?;
+        println!(
+            "send            link  {:>12.0} msgs/s   {}",
+            figures.send,
+            cpu.per(scaled(ONE_WAY) as u64)
+        );
+    }
 
-    let directs = Arc::new(Counter::default());
-    link_counter(&echo, None, directs.clone()).await?;
-    let send = windowed(scaled(ONE_WAY) as u64, 1, &directs, |seq| {
-        let caller = caller.clone();
-        async move {
-            caller
-                .send("echo", "bench.event", &payload(seq))
-                .await
-                .map_err(|e| e.to_string())
+    if wanted("publish") {
+        let received = Arc::new(Counter::default());
+        link_counter(&echo, Some("bench.events"), received.clone()).await?;
+        let cpu = CpuMeter::start(&server);
+        figures.publish = windowed(scaled(ONE_WAY) as u64, 1, &received, |seq| {
+            let caller = caller.clone();
+            async move {
+                caller
+                    .publish("bench.events", &payload(seq))
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+        })
+        .await?;
+        println!(
+            "publish         link  {:>12.0} msgs/s   {}",
+            figures.publish,
+            cpu.per(scaled(ONE_WAY) as u64)
+        );
+    }
+
+    for (slot, n) in [10usize, 100].into_iter().enumerate() {
+        if !wanted(&format!("fanout_{n}")) {
+            continue;
         }
-    })
-    .await?;
-    println!("send            link  {send:>12.0} msgs/s");
-
-    let received = Arc::new(Counter::default());
-    link_counter(&echo, Some("bench.events"), received.clone()).await?;
-    let publish = windowed(scaled(ONE_WAY) as u64, 1, &received, |seq| {
-        let caller = caller.clone();
-        async move {
-            caller
-                .publish("bench.events", &payload(seq))
-                .await
-                .map_err(|e| e.to_string())
-        }
-    })
-    .await?;
-    println!("publish         link  {publish:>12.0} msgs/s");
-
-    let mut fanout = Vec::new();
-    for n in [10usize, 100] {
         let topic = format!("bench.fanout.{n}");
         let counter = Arc::new(Counter::default());
         let mut subscribers = Vec::new();
@@ -485,6 +613,7 @@ async fn link_workloads() -> BenchResult<LinkFigures> {
             subscribers.push(sub);
         }
         let messages = (scaled(FANOUT_DELIVERIES) / n) as u64;
+        let cpu = CpuMeter::start(&server);
         let rate = windowed(messages, n as u64, &counter, |seq| {
             let caller = caller.clone();
             let topic = topic.clone();
@@ -496,21 +625,18 @@ async fn link_workloads() -> BenchResult<LinkFigures> {
             }
         })
         .await?;
-        println!("fanout_{n:<8} link  {rate:>12.0} deliveries/s");
-        fanout.push((n, rate));
+        println!(
+            "fanout_{n:<8} link  {rate:>12.0} deliveries/s   {} (per delivery)",
+            cpu.per(messages * n as u64)
+        );
+        figures.fanout[slot] = (n, rate);
         for s in subscribers {
             let _ = s.stop_now().await;
         }
     }
     let _ = caller.stop_now().await;
     let _ = echo.stop_now().await;
-    Ok(LinkFigures {
-        rpc_seq,
-        rpc_concurrent,
-        send,
-        publish,
-        fanout,
-    })
+    Ok(figures)
 }
 
 fn report_latency(side: &str, l: &Latency) {
@@ -712,6 +838,7 @@ async fn raw_workloads() -> BenchResult<RawFigures> {
     let rpc_seq = latency(samples, start.elapsed());
     report_latency("raw", &rpc_seq);
 
+    let cpu = CpuMeter::start(&server);
     let start = Instant::now();
     for i in 0..scaled(RPC_CONCURRENT) {
         caller
@@ -728,54 +855,60 @@ async fn raw_workloads() -> BenchResult<RawFigures> {
         }
     }
     let rpc_concurrent = scaled(RPC_CONCURRENT) as f64 / start.elapsed().as_secs_f64();
-    println!("rpc_concurrent  raw   {rpc_concurrent:>12.0} calls/s");
+    println!(
+        "rpc_concurrent  raw   {rpc_concurrent:>12.0} calls/s   {}",
+        cpu.per(scaled(RPC_CONCURRENT) as u64)
+    );
     drop(caller);
 
     // One-way: a sender routed to a counting receiver.
-    let one_way = async |path_out: &str, path_in: &str, fanout: usize| -> BenchResult<f64> {
-        let counter = Arc::new(Counter::default());
-        for i in 0..fanout {
-            let r = raw_client(server.url(&path_in.replace("{i}", &i.to_string()))).await?;
-            raw_count(r, counter.clone());
-        }
-        let sender = raw_client(server.url(path_out)).await?;
-        // Registration happens in the relay's connection task: one frame through
-        // proves every route is in place.
-        let total = if fanout == 1 {
-            scaled(ONE_WAY)
-        } else {
-            scaled(FANOUT_DELIVERIES) / fanout
-        } as u64;
-        let warm_deadline = Instant::now() + Duration::from_secs(10);
-        sender.out.send(raw_frame(0)).map_err(|e| e.to_string())?;
-        if !counter.reach(fanout as u64, warm_deadline).await {
-            return Err("raw routes not ready".into());
-        }
-        let out = sender.out.clone();
-        windowed(total, fanout as u64, &counter, |seq| {
-            let r = out.send(raw_frame(seq)).map_err(|e| e.to_string());
-            async move { r }
-        })
-        .await
-    };
-    let send = one_way("/sender/peer/receiver", "/receiver/peer/none", 1).await?;
-    println!("send            raw   {send:>12.0} msgs/s");
-    let publish = one_way(
+    let one_way =
+        async |path_out: &str, path_in: &str, fanout: usize| -> BenchResult<(f64, String)> {
+            let counter = Arc::new(Counter::default());
+            for i in 0..fanout {
+                let r = raw_client(server.url(&path_in.replace("{i}", &i.to_string()))).await?;
+                raw_count(r, counter.clone());
+            }
+            let sender = raw_client(server.url(path_out)).await?;
+            // Registration happens in the relay's connection task: one frame through
+            // proves every route is in place.
+            let total = if fanout == 1 {
+                scaled(ONE_WAY)
+            } else {
+                scaled(FANOUT_DELIVERIES) / fanout
+            } as u64;
+            let warm_deadline = Instant::now() + Duration::from_secs(10);
+            sender.out.send(raw_frame(0)).map_err(|e| e.to_string())?;
+            if !counter.reach(fanout as u64, warm_deadline).await {
+                return Err("raw routes not ready".into());
+            }
+            let out = sender.out.clone();
+            let cpu = CpuMeter::start(&server);
+            let rate = windowed(total, fanout as u64, &counter, |seq| {
+                let r = out.send(raw_frame(seq)).map_err(|e| e.to_string());
+                async move { r }
+            })
+            .await?;
+            Ok((rate, cpu.per(total * fanout as u64)))
+        };
+    let (send, cpu) = one_way("/sender/peer/receiver", "/receiver/peer/none", 1).await?;
+    println!("send            raw   {send:>12.0} msgs/s   {cpu}");
+    let (publish, cpu) = one_way(
         "/publisher/topic/bench.events",
         "/subscriber/sub/bench.events",
         1,
     )
     .await?;
-    println!("publish         raw   {publish:>12.0} msgs/s");
+    println!("publish         raw   {publish:>12.0} msgs/s   {cpu}");
     let mut fanout = Vec::new();
     for n in [10usize, 100] {
-        let rate = one_way(
+        let (rate, cpu) = one_way(
             &format!("/fan-pub-{n}/topic/fan.{n}"),
             &format!("/fan-sub-{n}-{{i}}/sub/fan.{n}"),
             n,
         )
         .await?;
-        println!("fanout_{n:<8} raw   {rate:>12.0} deliveries/s");
+        println!("fanout_{n:<8} raw   {rate:>12.0} deliveries/s   {cpu} (per delivery)");
         fanout.push((n, rate));
     }
     Ok(RawFigures {
@@ -870,7 +1003,15 @@ async fn run() -> BenchResult<()> {
         .unwrap_or(1);
     println!("link bench: loopback, {cores} cores; hub and relay in a child process");
     println!("-- link hub");
+    if ONLY.get().is_some_and(|w| w == "idle") {
+        let idle = idle_bytes_per_conn().await?;
+        println!("idle_bytes_per_conn {idle:.0}");
+        return Ok(());
+    }
     let link = link_workloads().await?;
+    if ONLY.get().is_some() {
+        return Ok(());
+    }
     println!("-- raw relay");
     let raw = raw_workloads().await?;
     println!("-- idle connections");
