@@ -236,3 +236,21 @@ fn http_get(addr: &str, path: &str) -> String {
     s.read_to_string(&mut body).expect("read");
     body
 }
+
+#[test]
+fn sigterm_drains_and_exits_zero() {
+    let hub = hub(&["--secret", SECRET]);
+    let mut listener = spawn(
+        LINK,
+        &["--kind", "stay", "sub", "anything"],
+        &[("LINK_URL", &hub.url), ("LINK_SECRET", SECRET)],
+    );
+    listener.stderr_line("subscription confirmed", |l| l == "subscribed anything");
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &hub.proc.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(killed.success());
+    let out = hub.proc.finish();
+    assert_eq!(out.code(), Some(0), "graceful stop: {out:?}");
+}
