@@ -42,7 +42,15 @@ fuzz_target!(|data: &[u8]| {
         .map(|f| f.to_string_lossy())
         .unwrap_or_else(|| "server".to_owned());
     let mut guard = ReplayGuard::new(&limits, SeededState::new(7));
-    for now in [ts, ts, ts + 1.0, ts + 400_000.0, ts - 400_000.0, f64::NAN, 0.0] {
+    for now in [
+        ts,
+        ts,
+        ts + 1.0,
+        ts + 400_000.0,
+        ts - 400_000.0,
+        f64::NAN,
+        0.0,
+    ] {
         let _ = guard.check(&sender, frame.id(), ts, frame.msg_type(), now);
         assert!(guard.len() <= limits.max_recent_ids);
     }
@@ -59,7 +67,10 @@ fuzz_target!(|data: &[u8]| {
     };
     let mut out = Vec::new();
     wire::encode_message(&key, &header, &env.message, &mut out);
-    assert!(std::str::from_utf8(&out).is_ok(), "encoder wrote invalid UTF-8");
+    assert!(
+        std::str::from_utf8(&out).is_ok(),
+        "encoder wrote invalid UTF-8"
+    );
     let unlimited = Limits {
         max_message_bytes: usize::MAX,
         ..limits
