@@ -15,6 +15,9 @@ pub mod error;
 pub mod handler;
 pub mod hub;
 pub mod payload;
+pub mod server;
+pub mod tls;
+pub mod ws;
 
 pub use error::Error;
 pub use handler::RpcHandlerError;
