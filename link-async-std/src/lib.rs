@@ -1,1 +1,145 @@
-//! Skeleton: filled in by the adapter issues.
+//! link on smol (default) or async-std: a [`LinkClient`] for services, an embeddable
+//! [`Hub`] (attach any async-tungstenite WebSocket) and [`HubServer`], a
+//! batteries-included hub with `/health`, opt-in `/state`, signal handling and
+//! graceful shutdown. The same library as `link-tokio`, with the same names, options
+//! and semantics; only the runtime types differ.
+//!
+//! The protocol is wire-compatible with the Node.js `link-core` reference: HMAC-signed
+//! JSON envelopes over WebSockets, RPC, pub/sub, direct messages and status.
+//!
+//! # Runtimes
+//!
+//! Timers and sockets come from `async-io` under both runtimes; the cargo features
+//! only choose the executor that spawns link's tasks:
+//!
+//! - `smol` (default): [`SmolRuntime`], tasks on `smol::spawn`.
+//! - `async-std` (additive): [`AsyncStdRuntime`], tasks on `async_std::task::spawn`.
+//!   **async-std is discontinued upstream in favour of smol**; this feature is for
+//!   applications that still run on it. New code should use smol.
+//!
+//! The top-level aliases ([`LinkOptions`], [`HubOptions`], [`HubServerOptions`]) use
+//! [`DefaultRuntime`]: smol when its feature is on, otherwise async-std. Per-runtime
+//! aliases live in [`smol`] and [`async_std`].
+//!
+//! # A hub and two services
+//!
+//! ```no_run
+//! use link_async_std::{HubOptions, HubServerOptions, LinkOptions, RpcHandlerError};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Serialize, Deserialize)]
+//! struct Job { id: u32 }
+//! #[derive(Serialize, Deserialize)]
+//! struct Done { id: u32, ok: bool }
+//!
+//! # async fn run() -> Result<(), link_async_std::Error> {
+//! // The hub: port 8080, `/health`, SIGINT/SIGTERM → graceful shutdown.
+//! let server = HubServerOptions::new(HubOptions::new("s3cret")).port(8080).start().await?;
+//!
+//! // A worker that answers `job.run`.
+//! let worker = LinkOptions::new()
+//!     .kind("worker")
+//!     .secret("s3cret")
+//!     .handle("job.run", |_ctx, job: Job| async move {
+//!         Ok::<_, RpcHandlerError>(Done { id: job.id, ok: true })
+//!     })
+//!     .connect("ws://127.0.0.1:8080")?;
+//!
+//! // A coordinator that calls it.
+//! let coordinator = LinkOptions::new().kind("coordinator").secret("s3cret")
+//!     .connect("ws://127.0.0.1:8080")?;
+//! coordinator.ready().await?;
+//! worker.ready().await?;
+//! let done: Done = coordinator.rpc("worker", "job.run", &Job { id: 7 }).await?;
+//! assert!(done.ok);
+//!
+//! coordinator.stop().await?;
+//! worker.stop().await?;
+//! server.stop().await?;
+//! # Ok(()) }
+//! # link_async_std::block_on(run()).unwrap();
+//! ```
+//!
+//! # Attaching the hub to your own server
+//!
+//! ```no_run
+//! use link_async_std::HubOptions;
+//! # fn main() -> std::io::Result<()> { link_async_std::block_on(async {
+//! let hub = HubOptions::new("s3cret").build();
+//! let listener = async_net::TcpListener::bind("0.0.0.0:8080").await?;
+//! loop {
+//!     let (stream, remote) = listener.accept().await?;
+//!     let hub = hub.clone();
+//!     smol::spawn(async move { link_async_std::accept(&hub, stream, Some(remote)).await })
+//!         .detach();
+//! }
+//! # }) }
+//! ```
+
+pub mod runtime;
+pub mod server;
+
+pub use link_driver::cancel::CancelSignal;
+pub use link_driver::client::{
+    Event, EventStream, LinkClient, ReadyInfo, Rpc, RpcContext, Subscription, TopicMessage,
+};
+pub use link_driver::hub::{
+    AclAnswer, Hub, HubEvents, PublishCheck, RpcCheck, SendCheck, ServerRpcContext,
+    SubscribeCheck,
+};
+pub use link_driver::server::HubServer;
+pub use link_driver::tls::{
+    default_tls_config, load_tls_config, server_tls_config, tls_config_with_roots,
+};
+pub use link_driver::{Error, RpcHandlerError};
+pub use runtime::{AsyncIoRuntime, BoxSocket, DefaultRuntime, WsTransport, block_on};
+#[cfg(feature = "async-std")]
+pub use runtime::AsyncStdRuntime;
+#[cfg(feature = "smol")]
+pub use runtime::SmolRuntime;
+pub use server::{Request, Response, Routes, accept};
+
+/// The core types behind the API: events, health snapshots, errors, wire values.
+pub use link_sansio as core;
+pub use link_sansio::client::{ClientError, ClientEvent, ClientHealth, RpcError};
+pub use link_sansio::hub::{AclDecision, HubEvent, HubHealth, HubStateSnapshot};
+pub use link_sansio::wire::HashAlgo;
+pub use link_sansio::wire::message::{PeerEntry, StatusEntry};
+
+/// Client options: `LinkOptions::new().kind(..).secret(..).connect(url)`.
+pub type LinkOptions = link_driver::client::LinkOptions<DefaultRuntime>;
+
+/// Hub options: `HubOptions::new(secret).handle(..).build()`.
+pub type HubOptions = link_driver::hub::HubOptions<DefaultRuntime>;
+
+/// Hub server options: `HubServerOptions::new(hub).port(..).start()`.
+pub type HubServerOptions = link_driver::server::HubServerOptions<DefaultRuntime>;
+
+/// Hub events stream items ([`Hub::events`]).
+pub type HubStreamEvent = link_driver::hub::Event;
+
+/// The same options on smol, whatever the default runtime.
+#[cfg(feature = "smol")]
+pub mod smol {
+    use crate::SmolRuntime;
+
+    /// Client options on smol.
+    pub type LinkOptions = link_driver::client::LinkOptions<SmolRuntime>;
+    /// Hub options on smol.
+    pub type HubOptions = link_driver::hub::HubOptions<SmolRuntime>;
+    /// Hub server options on smol.
+    pub type HubServerOptions = link_driver::server::HubServerOptions<SmolRuntime>;
+}
+
+/// The same options on async-std (discontinued upstream in favour of smol).
+#[cfg(feature = "async-std")]
+pub mod async_std {
+    use crate::AsyncStdRuntime;
+
+    /// Client options on async-std.
+    pub type LinkOptions = link_driver::client::LinkOptions<AsyncStdRuntime>;
+    /// Hub options on async-std.
+    pub type HubOptions = link_driver::hub::HubOptions<AsyncStdRuntime>;
+    /// Hub server options on async-std.
+    pub type HubServerOptions = link_driver::server::HubServerOptions<AsyncStdRuntime>;
+}
