@@ -485,7 +485,7 @@ impl HubServer {
                     if let Err(e) = serve.await {
                         tracing::warn!(error = %e, "http server failed");
                     }
-                    let _ = http_done_tx.send(true);
+                    http_done_tx.send_replace(true);
                 });
             }
             Some(config) => {
@@ -498,7 +498,7 @@ impl HubServer {
                     if let Err(e) = serve.await {
                         tracing::warn!(error = %e, "https server failed");
                     }
-                    let _ = http_done_tx.send(true);
+                    http_done_tx.send_replace(true);
                 });
             }
         }
@@ -559,7 +559,7 @@ impl HubServer {
         }
         let inner = self.inner.clone();
         let result = tokio::time::timeout(inner.shutdown_timeout, async {
-            let _ = inner.stop_http.send(true);
+            inner.stop_http.send_replace(true);
             let drained =
                 tokio::time::timeout(inner.drain_delay, inner.hub.drain()).await;
             if !matches!(drained, Ok(Ok(()))) {
@@ -578,7 +578,7 @@ impl HubServer {
         .await
         .map_err(|_| Error::Timeout(inner.shutdown_timeout));
         tracing::info!(ok = result.is_ok(), "link hub stopped");
-        let _ = inner.done.send(Some(result.clone()));
+        inner.done.send_replace(Some(result.clone()));
         result
     }
 

@@ -21,9 +21,16 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::Instrument;
+
+/// A sleep on the hub's runtime.
+pub(crate) type SleepFn = Arc<dyn Fn(Duration) -> BoxFuture<'static, ()> + Send + Sync>;
+
+/// How long a socket closed for an oversized message stays open so the peer can read
+/// the 1009 close frame (its unread remainder would otherwise reset the connection).
+const CLOSE_LINGER: Duration = Duration::from_secs(1);
 
 /// From connection tasks to the hub (bounded: a busy hub slows readers down).
 pub(crate) enum ConnMsg {
@@ -120,6 +127,11 @@ pub(crate) fn spawn<R: Runtime>(opts: HubOptions<R>) -> Hub {
     let (cmd_tx, cmd_rx) = mpsc::channel(64);
     let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
     let (ev_tx, _) = broadcast::channel(opts.event_capacity);
+    let rt = opts.runtime.clone();
+    let sleep: SleepFn = Arc::new(move |d: Duration| {
+        let timer = rt.timer(Instant::now() + d);
+        Box::pin(timer) as BoxFuture<'static, ()>
+    });
     let driver = Driver {
         timer: opts.runtime.timer(t.instant),
         rt: opts.runtime.clone(),
@@ -150,6 +162,7 @@ pub(crate) fn spawn<R: Runtime>(opts: HubOptions<R>) -> Hub {
             events: ev_tx,
             next_conn: AtomicU64::new(1),
             max_message_bytes,
+            sleep,
         }),
     }
 }
@@ -540,6 +553,7 @@ pub(crate) async fn run_connection<T: Transport>(
     socket: T,
     to_hub: mpsc::Sender<ConnMsg>,
     mut from_hub: mpsc::UnboundedReceiver<ConnOut>,
+    sleep: SleepFn,
 ) {
     let mut pump = Pump::new(socket);
     let mut close_frame: Option<(u16, String)> = None;
@@ -587,10 +601,12 @@ pub(crate) async fn run_connection<T: Transport>(
             Step::Failed(TransportError::TooBig { size, max }) => {
                 tracing::debug!(size, max, "message too big: closing with 1009");
                 pump.push(Outbound::Close(1009, "Max payload size exceeded".into()));
-                let _ = poll_fn(|cx| match pump.poll_write(cx) {
-                    Err(_) => Poll::Ready(()),
-                    Ok(_) if !pump.has_pending_writes() => Poll::Ready(()),
-                    Ok(_) => Poll::Pending,
+                let mut linger = sleep(CLOSE_LINGER);
+                poll_fn(|cx| {
+                    if pump.poll_write(cx).is_err() || linger.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(());
+                    }
+                    Poll::Pending
                 })
                 .await;
                 let _ = to_hub

@@ -29,7 +29,6 @@ pub struct Hub {
     shared: Arc<Shared>,
 }
 
-#[derive(Debug)]
 struct Shared {
     commands: mpsc::Sender<HubCommand>,
     control: mpsc::UnboundedSender<HubControl>,
@@ -37,6 +36,16 @@ struct Shared {
     events: broadcast::Sender<HubEvent>,
     next_conn: AtomicU64,
     max_message_bytes: usize,
+    /// The runtime's timer, for connection tasks (which know no runtime).
+    sleep: driver::SleepFn,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub")
+            .field("max_message_bytes", &self.max_message_bytes)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What a server RPC handler learns about the call besides its data.
@@ -101,6 +110,7 @@ impl Hub {
     ) -> impl Future<Output = ()> + Send + use<T> {
         let conn = ConnId(self.shared.next_conn.fetch_add(1, Ordering::Relaxed));
         let inbound = self.shared.inbound.clone();
+        let sleep = self.shared.sleep.clone();
         let span = tracing::info_span!("link.hub.conn", conn = conn.0, remote = ?remote);
         async move {
             let (out_tx, out_rx) = mpsc::unbounded_channel();
@@ -115,7 +125,7 @@ impl Hub {
             {
                 return;
             }
-            driver::run_connection(conn, socket, inbound, out_rx).await;
+            driver::run_connection(conn, socket, inbound, out_rx, sleep).await;
         }
         .instrument(span)
     }
