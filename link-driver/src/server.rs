@@ -4,7 +4,7 @@
 //! everything a user calls is here, once, for every runtime.
 
 use crate::error::Error;
-use crate::hub::{Hub, HubOptions};
+use crate::hub::{Hub, HubOptions, SleepFn};
 use crate::runtime::{BoxFuture, Runtime, timeout, wall_ms};
 use crate::tls::load_tls_config;
 use std::fmt;
@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::watch;
 
 /// `extraState`: fields merged into `/state`.
@@ -260,7 +260,7 @@ pub struct HttpDone(watch::Sender<bool>);
 
 impl Drop for HttpDone {
     fn drop(&mut self) {
-        let _ = self.0.send(true);
+        self.0.send_replace(true);
     }
 }
 
@@ -384,8 +384,6 @@ impl LinkRoutes {
     }
 }
 
-type Sleep = Arc<dyn Fn(Duration) -> BoxFuture<'static, ()> + Send + Sync>;
-
 /// A running hub server. Stop it with [`HubServer::stop`] (or a signal); wait for
 /// the end with [`HubServer::wait`].
 #[derive(Clone, Debug)]
@@ -404,7 +402,7 @@ struct Inner {
     drain_delay: Duration,
     shutdown_timeout: Duration,
     on_shutdown: std::sync::Mutex<Option<ShutdownHook>>,
-    sleep: Sleep,
+    sleep: SleepFn,
 }
 
 impl fmt::Debug for Inner {
@@ -454,11 +452,7 @@ impl HubServer {
         if opts.state_route && local_addr.ip().is_unspecified() {
             tracing::info!(%local_addr, "/state is enabled on a public bind: it shows peer kinds, hellos and statuses");
         }
-        let rt = runtime.clone();
-        let sleep: Sleep = Arc::new(move |d| {
-            let timer = rt.timer(Instant::now() + d);
-            Box::pin(timer)
-        });
+        let sleep = hub.sleep_fn();
         let (done, _) = watch::channel(None);
         let server = HubServer {
             inner: Arc::new(Inner {
@@ -518,7 +512,7 @@ impl HubServer {
         }
         let inner = self.inner.clone();
         let result = timeout((inner.sleep)(inner.shutdown_timeout), async {
-            let _ = inner.stop_http.send(true);
+            inner.stop_http.send_replace(true);
             let drained = timeout((inner.sleep)(inner.drain_delay), inner.hub.drain()).await;
             if !matches!(drained, Some(Ok(()))) {
                 let _ = inner.hub.terminate_all().await;
@@ -536,7 +530,7 @@ impl HubServer {
         .await
         .ok_or(Error::Timeout(inner.shutdown_timeout));
         tracing::info!(ok = result.is_ok(), "link hub stopped");
-        let _ = inner.done.send(Some(result.clone()));
+        inner.done.send_replace(Some(result.clone()));
         result
     }
 

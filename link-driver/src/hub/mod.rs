@@ -11,6 +11,7 @@ use crate::error::Error;
 use crate::handler::{self, RpcHandlerError};
 use crate::transport::Transport;
 use driver::{ConnMsg, HubCommand, HubControl};
+pub(crate) use driver::SleepFn;
 use futures_util::Stream;
 use link_sansio::hub::{ConnId, HubEvent, HubHealth, HubStateSnapshot};
 use serde::{Serialize, de::DeserializeOwned};
@@ -128,6 +129,11 @@ impl Hub {
             driver::run_connection(conn, socket, inbound, out_rx, sleep).await;
         }
         .instrument(span)
+    }
+
+    /// The hub runtime's timer, as a function (for code that knows no runtime type).
+    pub(crate) fn sleep_fn(&self) -> driver::SleepFn {
+        self.shared.sleep.clone()
     }
 
     /// The frame size cap for sockets attached to this hub (`maxMessageBytes`).
