@@ -5,17 +5,19 @@
 
 use std::collections::VecDeque;
 
+use crate::wire::json::JsString;
 use crate::wire::message::types;
 
 /// A message waiting to be signed and sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Item {
-    /// Envelope id (for `rpc.request`/`rpc.response`, the RPC's id).
-    pub id: String,
+    /// Envelope id (for `rpc.request`/`rpc.response`, the RPC's id; a response
+    /// echoes the caller's id exactly, lone surrogates included).
+    pub id: JsString,
     /// Message type.
     pub msg_type: &'static str,
     /// Envelope `to`.
-    pub to: Option<String>,
+    pub to: Option<JsString>,
     /// Canonical payload, or `None` to omit `data`.
     pub data: Option<Vec<u8>>,
     size: usize,
@@ -24,9 +26,9 @@ pub struct Item {
 impl Item {
     /// An item; its size is estimated once, here.
     pub fn new(
-        id: String,
+        id: JsString,
         msg_type: &'static str,
-        to: Option<String>,
+        to: Option<JsString>,
         data: Option<Vec<u8>>,
     ) -> Self {
         let mut item = Item {
@@ -41,6 +43,7 @@ impl Item {
     }
 
     /// The estimated size counted against the cap.
+    #[cfg(test)]
     pub fn size(&self) -> usize {
         self.size
     }
@@ -50,10 +53,14 @@ impl Item {
 /// of id, type and to, plus the JSON length of the payload (`null` when absent). The
 /// canonical text has the same length as `JSON.stringify`'s.
 pub fn estimate_size(item: &Item) -> usize {
-    200 + item.id.len()
+    200 + item.id.as_wtf8().len()
         + item.msg_type.len()
-        + item.to.as_ref().map_or(0, String::len)
+        + item.to.as_ref().map_or(0, |t| t.as_wtf8().len())
         + item.data.as_ref().map_or(4, Vec::len)
+}
+
+fn is_subscription_change(msg_type: &str) -> bool {
+    msg_type == types::TOPIC_SUBSCRIBE || msg_type == types::TOPIC_UNSUBSCRIBE
 }
 
 /// The queue was full; nothing was added.
@@ -83,7 +90,26 @@ impl Outbox {
 
     /// Appends `item`, or refuses it if the cap would be exceeded. A `status.update`
     /// replaces one already queued, in place (only the newest status matters).
+    ///
+    /// Subscription changes are never refused: the application cannot tell that a
+    /// queued `topic.subscribe` was lost, and the next ready's replay would go through
+    /// the same full queue, so a transient backlog would become a silent, lasting loss.
+    /// They are conflated per topic (the latest change wins), which bounds them by the
+    /// number of topics the application named.
     pub fn push(&mut self, item: Item) -> Result<(), Overflow> {
+        if is_subscription_change(item.msg_type) {
+            if let Some(i) = self
+                .items
+                .iter()
+                .position(|it| is_subscription_change(it.msg_type) && it.data == item.data)
+                && let Some(old) = self.items.remove(i)
+            {
+                self.bytes -= old.size;
+            }
+            self.bytes += item.size;
+            self.items.push_back(item);
+            return Ok(());
+        }
         if item.msg_type == types::STATUS_UPDATE
             && let Some(i) = self
                 .items
@@ -111,6 +137,7 @@ impl Outbox {
     }
 
     /// The oldest item.
+    #[cfg(test)]
     pub fn front(&self) -> Option<&Item> {
         self.items.front()
     }
@@ -123,8 +150,8 @@ impl Outbox {
     }
 
     /// Removes the item with envelope id `id`; `true` if found.
-    pub fn remove_by_id(&mut self, id: &str) -> bool {
-        match self.items.iter().position(|it| it.id == id) {
+    pub fn remove_by_id(&mut self, id: &JsString) -> bool {
+        match self.items.iter().position(|it| it.id == *id) {
             Some(i) => {
                 if let Some(it) = self.items.remove(i) {
                     self.bytes -= it.size;
@@ -192,6 +219,29 @@ mod tests {
     }
 
     #[test]
+    fn subscription_changes_pass_a_full_queue_and_conflate_per_topic() {
+        let mut q = Outbox::new(250);
+        q.push(item("1", types::TOPIC_MESSAGE, "{}")).expect("fits");
+        assert!(q.push(item("2", types::TOPIC_MESSAGE, "{}")).is_err());
+        q.push(item("3", types::TOPIC_SUBSCRIBE, r#"{"topic":"a"}"#))
+            .expect("subscriptions are never refused");
+        q.push(item("4", types::TOPIC_SUBSCRIBE, r#"{"topic":"b"}"#))
+            .expect("subscriptions are never refused");
+        q.push(item("5", types::TOPIC_UNSUBSCRIBE, r#"{"topic":"a"}"#))
+            .expect("subscriptions are never refused");
+        assert_eq!(
+            q.len(),
+            3,
+            "the unsubscribe replaced the queued subscribe of a"
+        );
+        let ids: Vec<_> = std::iter::from_fn(|| q.pop())
+            .map(|i| i.id.to_string())
+            .collect();
+        assert_eq!(ids, ["1", "4", "5"]);
+        assert_eq!(q.bytes(), 0);
+    }
+
+    #[test]
     fn cap_refuses_and_status_conflates_in_place() {
         let a = item("a", types::DIRECT, "1");
         let cap = a.size() * 2 + 10;
@@ -202,8 +252,11 @@ mod tests {
         o.push(item("s2", types::STATUS_UPDATE, "2"))
             .expect("replaces");
         assert_eq!(o.len(), 2);
-        assert_eq!(o.front().map(|i| i.id.as_str()), Some("s2"));
-        assert!(o.remove_by_id("a"));
+        assert_eq!(
+            o.front().map(|i| i.id.to_string_lossy()),
+            Some("s2".to_owned())
+        );
+        assert!(o.remove_by_id(&JsString::from("a")));
         assert_eq!(o.remove_where(|i| i.msg_type == types::STATUS_UPDATE), 1);
         assert_eq!((o.len(), o.bytes()), (0, 0));
     }

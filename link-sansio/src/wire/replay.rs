@@ -52,21 +52,25 @@ impl ReplayGuard {
         if self.window_ms <= 0.0 {
             return Ok(());
         }
-        // A NaN skew compares false, so test for "within" and negate.
-        if !((now_ms - ts).abs() <= self.window_ms) {
+        // A NaN skew (a clock or `ts` that is not a number) is never within the window.
+        let skew = (now_ms - ts).abs();
+        if skew.is_nan() || skew > self.window_ms {
             return Err(DropReason::ReplayWindow);
         }
         if msg_type.is_some_and(|t| *t == types::RPC_RESPONSE) {
             return Ok(());
         }
-        let hasher = &self.hasher;
-        let entry = self
-            .senders
-            .entry(sender.to_owned())
-            .or_insert_with(|| SenderIds {
-                ids: HashMap::with_hasher(hasher.clone()),
+        // Look up before inserting: the sender's name is only copied the first time.
+        if !self.senders.contains_key(sender) {
+            let fresh = SenderIds {
+                ids: HashMap::with_hasher(self.hasher.clone()),
                 order: VecDeque::new(),
-            });
+            };
+            self.senders.insert(sender.to_owned(), fresh);
+        }
+        let Some(entry) = self.senders.get_mut(sender) else {
+            return Ok(());
+        };
         // Expire from the front: ids were recorded in arrival order.
         while let Some((old, at)) = entry.order.front() {
             if now_ms - at <= self.window_ms && entry.order.len() <= self.max_ids {
@@ -78,21 +82,21 @@ impl ReplayGuard {
             entry.order.pop_front();
             self.total -= 1;
         }
-        if let Some(at) = entry.ids.get(id) {
-            if now_ms - at <= self.window_ms {
-                return Err(DropReason::ReplayId);
-            }
+        if let Some(at) = entry.ids.get(id)
+            && now_ms - at <= self.window_ms
+        {
+            return Err(DropReason::ReplayId);
         }
         entry.ids.insert(id.clone(), now_ms);
         entry.order.push_back((id.clone(), now_ms));
         self.total += 1;
-        if entry.order.len() > self.max_ids {
-            if let Some((old, at)) = entry.order.pop_front() {
-                if entry.ids.get(&old) == Some(&at) {
-                    entry.ids.remove(&old);
-                }
-                self.total -= 1;
+        if entry.order.len() > self.max_ids
+            && let Some((old, at)) = entry.order.pop_front()
+        {
+            if entry.ids.get(&old) == Some(&at) {
+                entry.ids.remove(&old);
             }
+            self.total -= 1;
         }
         Ok(())
     }
