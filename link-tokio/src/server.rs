@@ -7,8 +7,8 @@ use crate::HubOptions;
 use crate::ws::{RemoteAddr, remote_addr, upgrade};
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{FromRequestParts, Request};
 use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{FromRequestParts, Request};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use link_driver::Error;
@@ -48,6 +48,8 @@ pub struct HubServerOptions {
     routes: Router,
     extra_state: Option<ExtraState>,
     handle_signals: bool,
+    #[cfg(unix)]
+    signals: Vec<tokio::signal::unix::SignalKind>,
     drain_delay: Duration,
     shutdown_timeout: Duration,
     on_shutdown: Option<ShutdownHook>,
@@ -85,6 +87,11 @@ impl HubServerOptions {
             routes: Router::new(),
             extra_state: None,
             handle_signals: true,
+            #[cfg(unix)]
+            signals: vec![
+                tokio::signal::unix::SignalKind::interrupt(),
+                tokio::signal::unix::SignalKind::terminate(),
+            ],
             drain_delay: Duration::from_millis(250),
             shutdown_timeout: Duration::from_millis(30_000),
             on_shutdown: None,
@@ -142,6 +149,17 @@ impl HubServerOptions {
     /// Stop gracefully on SIGINT/SIGTERM (`handleSignals`, true).
     pub fn handle_signals(mut self, on: bool) -> Self {
         self.handle_signals = on;
+        self
+    }
+
+    /// Which signals stop the server when `handle_signals` is on (`signals`,
+    /// SIGINT and SIGTERM).
+    #[cfg(unix)]
+    pub fn signals(
+        mut self,
+        signals: impl IntoIterator<Item = tokio::signal::unix::SignalKind>,
+    ) -> Self {
+        self.signals = signals.into_iter().collect();
         self
     }
 
@@ -240,7 +258,29 @@ pub struct TlsListener {
 
 impl std::fmt::Debug for TlsListener {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TlsListener").field("tcp", &self.tcp).finish_non_exhaustive()
+        f.debug_struct("TlsListener")
+            .field("tcp", &self.tcp)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A plain TCP listener that turns Nagle's algorithm off on every connection: link
+/// frames are small and latency-bound, and the transport batches writes itself.
+#[derive(Debug)]
+pub struct NoDelayListener(pub TcpListener);
+
+impl axum::serve::Listener for NoDelayListener {
+    type Io = TcpStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        let (stream, addr) = axum::serve::Listener::accept(&mut self.0).await;
+        let _ = stream.set_nodelay(true);
+        (stream, addr)
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.0.local_addr()
     }
 }
 
@@ -477,7 +517,7 @@ impl HubServer {
         match tls {
             None => {
                 let serve = axum::serve(
-                    listener,
+                    NoDelayListener(listener),
                     app.into_make_service_with_connect_info::<RemoteAddr>(),
                 )
                 .with_graceful_shutdown(shutdown);
@@ -519,8 +559,12 @@ impl HubServer {
         };
         if opts.handle_signals {
             let s = server.clone();
+            #[cfg(unix)]
+            let waiting = wait_for_signal(opts.signals);
+            #[cfg(not(unix))]
+            let waiting = wait_for_signal();
             tokio::spawn(async move {
-                wait_for_signal().await;
+                waiting.await;
                 tracing::info!("signal received: shutting down");
                 let _ = s.stop().await;
             });
@@ -560,8 +604,11 @@ impl HubServer {
         let inner = self.inner.clone();
         let result = tokio::time::timeout(inner.shutdown_timeout, async {
             inner.stop_http.send_replace(true);
-            let drained =
-                tokio::time::timeout(inner.drain_delay, inner.hub.drain()).await;
+            let drained = tokio::time::timeout(
+                inner.drain_delay,
+                inner.hub.drain_with(1001, "server shutdown"),
+            )
+            .await;
             if !matches!(drained, Ok(Ok(()))) {
                 let _ = inner.hub.terminate_all().await;
             }
@@ -592,25 +639,36 @@ impl HubServer {
     }
 }
 
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+#[cfg(unix)]
+fn wait_for_signal(
+    kinds: Vec<tokio::signal::unix::SignalKind>,
+) -> impl Future<Output = ()> + Send + 'static {
+    use tokio::signal::unix::signal;
+    // Register now, so a signal that arrives right after `start` is not missed.
+    let mut streams = Vec::new();
+    for kind in kinds {
+        match signal(kind) {
+            Ok(s) => streams.push(s),
+            Err(e) => tracing::warn!(error = %e, "cannot listen for a signal"),
         }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+    async move {
+        if streams.is_empty() {
+            return std::future::pending().await;
+        }
+        std::future::poll_fn(|cx| {
+            for s in &mut streams {
+                if s.poll_recv(cx).is_ready() {
+                    return std::task::Poll::Ready(());
+                }
+            }
+            std::task::Poll::Pending
+        })
+        .await;
     }
 }
 
+#[cfg(not(unix))]
+async fn wait_for_signal() {
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -30,7 +30,10 @@ async fn per_peer_keys_wrong_key_is_never_ready_and_the_hub_counts_the_drop() {
 
     // The hub drops the hello as badly signed, silently.
     next_hub_event(&mut hub_events, "bad-signature drop", |e| match e {
-        HubEvent::ProtocolError { reason: DropReason::BadSignature, .. } => Some(()),
+        HubEvent::ProtocolError {
+            reason: DropReason::BadSignature,
+            ..
+        } => Some(()),
         _ => None,
     })
     .await;
@@ -42,7 +45,13 @@ async fn per_peer_keys_wrong_key_is_never_ready_and_the_hub_counts_the_drop() {
     .await;
     assert!(!bad.is_ready());
     assert!(!bad.health().await.expect("health").ready);
-    let peers: Vec<String> = good.peers().await.expect("peers").into_iter().map(|p| p.kind).collect();
+    let peers: Vec<String> = good
+        .peers()
+        .await
+        .expect("peers")
+        .into_iter()
+        .map(|p| p.kind)
+        .collect();
     assert_eq!(peers, vec!["good".to_owned()]);
     assert_eq!(server.hub().health().await.expect("health").peer_count, 1);
 
@@ -50,7 +59,10 @@ async fn per_peer_keys_wrong_key_is_never_ready_and_the_hub_counts_the_drop() {
     let mut hub_events = server.hub().events();
     let stranger = options("stranger").connect(server.url()).expect("starts");
     next_hub_event(&mut hub_events, "unknown-kind drop", |e| match e {
-        HubEvent::ProtocolError { reason: DropReason::UnknownKind, .. } => Some(()),
+        HubEvent::ProtocolError {
+            reason: DropReason::UnknownKind,
+            ..
+        } => Some(()),
         _ => None,
     })
     .await;
@@ -74,12 +86,21 @@ async fn async_key_resolver_admits_known_kinds_and_survives_a_panic() {
     let server = server(hub).await;
     let mut hub_events = server.hub().events();
     let dynamic = ready_client(&server, options("dyn").secret("key-dyn")).await;
-    let r: Value = dynamic.rpc("server", "link.health", &()).await.expect("works");
+    let r: Value = dynamic
+        .rpc("server", "link.health", &())
+        .await
+        .expect("works");
     assert_eq!(r["peerCount"], json!(1));
 
-    let boom = options("boom").secret("whatever").connect(server.url()).expect("starts");
+    let boom = options("boom")
+        .secret("whatever")
+        .connect(server.url())
+        .expect("starts");
     next_hub_event(&mut hub_events, "resolver panic = no key", |e| match e {
-        HubEvent::ProtocolError { reason: DropReason::UnknownKind, .. } => Some(()),
+        HubEvent::ProtocolError {
+            reason: DropReason::UnknownKind,
+            ..
+        } => Some(()),
         _ => None,
     })
     .await;
@@ -109,10 +130,16 @@ async fn acl_hooks_deny_with_codes_and_fail_closed() {
     let mut hub_events = server.hub().events();
     let c = ready_client(&server, options("client")).await;
 
-    let e = c.rpc::<_, Value>("server", "admin.wipe", &()).await.expect_err("denied");
+    let e = c
+        .rpc::<_, Value>("server", "admin.wipe", &())
+        .await
+        .expect_err("denied");
     assert_eq!(e.code(), "ADMIN_ONLY");
     assert_eq!(e.to_string(), "admins only");
-    let e = c.rpc::<_, Value>("server", "acl.panics", &()).await.expect_err("fail closed");
+    let e = c
+        .rpc::<_, Value>("server", "acl.panics", &())
+        .await
+        .expect_err("fail closed");
     assert_eq!(e.code(), "RPC_FORBIDDEN");
     let ok: Value = c.rpc("server", "link.health", &()).await.expect("allowed");
     assert_eq!(ok["peerCount"], json!(1));
@@ -129,7 +156,9 @@ async fn acl_hooks_deny_with_codes_and_fail_closed() {
             .expect("topic list");
         assert_eq!(topics["subscribers"], json!(["listener"]), "{topic}");
     }
-    c.publish("secret", &1).await.expect("publish (dropped at hub)");
+    c.publish("secret", &1)
+        .await
+        .expect("publish (dropped at hub)");
     next_hub_event(&mut hub_events, "publish denied", |e| match e {
         HubEvent::AclDenied { code, topic, .. } if topic.as_deref() == Some("secret") => {
             Some(code.clone())
@@ -145,7 +174,10 @@ async fn acl_hooks_deny_with_codes_and_fail_closed() {
 
     // Subscribe denial.
     let untrusted = ready_client(&server, options("untrusted")).await;
-    let _s = untrusted.subscribe("open").await.expect("local subscribe is fine");
+    let _s = untrusted
+        .subscribe("open")
+        .await
+        .expect("local subscribe is fine");
     let code = next_hub_event(&mut hub_events, "subscribe denied", |e| match e {
         HubEvent::AclDenied { from, code, .. } if from == "untrusted" => Some(code.clone()),
         _ => None,
@@ -154,11 +186,13 @@ async fn acl_hooks_deny_with_codes_and_fail_closed() {
     assert_eq!(code, "SUBSCRIBE_FORBIDDEN");
 
     // Send denial.
-    c.send("listener", "forbidden", &()).await.expect("send (dropped at hub)");
+    c.send("listener", "forbidden", &())
+        .await
+        .expect("send (dropped at hub)");
     let code = next_hub_event(&mut hub_events, "send denied", |e| match e {
-        HubEvent::AclDenied { direct_type, code, .. } if direct_type.as_deref() == Some("forbidden") => {
-            Some(code.clone())
-        }
+        HubEvent::AclDenied {
+            direct_type, code, ..
+        } if direct_type.as_deref() == Some("forbidden") => Some(code.clone()),
         _ => None,
     })
     .await;

@@ -17,10 +17,14 @@ async fn http_routes_health_state_user_routes_and_404() {
     let opts = HubServerOptions::new(HubOptions::new(SECRET))
         .state_route(true)
         .extra_state(|| json!({ "kvKeys": 42 }))
-        .routes(axum::Router::new().route(
-            "/health",
-            axum::routing::get(|| async { "user health wins" }),
-        ).route("/hello", axum::routing::get(|| async { "hi" })));
+        .routes(
+            axum::Router::new()
+                .route(
+                    "/health",
+                    axum::routing::get(|| async { "user health wins" }),
+                )
+                .route("/hello", axum::routing::get(|| async { "hi" })),
+        );
     let server = server_with(opts).await;
     let c = ready_client(&server, options("svc")).await;
     let addr = server.local_addr();
@@ -67,7 +71,9 @@ async fn upgrades_only_at_the_configured_path_and_frames_are_capped() {
     let base = server.url();
 
     // Wrong path: the upgrade is refused, the client keeps retrying, never ready.
-    let lost = options("lost").connect(format!("{base}/elsewhere")).expect("starts");
+    let lost = options("lost")
+        .connect(format!("{base}/elsewhere"))
+        .expect("starts");
     let mut lost_events = lost.events();
     next_event(&mut lost_events, "upgrade refused", |e| match e {
         link_tokio::Event::TransportError { .. } => Some(()),
@@ -78,7 +84,9 @@ async fn upgrades_only_at_the_configured_path_and_frames_are_capped() {
     lost.stop_now().await.expect("stop");
 
     // The configured path, with a trailing slash and a query string.
-    let a = options("a").connect(format!("{base}/link/?v=1")).expect("starts");
+    let a = options("a")
+        .connect(format!("{base}/link/?v=1"))
+        .expect("starts");
     within("ready at /link", a.ready()).await.expect("ready");
     let mut a_events = a.events();
 
@@ -115,10 +123,14 @@ async fn graceful_shutdown_with_clients_connected() {
     ];
     let mut events: Vec<_> = clients.iter().map(|c| c.events()).collect();
 
-    within("shutdown", server.stop()).await.expect("graceful stop");
+    within("shutdown", server.stop())
+        .await
+        .expect("graceful stop");
     assert!(hook_ran.load(Ordering::SeqCst), "on_shutdown ran");
     assert!(server.is_stopping());
-    within("wait", server.wait()).await.expect("wait after stop");
+    within("wait", server.wait())
+        .await
+        .expect("wait after stop");
 
     for ev in &mut events {
         let d = next_link_event(ev, "disconnect", |e| match e {
@@ -126,7 +138,10 @@ async fn graceful_shutdown_with_clients_connected() {
             _ => None,
         })
         .await;
-        assert!(d.will_reconnect, "a hub shutdown is not a displacement: {d:?}");
+        assert!(
+            d.will_reconnect,
+            "a hub shutdown is not a displacement: {d:?}"
+        );
     }
     next_hub_event(&mut hub_events, "drained", |e| match e {
         link_tokio::HubEvent::Drained => Some(()),
@@ -135,7 +150,11 @@ async fn graceful_shutdown_with_clients_connected() {
     .await;
     assert_eq!(server.hub().connection_count().await.unwrap_or(0), 0);
     // The port is closed: nothing answers HTTP any more.
-    assert!(tokio::net::TcpStream::connect(server.local_addr()).await.is_err());
+    assert!(
+        tokio::net::TcpStream::connect(server.local_addr())
+            .await
+            .is_err()
+    );
     for c in &clients {
         assert!(!c.is_ready());
         c.stop_now().await.expect("stop");
@@ -148,7 +167,9 @@ async fn hub_mounted_in_an_existing_axum_router() {
     let app = axum::Router::new()
         .route("/", axum::routing::get(|| async { "app" }))
         .link_hub("/link", hub.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let serve = tokio::spawn(async move {
         axum::serve(
@@ -168,4 +189,39 @@ async fn hub_mounted_in_an_existing_axum_router() {
     a.stop().await.expect("stop");
     b.stop().await.expect("stop");
     serve.abort();
+}
+
+#[tokio::test]
+async fn hub_attached_to_a_raw_tokio_tungstenite_socket() {
+    let hub = HubOptions::new(SECRET).build();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let h = hub.clone();
+    let accepting = tokio::spawn(async move {
+        loop {
+            let Ok((stream, remote)) = listener.accept().await else {
+                return;
+            };
+            let h = h.clone();
+            tokio::spawn(async move { link_tokio::ws::accept(&h, stream, Some(remote)).await });
+        }
+    });
+    let url = format!("ws://{addr}");
+    let a = options("a")
+        .handle("ping", |_ctx, _: Value| async move {
+            Ok::<_, link_tokio::RpcHandlerError>("pong")
+        })
+        .connect(&url)
+        .expect("a");
+    let b = options("b").connect(&url).expect("b");
+    within("a ready", a.ready()).await.expect("ready");
+    within("b ready", b.ready()).await.expect("ready");
+    wait_for_peer(&b, "a").await;
+    let r: String = b.rpc("a", "ping", &()).await.expect("rpc");
+    assert_eq!(r, "pong");
+    a.stop().await.expect("stop");
+    b.stop().await.expect("stop");
+    accepting.abort();
 }

@@ -11,7 +11,7 @@ use crate::runtime::{BoxFuture, ConnectSpec, Runtime, Timer, now, os_seed};
 use crate::transport::{Inbound, Outbound, Pump, Transport, TransportError, frame_text};
 use futures_util::FutureExt;
 use link_sansio::client::{
-    ClientEvent, ClientHealth, ClientError, Connection, HandlerError, InboundRpcId, Input, Output,
+    ClientError, ClientEvent, ClientHealth, Connection, HandlerError, InboundRpcId, Input, Output,
     RpcError, RpcId,
 };
 use link_sansio::wire::Value;
@@ -191,7 +191,7 @@ pub(crate) fn spawn<R: Runtime>(opts: LinkOptions<R>) -> Result<LinkClient, Erro
         shared: Arc::new(Shared {
             commands: cmd_tx,
             control: ctl_tx,
-            events: ev_tx,
+            events: ev_tx.downgrade(),
             listeners: Arc::new(AtomicU64::new(0)),
             max_listeners: opts.max_listeners,
             ready,

@@ -38,7 +38,8 @@ pub struct LinkClient {
 struct Shared {
     commands: mpsc::Sender<Command>,
     control: mpsc::UnboundedSender<Control>,
-    events: broadcast::Sender<Event>,
+    /// Weak, so that event streams end when the driver does.
+    events: broadcast::WeakSender<Event>,
     listeners: Arc<AtomicU64>,
     max_listeners: usize,
     ready: Arc<AtomicBool>,
@@ -138,7 +139,10 @@ impl LinkClient {
         self.shared.next_token.fetch_add(1, Ordering::Relaxed)
     }
 
-    async fn command<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, Error> {
+    async fn command<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, Error> {
         let (tx, rx) = oneshot::channel();
         self.shared
             .commands
@@ -300,7 +304,10 @@ impl LinkClient {
                 "more event streams than max_listeners: possible leak"
             );
         }
-        EventStream::new(self.shared.events.subscribe(), self.shared.listeners.clone())
+        EventStream::new(
+            self.shared.events.upgrade().map(|tx| tx.subscribe()),
+            self.shared.listeners.clone(),
+        )
     }
 
     /// The peers in the hub's latest `peers.update` (including this one).
@@ -329,7 +336,13 @@ impl LinkClient {
     /// `stop_drain`), close the connection, reject what is left with
     /// `RPC_DISCONNECT`. Resolves once the link has stopped; no reconnects follow.
     pub async fn stop(&self) -> Result<(), Error> {
-        match self.command(|reply| Command::Stop { graceful: true, reply }).await {
+        match self
+            .command(|reply| Command::Stop {
+                graceful: true,
+                reply,
+            })
+            .await
+        {
             Ok(()) | Err(Error::Stopped) => Ok(()),
             Err(e) => Err(e),
         }
@@ -337,7 +350,13 @@ impl LinkClient {
 
     /// Stop at once, without draining.
     pub async fn stop_now(&self) -> Result<(), Error> {
-        match self.command(|reply| Command::Stop { graceful: false, reply }).await {
+        match self
+            .command(|reply| Command::Stop {
+                graceful: false,
+                reply,
+            })
+            .await
+        {
             Ok(()) | Err(Error::Stopped) => Ok(()),
             Err(e) => Err(e),
         }
@@ -469,12 +488,13 @@ impl std::fmt::Debug for EventStream {
 }
 
 impl EventStream {
-    pub(crate) fn new(rx: broadcast::Receiver<Event>, listeners: Arc<AtomicU64>) -> Self {
-        let inner = futures_util::stream::unfold(rx, |mut rx| async move {
+    pub(crate) fn new(rx: Option<broadcast::Receiver<Event>>, listeners: Arc<AtomicU64>) -> Self {
+        let inner = futures_util::stream::unfold(rx, |rx| async move {
+            let mut rx = rx?;
             match rx.recv().await {
-                Ok(ev) => Some((ev, rx)),
+                Ok(ev) => Some((ev, Some(rx))),
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
-                    Some((Event::Lagged { missed }, rx))
+                    Some((Event::Lagged { missed }, Some(rx)))
                 }
                 Err(broadcast::error::RecvError::Closed) => None,
             }

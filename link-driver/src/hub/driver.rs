@@ -3,7 +3,9 @@
 //! flushed bytes reported back).
 
 use super::options::{AclFns, ResolverFn};
-use super::{Hub, HubOptions, PublishCheck, RpcCheck, SendCheck, ServerRpcContext, Shared, SubscribeCheck};
+use super::{
+    Hub, HubOptions, PublishCheck, RpcCheck, SendCheck, ServerRpcContext, Shared, SubscribeCheck,
+};
 use crate::handler::{ErasedHandler, HandlerFailure};
 use crate::runtime::{BoxFuture, Runtime, Timer, now, os_seed};
 use crate::transport::{Inbound, Outbound, Pump, Transport, TransportError};
@@ -65,11 +67,22 @@ pub(crate) enum ConnOut {
 }
 
 pub(crate) enum HubCommand {
-    Health { reply: oneshot::Sender<HubHealth> },
-    State { reply: oneshot::Sender<HubStateSnapshot> },
-    Drain { reply: oneshot::Sender<()> },
-    TerminateAll { reply: oneshot::Sender<()> },
-    ConnectionCount { reply: oneshot::Sender<usize> },
+    Health {
+        reply: oneshot::Sender<HubHealth>,
+    },
+    State {
+        reply: oneshot::Sender<HubStateSnapshot>,
+    },
+    Drain {
+        close: Option<(u16, String)>,
+        reply: oneshot::Sender<()>,
+    },
+    TerminateAll {
+        reply: oneshot::Sender<()>,
+    },
+    ConnectionCount {
+        reply: oneshot::Sender<usize>,
+    },
 }
 
 pub(crate) enum HubControl {
@@ -159,7 +172,7 @@ pub(crate) fn spawn<R: Runtime>(opts: HubOptions<R>) -> Hub {
             commands: cmd_tx,
             control: ctl_tx,
             inbound: in_tx,
-            events: ev_tx,
+            events: ev_tx.downgrade(),
             next_conn: AtomicU64::new(1),
             max_message_bytes,
             sleep,
@@ -244,7 +257,13 @@ impl<R: Runtime> Driver<R> {
                 self.hub.handle_input(t, Input::Opened { conn, remote });
             }
             ConnMsg::Frame { conn, bytes } => {
-                self.hub.handle_input(t, Input::Frame { conn, bytes: &bytes });
+                self.hub.handle_input(
+                    t,
+                    Input::Frame {
+                        conn,
+                        bytes: &bytes,
+                    },
+                );
             }
             ConnMsg::Pong { conn } => self.hub.handle_input(t, Input::Pong { conn }),
             ConnMsg::Flushed { conn, bytes } => {
@@ -304,10 +323,17 @@ impl<R: Runtime> Driver<R> {
             HubEvent::PeerConnected { kind, replaced, .. } => {
                 tracing::info!(%kind, replaced, "peer connected");
             }
-            HubEvent::PeerDisconnected { kind, code, reason, .. } => {
+            HubEvent::PeerDisconnected {
+                kind, code, reason, ..
+            } => {
                 tracing::info!(%kind, ?code, %reason, "peer disconnected");
             }
-            HubEvent::ProtocolError { kind, reason, detail, .. } => {
+            HubEvent::ProtocolError {
+                kind,
+                reason,
+                detail,
+                ..
+            } => {
                 tracing::debug!(?kind, reason = reason.as_str(), ?detail, "frame dropped");
             }
             HubEvent::Drained => {
@@ -456,13 +482,16 @@ impl<R: Runtime> Driver<R> {
         let t = now();
         match c {
             HubControl::Key { request, key } => {
-                self.hub.handle_input(t, Input::KeyResolved { request, key });
+                self.hub
+                    .handle_input(t, Input::KeyResolved { request, key });
             }
             HubControl::ServerRpcDone { call, reply } => {
-                self.hub.handle_input(t, Input::ServerRpcDone { call, reply });
+                self.hub
+                    .handle_input(t, Input::ServerRpcDone { call, reply });
             }
             HubControl::Acl { check, decision } => {
-                self.hub.handle_input(t, Input::AclDecided { check, decision });
+                self.hub
+                    .handle_input(t, Input::AclDecided { check, decision });
             }
             HubControl::Handle { rpc_type, handler } => match handler {
                 Some(h) => {
@@ -489,10 +518,17 @@ impl<R: Runtime> Driver<R> {
             HubCommand::State { reply } => {
                 let _ = reply.send(self.hub.state());
             }
-            HubCommand::Drain { reply } => {
+            HubCommand::Drain { close, reply } => {
                 if self.drained || self.hub.is_drained() {
                     let _ = reply.send(());
                 } else {
+                    // The server's own close frame goes first; the core's later close
+                    // of the same socket is then a no-op in the WebSocket library.
+                    if let Some((code, reason)) = close {
+                        for out in self.conns.values() {
+                            let _ = out.send(ConnOut::Frame(Outbound::Close(code, reason.clone())));
+                        }
+                    }
                     self.drain_waiters.push(reply);
                     self.hub.handle_input(now(), Input::Drain);
                 }

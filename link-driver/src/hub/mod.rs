@@ -34,7 +34,8 @@ struct Shared {
     commands: mpsc::Sender<HubCommand>,
     control: mpsc::UnboundedSender<HubControl>,
     inbound: mpsc::Sender<ConnMsg>,
-    events: broadcast::Sender<HubEvent>,
+    /// Weak, so that event streams end when the driver does.
+    events: broadcast::WeakSender<HubEvent>,
     next_conn: AtomicU64,
     max_message_bytes: usize,
     /// The runtime's timer, for connection tasks (which know no runtime).
@@ -88,7 +89,10 @@ pub enum Event {
 }
 
 impl Hub {
-    async fn command<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> HubCommand) -> Result<T, Error> {
+    async fn command<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> HubCommand,
+    ) -> Result<T, Error> {
         let (tx, rx) = oneshot::channel();
         self.shared
             .commands
@@ -184,12 +188,13 @@ impl Hub {
 
     /// Every hub event from now on (bounded: a slow stream gets [`Event::Lagged`]).
     pub fn events(&self) -> HubEvents {
-        let rx = self.shared.events.subscribe();
-        let inner = futures_util::stream::unfold(rx, |mut rx| async move {
+        let rx = self.shared.events.upgrade().map(|tx| tx.subscribe());
+        let inner = futures_util::stream::unfold(rx, |rx| async move {
+            let mut rx = rx?;
             match rx.recv().await {
-                Ok(ev) => Some((Event::Hub(ev), rx)),
+                Ok(ev) => Some((Event::Hub(ev), Some(rx))),
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
-                    Some((Event::Lagged { missed }, rx))
+                    Some((Event::Lagged { missed }, Some(rx)))
                 }
                 Err(broadcast::error::RecvError::Closed) => None,
             }
@@ -213,12 +218,22 @@ impl Hub {
     /// normally; resolves once every socket is gone. Bound it with a timeout and
     /// follow with [`Hub::terminate_all`].
     pub async fn drain(&self) -> Result<(), Error> {
-        self.command(|reply| HubCommand::Drain { reply }).await
+        self.command(|reply| HubCommand::Drain { close: None, reply })
+            .await
+    }
+
+    /// Like [`Hub::drain`], but every socket is first closed with `code` and `reason`
+    /// (`HubServer` uses 1001 `server shutdown`, as the reference's server does).
+    pub async fn drain_with(&self, code: u16, reason: &str) -> Result<(), Error> {
+        let close = Some((code, reason.to_owned()));
+        self.command(|reply| HubCommand::Drain { close, reply })
+            .await
     }
 
     /// Drop every remaining socket without a close frame (after a drain timed out).
     pub async fn terminate_all(&self) -> Result<(), Error> {
-        self.command(|reply| HubCommand::TerminateAll { reply }).await
+        self.command(|reply| HubCommand::TerminateAll { reply })
+            .await
     }
 
     /// Number of sockets currently attached.

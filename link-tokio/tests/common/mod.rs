@@ -135,9 +135,7 @@ pub async fn http(addr: std::net::SocketAddr, method: &str, path: &str) -> (u16,
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     within("http response", async {
         let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
-        let req = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-        );
+        let req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
         s.write_all(req.as_bytes()).await.expect("write");
         let mut buf = Vec::new();
         s.read_to_end(&mut buf).await.expect("read");
