@@ -204,12 +204,14 @@ pub async fn dropping_an_rpc_future_cancels_the_remote_handler<R: Serve>() {
     let caller = k.ready_client(&server, k.options("caller")).await;
     k.wait_for_peer(&caller, "worker").await;
 
-    // Run the call until the handler has started, then drop it.
-    let call = caller
-        .rpc::<_, Value>("worker", "long", &())
-        .timeout(Duration::ZERO)
-        .into_future();
-    let call = std::pin::pin!(call);
+    // Run the call until the handler has started, then drop it (boxed, so that
+    // dropping the handle drops the future itself).
+    let call = Box::pin(
+        caller
+            .rpc::<_, Value>("worker", "long", &())
+            .timeout(Duration::ZERO)
+            .into_future(),
+    );
     let handler_started = std::pin::pin!(started.notified());
     match k.within("handler start", select(call, handler_started)).await {
         Either::Left((r, _)) => panic!("the call ended first: {r:?}"),
