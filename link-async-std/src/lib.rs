@@ -63,15 +63,15 @@
 //! # Attaching the hub to your own server
 //!
 //! ```no_run
-//! use link_async_std::HubOptions;
+//! use link_async_std::{DefaultRuntime, HubOptions, Runtime};
 //! # fn main() -> std::io::Result<()> { link_async_std::block_on(async {
 //! let hub = HubOptions::new("s3cret").build();
 //! let listener = async_net::TcpListener::bind("0.0.0.0:8080").await?;
 //! loop {
 //!     let (stream, remote) = listener.accept().await?;
 //!     let hub = hub.clone();
-//!     smol::spawn(async move { link_async_std::accept(&hub, stream, Some(remote)).await })
-//!         .detach();
+//!     DefaultRuntime::default()
+//!         .spawn(async move { link_async_std::accept(&hub, stream, Some(remote)).await });
 //! }
 //! # }) }
 //! ```
@@ -84,19 +84,18 @@ pub use link_driver::client::{
     Event, EventStream, LinkClient, ReadyInfo, Rpc, RpcContext, Subscription, TopicMessage,
 };
 pub use link_driver::hub::{
-    AclAnswer, Hub, HubEvents, PublishCheck, RpcCheck, SendCheck, ServerRpcContext,
-    SubscribeCheck,
+    AclAnswer, Hub, HubEvents, PublishCheck, RpcCheck, SendCheck, ServerRpcContext, SubscribeCheck,
 };
 pub use link_driver::server::HubServer;
 pub use link_driver::tls::{
     default_tls_config, load_tls_config, server_tls_config, tls_config_with_roots,
 };
 pub use link_driver::{Error, RpcHandlerError};
-pub use runtime::{AsyncIoRuntime, BoxSocket, DefaultRuntime, WsTransport, block_on};
 #[cfg(feature = "async-std")]
 pub use runtime::AsyncStdRuntime;
 #[cfg(feature = "smol")]
 pub use runtime::SmolRuntime;
+pub use runtime::{AsyncIoRuntime, BoxSocket, DefaultRuntime, Runtime, WsTransport, block_on};
 pub use server::{Request, Response, Routes, accept};
 
 /// The core types behind the API: events, health snapshots, errors, wire values.

@@ -5,7 +5,8 @@
 use async_net::{TcpListener, TcpStream};
 use futures_util::io::{AsyncRead, AsyncWrite};
 use link_driver::Error;
-use link_driver::runtime::{BoxFuture, ConnectSpec, Runtime, Timer};
+pub use link_driver::runtime::Runtime;
+use link_driver::runtime::{BoxFuture, ConnectSpec, Timer};
 use link_driver::server::{HttpServe, Serve};
 use link_driver::tls::default_tls_config;
 use link_driver::transport::TransportError;
@@ -135,7 +136,10 @@ impl<E: Executor> Runtime for AsyncIoRuntime<E> {
         E::spawn(fut);
     }
 
-    fn connect(&self, spec: ConnectSpec) -> BoxFuture<'static, Result<WsTransport, TransportError>> {
+    fn connect(
+        &self,
+        spec: ConnectSpec,
+    ) -> BoxFuture<'static, Result<WsTransport, TransportError>> {
         Box::pin(connect(spec))
     }
 }
@@ -152,7 +156,9 @@ impl<E: Executor> Serve for AsyncIoRuntime<E> {
             let listener = TcpListener::bind((http.host.as_str(), http.port))
                 .await
                 .map_err(|e| Error::Io(format!("bind {}:{}: {e}", http.host, http.port)))?;
-            let local = listener.local_addr().map_err(|e| Error::Io(e.to_string()))?;
+            let local = listener
+                .local_addr()
+                .map_err(|e| Error::Io(e.to_string()))?;
             E::spawn(crate::server::accept_loop::<Self>(listener, http));
             Ok(local)
         })

@@ -161,7 +161,11 @@ impl Routes {
 
     fn find(&self, req: &Request) -> Option<&Handler> {
         let path = link_driver::server::normalize(&req.path);
-        let method = if req.method == "HEAD" { "GET" } else { req.method.as_str() };
+        let method = if req.method == "HEAD" {
+            "GET"
+        } else {
+            req.method.as_str()
+        };
         self.table
             .iter()
             .find(|(m, p, _)| p == path && m.as_deref().is_none_or(|m| m == method))
@@ -194,7 +198,10 @@ struct Site {
 /// Accept connections until the server stops; each gets its own task. The
 /// [`link_driver::server::HttpDone`] report goes out when the listener and every
 /// connection task have dropped their share of it.
-pub(crate) async fn accept_loop<R: Serve<Routes = Routes>>(listener: TcpListener, http: HttpServe<R>) {
+pub(crate) async fn accept_loop<R: Serve<Routes = Routes>>(
+    listener: TcpListener,
+    http: HttpServe<R>,
+) {
     let done = Arc::new(http.done);
     let site = Arc::new(Site {
         user_routes: http.user_routes,
@@ -226,11 +233,14 @@ pub(crate) async fn accept_loop<R: Serve<Routes = Routes>>(listener: TcpListener
 
 async fn serve_connection<R: Runtime>(rt: &R, site: &Site, tcp: TcpStream, remote: SocketAddr) {
     let deadline = rt.timer(Instant::now() + HEAD_TIMEOUT);
-    let head = timeout(deadline, timeout(site.stop.clone().wait(), async {
-        let mut socket = accept_tls(tcp, site.tls.as_ref()).await.ok()?;
-        let head = read_head(&mut socket).await;
-        Some((socket, head))
-    }))
+    let head = timeout(
+        deadline,
+        timeout(site.stop.clone().wait(), async {
+            let mut socket = accept_tls(tcp, site.tls.as_ref()).await.ok()?;
+            let head = read_head(&mut socket).await;
+            Some((socket, head))
+        }),
+    )
     .await;
     let Some(Some(Some((mut socket, head)))) = head else {
         tracing::debug!(%remote, "no request head (timeout, TLS failure or shutdown)");
@@ -330,7 +340,8 @@ async fn upgrade_into_hub(hub: &Hub, mut socket: BoxSocket, req: &Request, lefto
             return;
         }
     };
-    let accept = async_tungstenite::tungstenite::handshake::derive_accept_key(key.trim().as_bytes());
+    let accept =
+        async_tungstenite::tungstenite::handshake::derive_accept_key(key.trim().as_bytes());
     let head = format!(
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
     );
@@ -338,7 +349,8 @@ async fn upgrade_into_hub(hub: &Hub, mut socket: BoxSocket, req: &Request, lefto
         return;
     }
     let config = ws_config(hub.max_message_bytes());
-    let ws = WebSocketStream::from_partially_read(socket, leftover, Role::Server, Some(config)).await;
+    let ws =
+        WebSocketStream::from_partially_read(socket, leftover, Role::Server, Some(config)).await;
     hub.attach(WsTransport::new(ws), req.remote).await;
 }
 

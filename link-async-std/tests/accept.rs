@@ -3,8 +3,7 @@
 //! a hub connection after the WebSocket handshake.
 
 use futures_util::future::{Either, select};
-use link_async_std::{DefaultRuntime, HubOptions, block_on};
-use link_driver::runtime::Runtime;
+use link_async_std::{DefaultRuntime, HubOptions, Runtime, block_on};
 use link_stories::{Kit, SECRET};
 
 #[test]
@@ -12,7 +11,9 @@ fn hub_attached_to_an_application_listener() {
     block_on(async {
         let k = Kit::<DefaultRuntime>::default();
         let hub = HubOptions::new(SECRET).build();
-        let listener = async_net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = async_net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let url = format!("ws://{}/app/link", listener.local_addr().expect("addr"));
         let app_hub = hub.clone();
         // The application's accept loop, next to the story.
@@ -20,9 +21,8 @@ fn hub_attached_to_an_application_listener() {
             loop {
                 let (stream, remote) = listener.accept().await.expect("accept");
                 let hub = app_hub.clone();
-                DefaultRuntime::default().spawn(async move {
-                    link_async_std::accept(&hub, stream, Some(remote)).await
-                });
+                DefaultRuntime::default()
+                    .spawn(async move { link_async_std::accept(&hub, stream, Some(remote)).await });
             }
         };
         let story = async {

@@ -7,7 +7,9 @@ use link_async_std::{Response, Routes};
 /// The user routes the HTTP story expects.
 fn story_routes() -> Routes {
     Routes::new()
-        .get("/health", |_| async { Response::text(200, "user health wins") })
+        .get("/health", |_| async {
+            Response::text(200, "user health wins")
+        })
         .get("/hello", |_| async { Response::text(200, "hi") })
 }
 
@@ -26,7 +28,9 @@ macro_rules! stories {
         }
         #[test]
         fn rpc_errors_timeouts_and_missing_targets() {
-            $block_on(primitives::rpc_errors_timeouts_and_missing_targets::<$runtime>());
+            $block_on(primitives::rpc_errors_timeouts_and_missing_targets::<
+                $runtime,
+            >());
         }
         #[test]
         fn dropping_an_rpc_future_cancels_the_remote_handler() {
@@ -34,7 +38,9 @@ macro_rules! stories {
         }
         #[test]
         fn publish_subscribe_and_unsubscribe_on_drop() {
-            $block_on(primitives::publish_subscribe_and_unsubscribe_on_drop::<$runtime>());
+            $block_on(primitives::publish_subscribe_and_unsubscribe_on_drop::<
+                $runtime,
+            >());
         }
         #[test]
         fn slow_subscriber_gets_an_event_not_unbounded_memory() {
@@ -50,7 +56,9 @@ macro_rules! stories {
         }
         #[test]
         fn catch_all_handler_sees_every_unhandled_type() {
-            $block_on(primitives::catch_all_handler_sees_every_unhandled_type::<$runtime>());
+            $block_on(primitives::catch_all_handler_sees_every_unhandled_type::<
+                $runtime,
+            >());
         }
         #[test]
         fn per_peer_keys_wrong_key_is_never_ready_and_the_hub_counts_the_drop() {
@@ -68,13 +76,15 @@ macro_rules! stories {
         }
         #[test]
         fn acl_hooks_deny_with_codes_and_fail_closed() {
-            $block_on(keys_acl::acl_hooks_deny_with_codes_and_fail_closed::<$runtime>());
+            $block_on(keys_acl::acl_hooks_deny_with_codes_and_fail_closed::<
+                $runtime,
+            >());
         }
         #[test]
         fn http_routes_health_state_user_routes_and_404() {
-            $block_on(server::http_routes_health_state_user_routes_and_404::<$runtime>(
-                story_routes(),
-            ));
+            $block_on(server::http_routes_health_state_user_routes_and_404::<
+                $runtime,
+            >(story_routes()));
         }
         #[test]
         fn upgrades_only_at_the_configured_path_and_frames_are_capped() {
@@ -88,7 +98,9 @@ macro_rules! stories {
         }
         #[test]
         fn clients_survive_a_hub_restart_on_the_same_port() {
-            $block_on(reconnect::clients_survive_a_hub_restart_on_the_same_port::<$runtime>());
+            $block_on(reconnect::clients_survive_a_hub_restart_on_the_same_port::<
+                $runtime,
+            >());
         }
         #[test]
         fn wss_with_a_self_signed_certificate() {

@@ -14,9 +14,9 @@ pub mod handler;
 pub mod hub;
 pub mod payload;
 pub mod runtime;
-pub mod transport;
 pub mod server;
 pub mod tls;
+pub mod transport;
 pub mod ws;
 
 pub use error::Error;

@@ -56,12 +56,10 @@ fn message_of(frame: Outbound) -> Message {
     match frame {
         Outbound::Text(t) => Message::Text(t.into()),
         Outbound::Ping => Message::Ping(Bytes::new()),
-        Outbound::Close(code, reason) => {
-            Message::Close(Some(tungstenite::protocol::CloseFrame {
-                code: CloseCode::from(code),
-                reason: reason.into(),
-            }))
-        }
+        Outbound::Close(code, reason) => Message::Close(Some(tungstenite::protocol::CloseFrame {
+            code: CloseCode::from(code),
+            reason: reason.into(),
+        })),
     }
 }
 
@@ -113,7 +111,9 @@ where
 {
     type Error = TransportError;
     fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Pin::new(&mut self.inner).poll_ready(cx).map_err(map_ws_error)
+        Pin::new(&mut self.inner)
+            .poll_ready(cx)
+            .map_err(map_ws_error)
     }
     fn start_send(mut self: Pin<&mut Self>, item: Outbound) -> Result<(), Self::Error> {
         Pin::new(&mut self.inner)
@@ -121,10 +121,14 @@ where
             .map_err(map_ws_error)
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Pin::new(&mut self.inner).poll_flush(cx).map_err(map_ws_error)
+        Pin::new(&mut self.inner)
+            .poll_flush(cx)
+            .map_err(map_ws_error)
     }
     fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Pin::new(&mut self.inner).poll_close(cx).map_err(map_ws_error)
+        Pin::new(&mut self.inner)
+            .poll_close(cx)
+            .map_err(map_ws_error)
     }
 }
 

@@ -16,7 +16,9 @@ pub async fn per_peer_keys_wrong_key_is_never_ready_and_the_hub_counts_the_drop<
     let server = k.server(hub).await;
     let mut hub_events = server.hub().events();
 
-    let good = k.ready_client(&server, k.options("good").secret("key-good")).await;
+    let good = k
+        .ready_client(&server, k.options("good").secret("key-good"))
+        .await;
 
     let bad = k
         .options("bad")
@@ -33,7 +35,10 @@ pub async fn per_peer_keys_wrong_key_is_never_ready_and_the_hub_counts_the_drop<
 
     // The hub drops the hello as badly signed, silently.
     k.next_hub_event(&mut hub_events, "bad-signature drop", |e| match e {
-        HubEvent::ProtocolError { reason: DropReason::BadSignature, .. } => Some(()),
+        HubEvent::ProtocolError {
+            reason: DropReason::BadSignature,
+            ..
+        } => Some(()),
         _ => None,
     })
     .await;
@@ -45,7 +50,13 @@ pub async fn per_peer_keys_wrong_key_is_never_ready_and_the_hub_counts_the_drop<
     .await;
     assert!(!bad.is_ready());
     assert!(!bad.health().await.expect("health").ready);
-    let peers: Vec<String> = good.peers().await.expect("peers").into_iter().map(|p| p.kind).collect();
+    let peers: Vec<String> = good
+        .peers()
+        .await
+        .expect("peers")
+        .into_iter()
+        .map(|p| p.kind)
+        .collect();
     assert_eq!(peers, vec!["good".to_owned()]);
     assert_eq!(server.hub().health().await.expect("health").peer_count, 1);
 
@@ -53,7 +64,10 @@ pub async fn per_peer_keys_wrong_key_is_never_ready_and_the_hub_counts_the_drop<
     let mut hub_events = server.hub().events();
     let stranger = k.options("stranger").connect(server.url()).expect("starts");
     k.next_hub_event(&mut hub_events, "unknown-kind drop", |e| match e {
-        HubEvent::ProtocolError { reason: DropReason::UnknownKind, .. } => Some(()),
+        HubEvent::ProtocolError {
+            reason: DropReason::UnknownKind,
+            ..
+        } => Some(()),
         _ => None,
     })
     .await;
@@ -76,13 +90,25 @@ pub async fn async_key_resolver_admits_known_kinds_and_survives_a_panic<R: Serve
     });
     let server = k.server(hub).await;
     let mut hub_events = server.hub().events();
-    let dynamic = k.ready_client(&server, k.options("dyn").secret("key-dyn")).await;
-    let r: Value = dynamic.rpc("server", "link.health", &()).await.expect("works");
+    let dynamic = k
+        .ready_client(&server, k.options("dyn").secret("key-dyn"))
+        .await;
+    let r: Value = dynamic
+        .rpc("server", "link.health", &())
+        .await
+        .expect("works");
     assert_eq!(r["peerCount"], json!(1));
 
-    let boom = k.options("boom").secret("whatever").connect(server.url()).expect("starts");
+    let boom = k
+        .options("boom")
+        .secret("whatever")
+        .connect(server.url())
+        .expect("starts");
     k.next_hub_event(&mut hub_events, "resolver panic = no key", |e| match e {
-        HubEvent::ProtocolError { reason: DropReason::UnknownKind, .. } => Some(()),
+        HubEvent::ProtocolError {
+            reason: DropReason::UnknownKind,
+            ..
+        } => Some(()),
         _ => None,
     })
     .await;
@@ -112,10 +138,16 @@ pub async fn acl_hooks_deny_with_codes_and_fail_closed<R: Serve>() {
     let mut hub_events = server.hub().events();
     let c = k.ready_client(&server, k.options("client")).await;
 
-    let e = c.rpc::<_, Value>("server", "admin.wipe", &()).await.expect_err("denied");
+    let e = c
+        .rpc::<_, Value>("server", "admin.wipe", &())
+        .await
+        .expect_err("denied");
     assert_eq!(e.code(), "ADMIN_ONLY");
     assert_eq!(e.to_string(), "admins only");
-    let e = c.rpc::<_, Value>("server", "acl.panics", &()).await.expect_err("fail closed");
+    let e = c
+        .rpc::<_, Value>("server", "acl.panics", &())
+        .await
+        .expect_err("fail closed");
     assert_eq!(e.code(), "RPC_FORBIDDEN");
     let ok: Value = c.rpc("server", "link.health", &()).await.expect("allowed");
     assert_eq!(ok["peerCount"], json!(1));
@@ -132,7 +164,9 @@ pub async fn acl_hooks_deny_with_codes_and_fail_closed<R: Serve>() {
             .expect("topic list");
         assert_eq!(topics["subscribers"], json!(["listener"]), "{topic}");
     }
-    c.publish("secret", &1).await.expect("publish (dropped at hub)");
+    c.publish("secret", &1)
+        .await
+        .expect("publish (dropped at hub)");
     k.next_hub_event(&mut hub_events, "publish denied", |e| match e {
         HubEvent::AclDenied { code, topic, .. } if topic.as_deref() == Some("secret") => {
             Some(code.clone())
@@ -141,13 +175,19 @@ pub async fn acl_hooks_deny_with_codes_and_fail_closed<R: Serve>() {
     })
     .await;
     c.publish("open", &2).await.expect("publish");
-    let m = k.within("open message", open.next()).await.expect("message");
+    let m = k
+        .within("open message", open.next())
+        .await
+        .expect("message");
     assert_eq!(m.payload_as::<i32>().expect("int"), 2);
     assert!(futures_util::FutureExt::now_or_never(secret.next()).is_none());
 
     // Subscribe denial.
     let untrusted = k.ready_client(&server, k.options("untrusted")).await;
-    let _s = untrusted.subscribe("open").await.expect("local subscribe is fine");
+    let _s = untrusted
+        .subscribe("open")
+        .await
+        .expect("local subscribe is fine");
     let code = k
         .next_hub_event(&mut hub_events, "subscribe denied", |e| match e {
             HubEvent::AclDenied { from, code, .. } if from == "untrusted" => Some(code.clone()),
@@ -157,14 +197,14 @@ pub async fn acl_hooks_deny_with_codes_and_fail_closed<R: Serve>() {
     assert_eq!(code, "SUBSCRIBE_FORBIDDEN");
 
     // Send denial.
-    c.send("listener", "forbidden", &()).await.expect("send (dropped at hub)");
+    c.send("listener", "forbidden", &())
+        .await
+        .expect("send (dropped at hub)");
     let code = k
         .next_hub_event(&mut hub_events, "send denied", |e| match e {
-            HubEvent::AclDenied { direct_type, code, .. }
-                if direct_type.as_deref() == Some("forbidden") =>
-            {
-                Some(code.clone())
-            }
+            HubEvent::AclDenied {
+                direct_type, code, ..
+            } if direct_type.as_deref() == Some("forbidden") => Some(code.clone()),
             _ => None,
         })
         .await;

@@ -151,7 +151,13 @@ impl<R: Runtime + Default> Kit<R> {
     /// Wait until `client` sees peer `kind`.
     pub async fn wait_for_peer(&self, client: &LinkClient, kind: &str) {
         let mut events = client.events();
-        if client.peers().await.expect("peers").iter().any(|p| p.kind == kind) {
+        if client
+            .peers()
+            .await
+            .expect("peers")
+            .iter()
+            .any(|p| p.kind == kind)
+        {
             return;
         }
         self.next_link_event(&mut events, "peer to connect", |e| match e {
@@ -162,7 +168,12 @@ impl<R: Runtime + Default> Kit<R> {
     }
 
     /// A minimal HTTP/1.1 request over a fresh TCP connection: (status, body).
-    pub async fn http(&self, addr: std::net::SocketAddr, method: &str, path: &str) -> (u16, String) {
+    pub async fn http(
+        &self,
+        addr: std::net::SocketAddr,
+        method: &str,
+        path: &str,
+    ) -> (u16, String) {
         self.within("http response", http(addr, method, path)).await
     }
 }

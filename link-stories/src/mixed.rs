@@ -22,8 +22,16 @@ where
             Ok::<_, RpcHandlerError>(json!({ "by": kind, "from": ctx.from(), "v": v }))
         }
     };
-    let a = ka.options("side-a").handle("echo", echo("side-a")).connect(url).expect("a");
-    let b = kb.options("side-b").handle("echo", echo("side-b")).connect(url).expect("b");
+    let a = ka
+        .options("side-a")
+        .handle("echo", echo("side-a"))
+        .connect(url)
+        .expect("a");
+    let b = kb
+        .options("side-b")
+        .handle("echo", echo("side-b"))
+        .connect(url)
+        .expect("b");
     ka.within("a ready", a.ready()).await.expect("a ready");
     kb.within("b ready", b.ready()).await.expect("b ready");
     ka.wait_for_peer(&a, "side-b").await;
@@ -50,7 +58,10 @@ where
                     .rpc("server", "link.topic.list", &json!({"topic": "mixed.news"}))
                     .await
                     .expect("topic list");
-                if t["subscribers"].as_array().is_some_and(|s| s.contains(&json!(who))) {
+                if t["subscribers"]
+                    .as_array()
+                    .is_some_and(|s| s.contains(&json!(who)))
+                {
                     break;
                 }
             }
@@ -60,18 +71,32 @@ where
     a.publish("mixed.news", &"from a").await.expect("publish a");
     b.publish("mixed.news", &"from b").await.expect("publish b");
     // A publisher does not hear itself: each side gets the other's message.
-    let m = ka.within("b's message on a", on_a.next()).await.expect("message");
-    assert_eq!((m.from.as_deref(), m.payload_as::<String>().ok()), (Some("side-b"), Some("from b".into())));
-    let m = kb.within("a's message on b", on_b.next()).await.expect("message");
-    assert_eq!((m.from.as_deref(), m.payload_as::<String>().ok()), (Some("side-a"), Some("from a".into())));
+    let m = ka
+        .within("b's message on a", on_a.next())
+        .await
+        .expect("message");
+    assert_eq!(
+        (m.from.as_deref(), m.payload_as::<String>().ok()),
+        (Some("side-b"), Some("from b".into()))
+    );
+    let m = kb
+        .within("a's message on b", on_b.next())
+        .await
+        .expect("message");
+    assert_eq!(
+        (m.from.as_deref(), m.payload_as::<String>().ok()),
+        (Some("side-a"), Some("from a".into()))
+    );
 
     let mut b_events = b.events();
-    a.send("side-b", "note", &json!({"hi": true})).await.expect("send");
+    a.send("side-b", "note", &json!({"hi": true}))
+        .await
+        .expect("send");
     let from = kb
         .next_link_event(&mut b_events, "direct", |e| match e {
-            ClientEvent::Direct { from, direct_type, .. } if direct_type == "note" => {
-                Some(from.clone())
-            }
+            ClientEvent::Direct {
+                from, direct_type, ..
+            } if direct_type == "note" => Some(from.clone()),
             _ => None,
         })
         .await;
@@ -80,4 +105,3 @@ where
     a.stop().await.expect("stop a");
     b.stop().await.expect("stop b");
 }
-

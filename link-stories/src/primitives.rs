@@ -34,12 +34,13 @@ pub async fn rpc_both_ways_with_typed_payloads<R: Serve>() {
     let k = Kit::<R>::default();
     let server = k.server(HubOptions::new(SECRET)).await;
     let adder = |name: &'static str| {
-        k.options(name).handle("math.add", |ctx, req: Add| async move {
-            Ok::<_, RpcHandlerError>(Sum {
-                sum: req.a + req.b,
-                caller: ctx.from().map(str::to_owned),
+        k.options(name)
+            .handle("math.add", |ctx, req: Add| async move {
+                Ok::<_, RpcHandlerError>(Sum {
+                    sum: req.a + req.b,
+                    caller: ctx.from().map(str::to_owned),
+                })
             })
-        })
     };
     let a = k.ready_client(&server, adder("alpha")).await;
     let b = k.ready_client(&server, adder("beta")).await;
@@ -47,26 +48,54 @@ pub async fn rpc_both_ways_with_typed_payloads<R: Serve>() {
     k.wait_for_peer(&b, "alpha").await;
 
     let r: Sum = k
-        .within("a→b", a.rpc("beta", "math.add", &Add { a: 2, b: 3 }).into_future())
+        .within(
+            "a→b",
+            a.rpc("beta", "math.add", &Add { a: 2, b: 3 }).into_future(),
+        )
         .await
         .expect("rpc a→b");
-    assert_eq!(r, Sum { sum: 5, caller: Some("alpha".into()) });
+    assert_eq!(
+        r,
+        Sum {
+            sum: 5,
+            caller: Some("alpha".into())
+        }
+    );
     let r: Sum = k
-        .within("b→a", b.rpc("alpha", "math.add", &Add { a: 40, b: 2 }).into_future())
+        .within(
+            "b→a",
+            b.rpc("alpha", "math.add", &Add { a: 40, b: 2 })
+                .into_future(),
+        )
         .await
         .expect("rpc b→a");
-    assert_eq!(r, Sum { sum: 42, caller: Some("beta".into()) });
+    assert_eq!(
+        r,
+        Sum {
+            sum: 42,
+            caller: Some("beta".into())
+        }
+    );
 
     // Handlers registered at runtime, and removed again.
-    b.handle("echo", |_ctx, v: Value| async move { Ok::<_, RpcHandlerError>(v) });
+    b.handle("echo", |_ctx, v: Value| async move {
+        Ok::<_, RpcHandlerError>(v)
+    });
     let echoed: Value = k
-        .within("echo", a.rpc("beta", "echo", &json!({"x": [1, "two", null]})).into_future())
+        .within(
+            "echo",
+            a.rpc("beta", "echo", &json!({"x": [1, "two", null]}))
+                .into_future(),
+        )
         .await
         .expect("echo");
     assert_eq!(echoed, json!({"x": [1, "two", null]}));
     b.unhandle("echo");
     let err = k
-        .within("unknown", a.rpc::<_, Value>("beta", "echo", &1).into_future())
+        .within(
+            "unknown",
+            a.rpc::<_, Value>("beta", "echo", &1).into_future(),
+        )
         .await
         .expect_err("unhandled type");
     assert_eq!(err.code(), "RPC_UNKNOWN_TYPE");
@@ -91,16 +120,21 @@ pub async fn rpc_to_the_hub_custom_and_built_in<R: Serve>() {
     assert_eq!(r, json!({ "from": "caller", "now": 1 }));
 
     let health: Value = k
-        .within("link.health", c.rpc("server", "link.health", &()).into_future())
+        .within(
+            "link.health",
+            c.rpc("server", "link.health", &()).into_future(),
+        )
         .await
         .expect("link.health");
     assert_eq!(health["peerCount"], json!(1));
     assert!(health["serverRpcInFlight"].as_f64().unwrap_or(0.0) >= 1.0);
 
     // A server handler added at runtime answers at once.
-    server.hub().handle("kv.get", |_ctx, key: String| async move {
-        Ok::<_, RpcHandlerError>(format!("value of {key}"))
-    });
+    server
+        .hub()
+        .handle("kv.get", |_ctx, key: String| async move {
+            Ok::<_, RpcHandlerError>(format!("value of {key}"))
+        });
     let v: String = k
         .within("kv.get", c.rpc("server", "kv.get", &"k1").into_future())
         .await
@@ -108,7 +142,10 @@ pub async fn rpc_to_the_hub_custom_and_built_in<R: Serve>() {
     assert_eq!(v, "value of k1");
 
     let err = k
-        .within("unknown server type", c.rpc::<_, Value>("server", "nope", &()).into_future())
+        .within(
+            "unknown server type",
+            c.rpc::<_, Value>("server", "nope", &()).into_future(),
+        )
         .await
         .expect_err("unknown server rpc");
     assert_eq!(err.code(), "RPC_UNKNOWN_TYPE");
@@ -136,15 +173,20 @@ pub async fn rpc_errors_timeouts_and_missing_targets<R: Serve>() {
             Ok::<(), RpcHandlerError>(())
         });
     let server = k.server(hub).await;
-    let slow = k.options("slow").handle("sleep", |ctx, _: Value| async move {
-        ctx.cancel_signal().cancelled().await;
-        Ok::<_, RpcHandlerError>(())
-    });
+    let slow = k
+        .options("slow")
+        .handle("sleep", |ctx, _: Value| async move {
+            ctx.cancel_signal().cancelled().await;
+            Ok::<_, RpcHandlerError>(())
+        });
     let slow = k.ready_client(&server, slow).await;
     let c = k.ready_client(&server, k.options("caller")).await;
     k.wait_for_peer(&c, "slow").await;
 
-    let e = c.rpc::<_, Value>("server", "fail.exposed", &()).await.expect_err("exposed");
+    let e = c
+        .rpc::<_, Value>("server", "fail.exposed", &())
+        .await
+        .expect_err("exposed");
     assert_eq!(e.code(), "JOB_MISSING");
     assert_eq!(e.to_string(), "no such job");
     match &e {
@@ -154,14 +196,23 @@ pub async fn rpc_errors_timeouts_and_missing_targets<R: Serve>() {
         other => panic!("unexpected error {other:?}"),
     }
 
-    let e = c.rpc::<_, Value>("server", "fail.internal", &()).await.expect_err("internal");
+    let e = c
+        .rpc::<_, Value>("server", "fail.internal", &())
+        .await
+        .expect_err("internal");
     assert_eq!(e.code(), "RPC_HANDLER_ERROR");
     assert_eq!(e.to_string(), "Internal handler error");
 
-    let e = c.rpc::<_, Value>("server", "fail.panic", &()).await.expect_err("panic");
+    let e = c
+        .rpc::<_, Value>("server", "fail.panic", &())
+        .await
+        .expect_err("panic");
     assert_eq!(e.code(), "RPC_HANDLER_ERROR");
 
-    let e = c.rpc::<_, Value>("nobody", "x", &()).await.expect_err("no target");
+    let e = c
+        .rpc::<_, Value>("nobody", "x", &())
+        .await
+        .expect_err("no target");
     assert_eq!(e.code(), "RPC_NO_TARGET");
 
     let call = c
@@ -172,11 +223,17 @@ pub async fn rpc_errors_timeouts_and_missing_targets<R: Serve>() {
     assert_eq!(e.code(), "RPC_TIMEOUT");
 
     // A response of the wrong shape is a decode error, not a panic.
-    let e = c.rpc::<_, Vec<u8>>("server", "link.health", &()).await.expect_err("decode");
+    let e = c
+        .rpc::<_, Vec<u8>>("server", "link.health", &())
+        .await
+        .expect_err("decode");
     assert_eq!(e.code(), "PAYLOAD_MISMATCH");
 
     // Integers a JavaScript peer would round are refused before sending.
-    let e = c.rpc::<_, Value>("slow", "sleep", &(1u64 << 60)).await.expect_err("unsafe int");
+    let e = c
+        .rpc::<_, Value>("slow", "sleep", &(1u64 << 60))
+        .await
+        .expect_err("unsafe int");
     assert_eq!(e.code(), "PAYLOAD_NOT_SERIALIZABLE");
 
     c.stop().await.expect("stop");
@@ -213,7 +270,10 @@ pub async fn dropping_an_rpc_future_cancels_the_remote_handler<R: Serve>() {
             .into_future(),
     );
     let handler_started = std::pin::pin!(started.notified());
-    match k.within("handler start", select(call, handler_started)).await {
+    match k
+        .within("handler start", select(call, handler_started))
+        .await
+    {
         Either::Left((r, _)) => panic!("the call ended first: {r:?}"),
         Either::Right(((), call)) => drop(call),
     }
@@ -246,7 +306,10 @@ pub async fn publish_subscribe_and_unsubscribe_on_drop<R: Serve>() {
     })
     .await;
 
-    publisher.publish("jobs.done", &json!({"id": 42})).await.expect("publish");
+    publisher
+        .publish("jobs.done", &json!({"id": 42}))
+        .await
+        .expect("publish");
     for s in [&mut s1, &mut s2] {
         let m = k.within("message", s.next()).await.expect("a message");
         assert_eq!(m.topic, "jobs.done");
@@ -255,7 +318,10 @@ pub async fn publish_subscribe_and_unsubscribe_on_drop<R: Serve>() {
     }
 
     // Invalid topics are refused at the API.
-    let e = sub.subscribe("bad topic!").await.expect_err("invalid topic");
+    let e = sub
+        .subscribe("bad topic!")
+        .await
+        .expect_err("invalid topic");
     assert_eq!(e.code(), "INVALID_TOPIC");
 
     // Dropping the last subscription of a topic unsubscribes at the hub.
@@ -276,7 +342,9 @@ pub async fn publish_subscribe_and_unsubscribe_on_drop<R: Serve>() {
 pub async fn slow_subscriber_gets_an_event_not_unbounded_memory<R: Serve>() {
     let k = Kit::<R>::default();
     let server = k.server(HubOptions::new(SECRET)).await;
-    let sub = k.ready_client(&server, k.options("sub").subscription_capacity(2)).await;
+    let sub = k
+        .ready_client(&server, k.options("sub").subscription_capacity(2))
+        .await;
     let mut events = sub.events();
     let publisher = k.ready_client(&server, k.options("pub")).await;
     let mut hub_events = server.hub().events();
@@ -319,12 +387,20 @@ pub async fn direct_messages_arrive_as_events<R: Serve>() {
     let sender = k.ready_client(&server, k.options("worker")).await;
     k.wait_for_peer(&sender, "coordinator").await;
     sender
-        .send("coordinator", "job.progress", &json!({"jobId": 1, "pct": 50}))
+        .send(
+            "coordinator",
+            "job.progress",
+            &json!({"jobId": 1, "pct": 50}),
+        )
         .await
         .expect("send");
     let (from, data) = k
         .next_link_event(&mut events, "direct", |e| match e {
-            ClientEvent::Direct { from, direct_type, data } if direct_type == "job.progress" => {
+            ClientEvent::Direct {
+                from,
+                direct_type,
+                data,
+            } if direct_type == "job.progress" => {
                 Some((from.clone(), data.as_ref().map(|d| d.to_serde())))
             }
             _ => None,
@@ -345,7 +421,9 @@ pub async fn status_peers_and_health<R: Serve>() {
     let worker = k
         .ready_client(
             &server,
-            k.options("worker").name("worker-1").status(|| json!({"state": "idle"})),
+            k.options("worker")
+                .name("worker-1")
+                .status(|| json!({"state": "idle"})),
         )
         .await;
 
@@ -363,12 +441,21 @@ pub async fn status_peers_and_health<R: Serve>() {
         .await
         .expect("peer_status")
         .expect("a status");
-    assert_eq!(entry.status.map(|s| s.to_serde()), Some(json!({"state": "idle"})));
+    assert_eq!(
+        entry.status.map(|s| s.to_serde()),
+        Some(json!({"state": "idle"}))
+    );
 
     let peers = observer.peers().await.expect("peers");
     let kinds: Vec<&str> = peers.iter().map(|p| p.kind.as_str()).collect();
-    assert!(kinds.contains(&"observer") && kinds.contains(&"worker"), "{kinds:?}");
-    let w = peers.iter().find(|p| p.kind == "worker").expect("worker entry");
+    assert!(
+        kinds.contains(&"observer") && kinds.contains(&"worker"),
+        "{kinds:?}"
+    );
+    let w = peers
+        .iter()
+        .find(|p| p.kind == "worker")
+        .expect("worker entry");
     assert_eq!(w.hello.name.to_string_lossy(), "worker-1");
 
     let h = worker.health().await.expect("health");
@@ -409,7 +496,10 @@ pub async fn catch_all_handler_sees_every_unhandled_type<R: Serve>() {
     k.wait_for_peer(&c, "svc").await;
     let r: Value = c.rpc("svc", "b", &5).await.expect("catch-all");
     assert_eq!(r, json!({"type": "b", "data": 5}));
-    let e = c.rpc::<_, Value>("svc", "zzz", &()).await.expect_err("unknown");
+    let e = c
+        .rpc::<_, Value>("svc", "zzz", &())
+        .await
+        .expect_err("unknown");
     assert_eq!(e.code(), "RPC_UNKNOWN_TYPE");
     c.stop().await.expect("stop");
     svc.stop().await.expect("stop");

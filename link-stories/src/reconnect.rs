@@ -74,14 +74,20 @@ pub async fn clients_survive_a_hub_restart_on_the_same_port<R: Serve>() {
         .into_future();
     let pending = std::pin::pin!(pending);
     let handler_started = std::pin::pin!(started.notified());
-    let pending = match k.within("handler start", select(pending, handler_started)).await {
+    let pending = match k
+        .within("handler start", select(pending, handler_started))
+        .await
+    {
         Either::Left((r, _)) => panic!("the call ended first: {r:?}"),
         Either::Right(((), pending)) => pending,
     };
 
     kill_hub(server).await;
 
-    let err = k.within("pending rpc", pending).await.expect_err("rejected");
+    let err = k
+        .within("pending rpc", pending)
+        .await
+        .expect_err("rejected");
     assert_eq!(err.code(), "RPC_DISCONNECT");
     k.next_link_event(&mut pub_events, "publisher disconnect", |e| match e {
         ClientEvent::Disconnected(_) => Some(()),
@@ -129,7 +135,9 @@ pub async fn clients_survive_a_hub_restart_on_the_same_port<R: Serve>() {
     assert_eq!(m.payload_as::<Value>().expect("json"), json!({"n": 1}));
 
     // And everything works again, both ways.
-    k.within("publisher ready", publisher.ready()).await.expect("ready");
+    k.within("publisher ready", publisher.ready())
+        .await
+        .expect("ready");
     k.wait_for_peer(&publisher, "worker").await;
     let e = publisher
         .rpc::<_, Value>("worker", "nope", &())

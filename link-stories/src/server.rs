@@ -45,7 +45,9 @@ pub async fn http_routes_health_state_user_routes_and_404<R: Serve>(routes: R::R
 
     // Defaults: /health on (any method, trailing slash and query ignored), /state off.
     let server = k.server(HubOptions::new(SECRET)).await;
-    let (status, body) = k.http(server.local_addr(), "HEAD", "/health/?probe=1").await;
+    let (status, body) = k
+        .http(server.local_addr(), "HEAD", "/health/?probe=1")
+        .await;
     assert_eq!(status, 200, "{body}");
     let (status, body) = k.http(server.local_addr(), "GET", "/health").await;
     assert_eq!(status, 200);
@@ -69,7 +71,10 @@ pub async fn upgrades_only_at_the_configured_path_and_frames_are_capped<R: Serve
     let base = server.url();
 
     // Wrong path: the upgrade is refused, the client keeps retrying, never ready.
-    let lost = k.options("lost").connect(format!("{base}/elsewhere")).expect("starts");
+    let lost = k
+        .options("lost")
+        .connect(format!("{base}/elsewhere"))
+        .expect("starts");
     let mut lost_events = lost.events();
     k.next_event(&mut lost_events, "upgrade refused", |e| match e {
         Event::TransportError { .. } => Some(()),
@@ -80,7 +85,10 @@ pub async fn upgrades_only_at_the_configured_path_and_frames_are_capped<R: Serve
     lost.stop_now().await.expect("stop");
 
     // The configured path, with a trailing slash and a query string.
-    let a = k.options("a").connect(format!("{base}/link/?v=1")).expect("starts");
+    let a = k
+        .options("a")
+        .connect(format!("{base}/link/?v=1"))
+        .expect("starts");
     k.within("ready at /link", a.ready()).await.expect("ready");
     let mut a_events = a.events();
 
@@ -95,7 +103,9 @@ pub async fn upgrades_only_at_the_configured_path_and_frames_are_capped<R: Serve
         })
         .await;
     assert_eq!(code, Some(1009));
-    k.within("ready again", a.ready()).await.expect("ready again");
+    k.within("ready again", a.ready())
+        .await
+        .expect("ready again");
     a.stop_now().await.expect("stop");
     server.stop().await.expect("server stops");
 }
@@ -119,10 +129,14 @@ pub async fn graceful_shutdown_with_clients_connected<R: Serve>() {
     ];
     let mut events: Vec<_> = clients.iter().map(|c| c.events()).collect();
 
-    k.within("shutdown", server.stop()).await.expect("graceful stop");
+    k.within("shutdown", server.stop())
+        .await
+        .expect("graceful stop");
     assert!(hook_ran.load(Ordering::SeqCst), "on_shutdown ran");
     assert!(server.is_stopping());
-    k.within("wait", server.wait()).await.expect("wait after stop");
+    k.within("wait", server.wait())
+        .await
+        .expect("wait after stop");
 
     for ev in &mut events {
         let d = k
@@ -131,7 +145,10 @@ pub async fn graceful_shutdown_with_clients_connected<R: Serve>() {
                 _ => None,
             })
             .await;
-        assert!(d.will_reconnect, "a hub shutdown is not a displacement: {d:?}");
+        assert!(
+            d.will_reconnect,
+            "a hub shutdown is not a displacement: {d:?}"
+        );
     }
     k.next_hub_event(&mut hub_events, "drained", |e| match e {
         HubEvent::Drained => Some(()),

@@ -49,7 +49,11 @@ pub async fn wss_with_a_self_signed_certificate<R: Serve>() {
     roots.add(ck.cert.der().clone()).expect("root");
     let tls = tls_config_with_roots(roots).expect("client tls");
 
-    let a = k.options("secure").tls_config(tls.clone()).connect(&url).expect("starts");
+    let a = k
+        .options("secure")
+        .tls_config(tls.clone())
+        .connect(&url)
+        .expect("starts");
     k.within("ready over wss", a.ready()).await.expect("ready");
     let r: Value = a.rpc("server", "whoami", &()).await.expect("rpc over wss");
     assert_eq!(r, json!({ "kind": "secure" }));

@@ -10,8 +10,8 @@ pub use options::{AclAnswer, HubOptions, PublishCheck, RpcCheck, SendCheck, Subs
 use crate::error::Error;
 use crate::handler::{self, RpcHandlerError};
 use crate::transport::Transport;
-use driver::{ConnMsg, HubCommand, HubControl};
 pub(crate) use driver::SleepFn;
+use driver::{ConnMsg, HubCommand, HubControl};
 use futures_util::Stream;
 use link_sansio::hub::{ConnId, HubEvent, HubHealth, HubStateSnapshot};
 use serde::{Serialize, de::DeserializeOwned};
