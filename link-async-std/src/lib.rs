@@ -12,14 +12,14 @@
 //! Timers and sockets come from `async-io` under both runtimes; the cargo features
 //! only choose the executor that spawns link's tasks:
 //!
-//! - `smol` (default): [`SmolRuntime`], tasks on `smol::spawn`.
-//! - `async-std` (additive): [`AsyncStdRuntime`], tasks on `async_std::task::spawn`.
+//! - `smol` (default): `SmolRuntime`, tasks on `smol::spawn`.
+//! - `async-std` (additive): `AsyncStdRuntime`, tasks on `async_std::task::spawn`.
 //!   **async-std is discontinued upstream in favour of smol**; this feature is for
 //!   applications that still run on it. New code should use smol.
 //!
 //! The top-level aliases ([`LinkOptions`], [`HubOptions`], [`HubServerOptions`]) use
 //! [`DefaultRuntime`]: smol when its feature is on, otherwise async-std. Per-runtime
-//! aliases live in [`smol`] and [`async_std`].
+//! aliases live in the modules `smol` and `async_std` (one per enabled feature).
 //!
 //! # A hub and two services
 //!
@@ -71,39 +71,22 @@
 //!     let (stream, remote) = listener.accept().await?;
 //!     let hub = hub.clone();
 //!     DefaultRuntime::default()
-//!         .spawn(async move { link_async_std::accept(&hub, stream, Some(remote)).await });
+//!         .spawn(async move { let _ = link_async_std::ws::accept(&hub, stream, Some(remote)).await; });
 //! }
 //! # }) }
 //! ```
 
 pub mod runtime;
 pub mod server;
+pub mod ws;
 
-pub use link_driver::cancel::CancelSignal;
-pub use link_driver::client::{
-    Event, EventStream, LinkClient, ReadyInfo, Rpc, RpcContext, Subscription, TopicMessage,
-};
-pub use link_driver::hub::{
-    AclAnswer, Hub, HubEvents, PublishCheck, RpcCheck, SendCheck, ServerRpcContext, SubscribeCheck,
-};
-pub use link_driver::server::HubServer;
-pub use link_driver::tls::{
-    default_tls_config, load_tls_config, server_tls_config, tls_config_with_roots,
-};
-pub use link_driver::{Error, RpcHandlerError};
+pub use link_driver::api::*;
 #[cfg(feature = "async-std")]
 pub use runtime::AsyncStdRuntime;
 #[cfg(feature = "smol")]
 pub use runtime::SmolRuntime;
 pub use runtime::{AsyncIoRuntime, BoxSocket, DefaultRuntime, Runtime, WsTransport, block_on};
-pub use server::{Request, Response, Routes, accept};
-
-/// The core types behind the API: events, health snapshots, errors, wire values.
-pub use link_sansio as core;
-pub use link_sansio::client::{ClientError, ClientEvent, ClientHealth, RpcError};
-pub use link_sansio::hub::{AclDecision, HubEvent, HubHealth, HubStateSnapshot};
-pub use link_sansio::wire::HashAlgo;
-pub use link_sansio::wire::message::{PeerEntry, StatusEntry};
+pub use server::{Request, Response, Routes};
 
 /// Client options: `LinkOptions::new().kind(..).secret(..).connect(url)`.
 pub type LinkOptions = link_driver::client::LinkOptions<DefaultRuntime>;
@@ -113,9 +96,6 @@ pub type HubOptions = link_driver::hub::HubOptions<DefaultRuntime>;
 
 /// Hub server options: `HubServerOptions::new(hub).port(..).start()`.
 pub type HubServerOptions = link_driver::server::HubServerOptions<DefaultRuntime>;
-
-/// Hub events stream items ([`Hub::events`]).
-pub type HubStreamEvent = link_driver::hub::Event;
 
 /// The same options on smol, whatever the default runtime.
 #[cfg(feature = "smol")]

@@ -164,21 +164,38 @@ impl<E: Executor> Serve for AsyncIoRuntime<E> {
         })
     }
 
-    fn shutdown_signal(&self) -> BoxFuture<'static, ()> {
-        Box::pin(async {
-            #[cfg(unix)]
-            {
-                use async_signal::{Signal, Signals};
-                use futures_util::StreamExt;
-                match Signals::new([Signal::Int, Signal::Term]) {
-                    Ok(mut s) => {
-                        s.next().await;
-                        return;
-                    }
-                    Err(e) => tracing::warn!(error = %e, "cannot watch SIGINT/SIGTERM"),
-                }
+    #[cfg(unix)]
+    type Signal = async_signal::Signal;
+    #[cfg(not(unix))]
+    type Signal = std::convert::Infallible;
+
+    fn default_signals() -> Vec<Self::Signal> {
+        #[cfg(unix)]
+        return vec![async_signal::Signal::Int, async_signal::Signal::Term];
+        #[cfg(not(unix))]
+        return Vec::new();
+    }
+
+    fn shutdown_signal(&self, signals: Vec<Self::Signal>) -> BoxFuture<'static, ()> {
+        #[cfg(unix)]
+        let registered = match async_signal::Signals::new(signals) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for signals");
+                None
             }
-            std::future::pending::<()>().await
+        };
+        #[cfg(not(unix))]
+        let registered: Option<futures_util::stream::Pending<()>> =
+            signals.into_iter().next().map(|never| match never {});
+        Box::pin(async move {
+            use futures_util::StreamExt;
+            match registered {
+                Some(mut s) => {
+                    s.next().await;
+                }
+                None => std::future::pending().await,
+            }
         })
     }
 }

@@ -1,13 +1,12 @@
 //! The HTTP side of `HubServer` without a web framework: one hand-parsed HTTP/1.1
 //! request per connection (answered with `Connection: close`), the user's [`Routes`],
-//! link's `/health` and `/state`, and WebSocket upgrades into the hub. Also [`accept`],
-//! to run a socket of your own server as a hub connection.
+//! link's `/health` and `/state`, and WebSocket upgrades into the hub.
 
 use crate::runtime::{BoxSocket, WsTransport, accept_tls};
 use async_net::{TcpListener, TcpStream};
 use async_tungstenite::WebSocketStream;
 use async_tungstenite::tungstenite::protocol::Role;
-use futures_util::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use futures_util::io::{AsyncReadExt, AsyncWriteExt};
 use link_driver::hub::Hub;
 use link_driver::runtime::{BoxFuture, Runtime, timeout};
 use link_driver::server::{HttpAnswer, HttpServe, LinkRoutes, Serve, StopHttp};
@@ -170,21 +169,6 @@ impl Routes {
             .iter()
             .find(|(m, p, _)| p == path && m.as_deref().is_none_or(|m| m == method))
             .map(|(_, _, h)| h)
-    }
-}
-
-/// Run a freshly accepted connection of your own server as a hub connection: the
-/// WebSocket handshake (frames capped at the hub's `maxMessageBytes`), then
-/// [`Hub::attach`]. For a socket already upgraded with async-tungstenite, call
-/// `hub.attach(WsTransport::new(ws), remote)` instead.
-pub async fn accept<S>(hub: &Hub, stream: S, remote: Option<SocketAddr>)
-where
-    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
-{
-    let config = ws_config(hub.max_message_bytes());
-    match async_tungstenite::accept_async_with_config(stream, Some(config)).await {
-        Ok(ws) => hub.attach(WsTransport::new(ws), remote).await,
-        Err(e) => tracing::debug!(?remote, error = %e, "websocket handshake failed"),
     }
 }
 

@@ -21,8 +21,11 @@ fn hub_attached_to_an_application_listener() {
             loop {
                 let (stream, remote) = listener.accept().await.expect("accept");
                 let hub = app_hub.clone();
-                DefaultRuntime::default()
-                    .spawn(async move { link_async_std::accept(&hub, stream, Some(remote)).await });
+                DefaultRuntime::default().spawn(async move {
+                    link_async_std::ws::accept(&hub, stream, Some(remote))
+                        .await
+                        .expect("websocket handshake");
+                });
             }
         };
         let story = async {

@@ -7,6 +7,7 @@
 //! channels: [`client::LinkClient`] and [`hub::Hub`]. Adapter crates (`link-tokio`,
 //! `link-async-std`) supply the runtime and re-export these types.
 
+pub mod api;
 pub mod cancel;
 pub mod client;
 pub mod error;

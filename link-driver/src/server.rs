@@ -35,8 +35,15 @@ pub trait Serve: Runtime + Default + fmt::Debug {
     /// [`HttpDone`] once its connections are gone.
     fn serve(http: HttpServe<Self>) -> BoxFuture<'static, Result<SocketAddr, Error>>;
 
-    /// Completes on SIGINT or SIGTERM (never, where the platform has no signals).
-    fn shutdown_signal(&self) -> BoxFuture<'static, ()>;
+    /// A signal the server can stop on (tokio's `SignalKind`, async-signal's `Signal`).
+    type Signal: Send + 'static;
+
+    /// The signals `handle_signals` listens for by default: SIGINT and SIGTERM.
+    fn default_signals() -> Vec<Self::Signal>;
+
+    /// Completes when one of `signals` arrives (never, where the platform has none).
+    /// Registers at once, so a signal right after `start` is not missed.
+    fn shutdown_signal(&self, signals: Vec<Self::Signal>) -> BoxFuture<'static, ()>;
 }
 
 /// Where the server's TLS identity comes from.
@@ -60,6 +67,7 @@ pub struct HubServerOptions<R: Serve> {
     routes: R::Routes,
     extra_state: Option<ExtraState>,
     handle_signals: bool,
+    signals: Vec<R::Signal>,
     drain_delay: Duration,
     shutdown_timeout: Duration,
     on_shutdown: Option<ShutdownHook>,
@@ -97,6 +105,7 @@ impl<R: Serve> HubServerOptions<R> {
             routes: R::Routes::default(),
             extra_state: None,
             handle_signals: true,
+            signals: R::default_signals(),
             drain_delay: Duration::from_millis(250),
             shutdown_timeout: Duration::from_millis(30_000),
             on_shutdown: None,
@@ -154,6 +163,13 @@ impl<R: Serve> HubServerOptions<R> {
     /// Stop gracefully on SIGINT/SIGTERM (`handleSignals`, true).
     pub fn handle_signals(mut self, on: bool) -> Self {
         self.handle_signals = on;
+        self
+    }
+
+    /// Which signals stop the server when `handle_signals` is on (`signals`, SIGINT
+    /// and SIGTERM).
+    pub fn signals(mut self, signals: impl IntoIterator<Item = R::Signal>) -> Self {
+        self.signals = signals.into_iter().collect();
         self
     }
 
@@ -471,7 +487,7 @@ impl HubServer {
         };
         if opts.handle_signals {
             let s = server.clone();
-            let signal = runtime.shutdown_signal();
+            let signal = runtime.shutdown_signal(opts.signals);
             runtime.spawn(async move {
                 signal.await;
                 tracing::info!("signal received: shutting down");
@@ -504,7 +520,7 @@ impl HubServer {
     }
 
     /// Graceful shutdown (idempotent): stop accepting, drain the hub (sockets are
-    /// asked to close), terminate stragglers after `drain_delay`, wait for the HTTP
+    /// closed with 1001 `server shutdown`), terminate stragglers after `drain_delay`, wait for the HTTP
     /// server, run `on_shutdown`. Bounded by `shutdown_timeout` ([`Error::Timeout`]).
     pub async fn stop(&self) -> Result<(), Error> {
         if self.inner.stopping.swap(true, Ordering::AcqRel) {
@@ -513,7 +529,11 @@ impl HubServer {
         let inner = self.inner.clone();
         let result = timeout((inner.sleep)(inner.shutdown_timeout), async {
             inner.stop_http.send_replace(true);
-            let drained = timeout((inner.sleep)(inner.drain_delay), inner.hub.drain()).await;
+            let drained = timeout(
+                (inner.sleep)(inner.drain_delay),
+                inner.hub.drain_with(1001, "server shutdown"),
+            )
+            .await;
             if !matches!(drained, Some(Ok(()))) {
                 let _ = inner.hub.terminate_all().await;
             }
