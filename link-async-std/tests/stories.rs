@@ -16,7 +16,7 @@ fn story_routes() -> Routes {
 macro_rules! stories {
     ($runtime:ty, $block_on:path) => {
         use super::story_routes;
-        use link_stories::{keys_acl, primitives, reconnect, server, tls};
+        use link_stories::{keys_acl, primitives, reconnect, server, tls, transport};
 
         #[test]
         fn rpc_both_ways_with_typed_payloads() {
@@ -59,6 +59,31 @@ macro_rules! stories {
             $block_on(primitives::catch_all_handler_sees_every_unhandled_type::<
                 $runtime,
             >());
+        }
+        #[test]
+        fn a_slow_event_stream_lags_instead_of_growing() {
+            $block_on(primitives::a_slow_event_stream_lags_instead_of_growing::<
+                $runtime,
+            >());
+        }
+        #[test]
+        fn event_streams_end_when_the_link_stops() {
+            $block_on(primitives::event_streams_end_when_the_link_stops::<$runtime>());
+        }
+        #[test]
+        fn binary_frames_are_treated_as_text_and_pings_are_answered() {
+            $block_on(
+                transport::binary_frames_are_treated_as_text_and_pings_are_answered::<$runtime>(),
+            );
+        }
+        #[cfg(unix)]
+        #[test]
+        fn a_signal_triggers_graceful_shutdown() {
+            $block_on(
+                link_stories::signals::a_signal_triggers_graceful_shutdown::<$runtime>(
+                    async_signal::Signal::Usr1,
+                ),
+            );
         }
         #[test]
         fn per_peer_keys_wrong_key_is_never_ready_and_the_hub_counts_the_drop() {

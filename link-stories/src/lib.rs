@@ -14,7 +14,10 @@ pub mod mixed;
 pub mod primitives;
 pub mod reconnect;
 pub mod server;
+#[cfg(unix)]
+pub mod signals;
 pub mod tls;
+pub mod transport;
 
 use futures_util::StreamExt;
 use link_driver::client::{Event, EventStream, LinkClient, LinkOptions};

@@ -505,3 +505,43 @@ pub async fn catch_all_handler_sees_every_unhandled_type<R: Serve>() {
     svc.stop().await.expect("stop");
     server.stop().await.expect("server stops");
 }
+
+pub async fn a_slow_event_stream_lags_instead_of_growing<R: Serve>() {
+    let k = Kit::<R>::default();
+    let server = k.server(HubOptions::new(SECRET)).await;
+    let c = k
+        .ready_client(&server, k.options("c").event_capacity(2))
+        .await;
+    let mut events = c.events();
+    // Each RPC completion is an event; nobody reads the stream meanwhile.
+    for _ in 0..10 {
+        let _: Value = c.rpc("server", "link.health", &()).await.expect("rpc");
+    }
+    let missed = k
+        .next_event(&mut events, "lagged", |e| match e {
+            Event::Lagged { missed } => Some(*missed),
+            _ => None,
+        })
+        .await;
+    assert!(missed >= 1);
+    c.stop().await.expect("stop");
+    server.stop().await.expect("server stops");
+}
+
+pub async fn event_streams_end_when_the_link_stops<R: Serve>() {
+    let k = Kit::<R>::default();
+    let server = k.server(HubOptions::new(SECRET)).await;
+    let c = k.ready_client(&server, k.options("c")).await;
+    let events = c.events();
+    c.stop().await.expect("stop");
+    let all: Vec<_> = k.within("client stream end", events.collect()).await;
+    assert!(
+        all.iter()
+            .any(|e| matches!(e, Event::Link(ClientEvent::Stopped))),
+        "{all:?}"
+    );
+    assert!(c.events().next().await.is_none(), "no events after the end");
+    let e = c.publish("t", &1).await.expect_err("stopped");
+    assert_eq!(e.code(), "LINK_NOT_READY");
+    server.stop().await.expect("server stops");
+}
