@@ -39,11 +39,15 @@ fn raw_session(
     report: tokio::sync::oneshot::Sender<Result<(), String>>,
     release: std::sync::mpsc::Receiver<()>,
 ) {
-    let result = hello_and_ping(&url);
-    let ok = result.is_ok();
-    let _ = report.send(result.map(|_| ()));
-    if ok {
-        let _ = release.recv_timeout(crate::WAIT);
+    match hello_and_ping(&url) {
+        Ok(_socket) => {
+            let _ = report.send(Ok(()));
+            // `_socket` stays open until the story has looked at the hub.
+            let _ = release.recv_timeout(crate::WAIT);
+        }
+        Err(e) => {
+            let _ = report.send(Err(e));
+        }
     }
 }
 
