@@ -1,18 +1,18 @@
 //! tokio's side of the driver: its timer, `tokio::spawn`, and a WebSocket connector
 //! (TCP, rustls for `wss://`, then tokio-tungstenite's handshake).
 
-use crate::transport::{WsTransport, ws_config};
+use crate::transport::WsTransport;
+use link_driver::tls::default_tls_config;
+use link_driver::ws::{Target, ws_config};
 use link_driver::runtime::{BoxFuture, ConnectSpec, Runtime, Timer};
 use link_driver::transport::TransportError;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 /// The tokio runtime, as the link driver uses it.
 #[derive(Debug, Clone, Copy, Default)]
@@ -124,72 +124,30 @@ impl AsyncWrite for MaybeTlsStream {
     }
 }
 
-/// rustls client settings trusting the webpki (Mozilla) roots, with the `ring` provider.
-pub fn default_tls_config() -> Result<Arc<rustls::ClientConfig>, TransportError> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    tls_config_with_roots(roots)
-}
-
-/// rustls client settings trusting exactly `roots` (e.g. a test CA), `ring` provider.
-pub fn tls_config_with_roots(
-    roots: rustls::RootCertStore,
-) -> Result<Arc<rustls::ClientConfig>, TransportError> {
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| TransportError::Connect(format!("tls: {e}")))?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    Ok(Arc::new(config))
-}
-
 async fn connect(spec: ConnectSpec) -> Result<WsTransport<MaybeTlsStream>, TransportError> {
-    let request = spec
-        .url
-        .as_str()
-        .into_client_request()
-        .map_err(|e| TransportError::Connect(e.to_string()))?;
-    let uri = request.uri().clone();
-    let tls = match uri.scheme_str() {
-        Some("ws") => false,
-        Some("wss") => true,
-        other => {
-            return Err(TransportError::Connect(format!(
-                "unsupported URL scheme {other:?} (want ws or wss)"
-            )));
-        }
-    };
-    let host = uri
-        .host()
-        .ok_or_else(|| TransportError::Connect("URL has no host".into()))?
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_owned();
-    let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
-    let tcp = TcpStream::connect((host.as_str(), port))
+    let target = Target::of(&spec)?;
+    let (host, port) = (target.host.as_str(), target.port);
+    let tcp = TcpStream::connect((host, port))
         .await
         .map_err(|e| TransportError::Connect(format!("{host}:{port}: {e}")))?;
     // Envelopes are small and latency-bound; the driver batches writes itself.
     let _ = tcp.set_nodelay(true);
-    let stream = if tls {
-        let config = match spec.tls {
-            Some(c) => c,
-            None => default_tls_config()?,
-        };
-        let name = rustls::pki_types::ServerName::try_from(host.clone())
-            .map_err(|e| TransportError::Connect(format!("tls server name {host:?}: {e}")))?;
-        let s = tokio_rustls::TlsConnector::from(config)
-            .connect(name, tcp)
-            .await
-            .map_err(|e| TransportError::Connect(format!("tls: {e}")))?;
-        MaybeTlsStream::Tls(s)
-    } else {
-        MaybeTlsStream::Plain(tcp)
+    let stream = match target.server_name {
+        None => MaybeTlsStream::Plain(tcp),
+        Some(name) => {
+            let config = match spec.tls {
+                Some(c) => c,
+                None => default_tls_config()?,
+            };
+            let s = tokio_rustls::TlsConnector::from(config)
+                .connect(name, tcp)
+                .await
+                .map_err(|e| TransportError::Connect(format!("tls: {e}")))?;
+            MaybeTlsStream::Tls(s)
+        }
     };
     let (ws, _response) = tokio_tungstenite::client_async_with_config(
-        request,
+        target.request,
         stream,
         Some(ws_config(spec.max_message_bytes)),
     )
