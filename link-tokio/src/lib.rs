@@ -118,4 +118,3 @@ pub type LinkOptions = link_driver::client::LinkOptions<TokioRuntime>;
 
 /// Hub options on tokio: `HubOptions::new(secret).handle(..).build()`.
 pub type HubOptions = link_driver::hub::HubOptions<TokioRuntime>;
-

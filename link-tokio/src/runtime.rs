@@ -2,10 +2,10 @@
 //! (TCP, rustls for `wss://`, then tokio-tungstenite's handshake).
 
 use crate::transport::WsTransport;
-use link_driver::tls::default_tls_config;
-use link_driver::ws::{Target, ws_config};
 use link_driver::runtime::{BoxFuture, ConnectSpec, Runtime, Timer};
+use link_driver::tls::default_tls_config;
 use link_driver::transport::TransportError;
+use link_driver::ws::{Target, ws_config};
 use std::future::Future;
 use std::io;
 use std::pin::Pin;

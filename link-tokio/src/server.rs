@@ -126,7 +126,10 @@ fn response_of(answer: HttpAnswer) -> Response {
     let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     (
         status,
-        [(header::CONTENT_TYPE, HeaderValue::from_static(answer.content_type))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(answer.content_type),
+        )],
         answer.body,
     )
         .into_response()
@@ -165,7 +168,9 @@ impl Serve for TokioRuntime {
             let listener = TcpListener::bind((host.as_str(), port))
                 .await
                 .map_err(|e| Error::Io(format!("bind {host}:{port}: {e}")))?;
-            let local_addr = listener.local_addr().map_err(|e| Error::Io(e.to_string()))?;
+            let local_addr = listener
+                .local_addr()
+                .map_err(|e| Error::Io(e.to_string()))?;
             let app: Router = user_routes.fallback(move |req: Request<Body>| {
                 let routes = routes.clone();
                 async move { dispatch(routes, req).await }

@@ -1,13 +1,11 @@
-//! Transport details against a raw WebSocket: binary frames are read as text (like
-//! the reference), and the hub answers pings.
+//! Keepalive against raw tokio-tungstenite sockets: the hub drops a peer that stops
+//! answering pings, and a client whose hub stops answering reconnects.
 
-mod common;
-
-use common::*;
 use futures_util::{SinkExt, StreamExt};
-use link_tokio::HubOptions;
+use link_stories::{Kit, SECRET};
 use link_tokio::core::wire::message::{Hello, HelloInfo, Message};
 use link_tokio::core::wire::{HashAlgo, Header, Key, encode_message};
+use link_tokio::{HubOptions, TokioRuntime};
 use tokio_tungstenite::tungstenite::Message as Ws;
 
 fn signed_hello(kind: &str) -> Vec<u8> {
@@ -41,62 +39,22 @@ fn link_driver_now() -> f64 {
 }
 
 #[tokio::test]
-async fn binary_frames_are_treated_as_text_and_pings_are_answered() {
-    let server = server(HubOptions::new(SECRET)).await;
-    let (mut ws, _) = within(
-        "raw connect",
-        tokio_tungstenite::connect_async(server.url()),
-    )
-    .await
-    .expect("raw websocket");
-    ws.send(Ws::Binary(signed_hello("raw").into()))
-        .await
-        .expect("send hello");
-    ws.send(Ws::Ping(b"are you there".to_vec().into()))
-        .await
-        .expect("ping");
-    let (mut ack, mut pong) = (false, false);
-    within("hello.ack and pong", async {
-        while !(ack && pong) {
-            match ws.next().await {
-                Some(Ok(Ws::Text(t))) => {
-                    // Replies are always text, never binary.
-                    if t.as_str().contains(r#""type":"hello.ack""#) {
-                        ack = true;
-                    }
-                }
-                Some(Ok(Ws::Pong(p))) => {
-                    assert_eq!(&p[..], b"are you there");
-                    pong = true;
-                }
-                Some(Ok(Ws::Binary(_))) => panic!("the hub sent a binary frame"),
-                Some(Ok(_)) => {}
-                other => panic!("socket ended: {other:?}"),
-            }
-        }
-    })
-    .await;
-    let peers = server.hub().state().await.expect("state").peers;
-    assert_eq!(peers.len(), 1);
-    assert_eq!(peers[0].kind, "raw");
-    server.stop().await.expect("server stops");
-}
-
-#[tokio::test]
 async fn the_hub_terminates_a_peer_that_stops_answering_pings() {
+    let k = Kit::<TokioRuntime>::default();
     let hub = HubOptions::new(SECRET).keepalive_interval(std::time::Duration::from_millis(100));
-    let server = server(hub).await;
+    let server = k.server(hub).await;
     let mut hub_events = server.hub().events();
     // A well-behaved client, there all along: its WebSocket answers every ping.
-    let lively = ready_client(&server, options("lively")).await;
+    let lively = k.ready_client(&server, k.options("lively")).await;
     let mut lively_events = lively.events();
 
-    let (mut ws, _) = within(
-        "raw connect",
-        tokio_tungstenite::connect_async(server.url()),
-    )
-    .await
-    .expect("raw websocket");
+    let (mut ws, _) = k
+        .within(
+            "raw connect",
+            tokio_tungstenite::connect_async(server.url()),
+        )
+        .await
+        .expect("raw websocket");
     ws.send(Ws::Text(
         String::from_utf8(signed_hello("mute"))
             .expect("utf8")
@@ -105,13 +63,16 @@ async fn the_hub_terminates_a_peer_that_stops_answering_pings() {
     .await
     .expect("send hello");
     // From now on the raw socket is never read, so no pong ever goes back.
-    let code = next_hub_event(&mut hub_events, "keepalive termination", |e| match e {
-        link_tokio::HubEvent::PeerDisconnected { kind, code, .. } if kind == "mute" => Some(*code),
-        _ => None,
-    })
-    .await;
+    let code = k
+        .next_hub_event(&mut hub_events, "keepalive termination", |e| match e {
+            link_tokio::HubEvent::PeerDisconnected { kind, code, .. } if kind == "mute" => {
+                Some(*code)
+            }
+            _ => None,
+        })
+        .await;
     assert_eq!(code, Some(1006));
-    next_link_event(
+    k.next_link_event(
         &mut lively_events,
         "mute leaves the peer list",
         |e| match e {
@@ -134,6 +95,7 @@ async fn the_hub_terminates_a_peer_that_stops_answering_pings() {
 
 #[tokio::test]
 async fn a_client_whose_hub_stops_answering_pings_reconnects() {
+    let k = Kit::<TokioRuntime>::default();
     use link_tokio::core::wire::message::HelloAck;
     // A bare-bones "hub": accepts, acknowledges the hello, then never reads again (so
     // it never answers a ping).
@@ -173,14 +135,15 @@ async fn a_client_whose_hub_stops_answering_pings_reconnects() {
             sockets.push(ws);
         }
     });
-    let client = options("pinger")
+    let client = k
+        .options("pinger")
         .keepalive_interval(std::time::Duration::from_millis(100))
         .connect(format!("ws://{addr}"))
         .expect("starts");
     let mut events = client.events();
-    within("first accept", accepted.recv()).await;
-    within("ready", client.ready()).await.expect("ready");
-    next_link_event(&mut events, "keepalive timeout", |e| match e {
+    k.within("first accept", accepted.recv()).await;
+    k.within("ready", client.ready()).await.expect("ready");
+    k.next_link_event(&mut events, "keepalive timeout", |e| match e {
         link_tokio::ClientEvent::ProtocolError { reason, .. }
             if reason.as_str() == "keepalive-timeout" =>
         {
@@ -189,13 +152,13 @@ async fn a_client_whose_hub_stops_answering_pings_reconnects() {
         _ => None,
     })
     .await;
-    next_link_event(&mut events, "disconnect", |e| match e {
+    k.next_link_event(&mut events, "disconnect", |e| match e {
         link_tokio::ClientEvent::Disconnected(d) if d.will_reconnect => Some(()),
         _ => None,
     })
     .await;
     // It comes back by itself.
-    within("second accept", accepted.recv()).await;
+    k.within("second accept", accepted.recv()).await;
     client.stop_now().await.expect("stop");
     fake_hub.abort();
 }
