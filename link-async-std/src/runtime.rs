@@ -3,17 +3,19 @@
 //! futures-rustls, and SIGINT/SIGTERM through async-signal. The rest is `link-driver`.
 
 use async_net::{TcpListener, TcpStream};
+use async_tungstenite::tungstenite::{self, handshake::client::Request, protocol::WebSocketConfig};
 use futures_util::io::{AsyncRead, AsyncWrite};
 use link_driver::Error;
 pub use link_driver::runtime::Runtime;
 use link_driver::runtime::{BoxFuture, ConnectSpec, Timer};
 use link_driver::server::{HttpServe, Serve};
-use link_driver::tls::default_tls_config;
 use link_driver::transport::TransportError;
-use link_driver::ws::{Target, ws_config};
+use link_driver::ws::{Dialer, dial};
 use std::future::Future;
+use std::io;
 use std::marker::PhantomData;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -140,7 +142,7 @@ impl<E: Executor> Runtime for AsyncIoRuntime<E> {
         &self,
         spec: ConnectSpec,
     ) -> BoxFuture<'static, Result<WsTransport, TransportError>> {
-        Box::pin(connect(spec))
+        Box::pin(dial::<Self>(spec))
     }
 }
 
@@ -212,36 +214,41 @@ pub(crate) async fn accept_tls(
     })
 }
 
-async fn connect(spec: ConnectSpec) -> Result<WsTransport, TransportError> {
-    let target = Target::of(&spec)?;
-    let (host, port) = (target.host.as_str(), target.port);
-    let tcp = TcpStream::connect((host, port))
-        .await
-        .map_err(|e| TransportError::Connect(format!("{host}:{port}: {e}")))?;
-    // Envelopes are small and latency-bound; the driver batches writes itself.
-    let _ = tcp.set_nodelay(true);
-    let socket: BoxSocket = match target.server_name {
-        None => Box::new(tcp),
-        Some(name) => {
-            let config = match spec.tls {
-                Some(c) => c,
-                None => default_tls_config()?,
-            };
-            let tls = futures_rustls::TlsConnector::from(config)
-                .connect(name, tcp)
-                .await
-                .map_err(|e| TransportError::Connect(format!("tls: {e}")))?;
-            Box::new(tls)
-        }
-    };
-    let (ws, _response) = async_tungstenite::client_async_with_config(
-        target.request,
-        socket,
-        Some(ws_config(spec.max_message_bytes)),
-    )
-    .await
-    .map_err(|e| TransportError::Connect(e.to_string()))?;
-    Ok(WsTransport::new(ws))
+impl<E: Executor> Dialer for AsyncIoRuntime<E> {
+    type Tcp = TcpStream;
+    type Stream = BoxSocket;
+    type Ws = async_tungstenite::WebSocketStream<BoxSocket>;
+
+    async fn tcp(host: &str, port: u16) -> io::Result<TcpStream> {
+        let tcp = TcpStream::connect((host, port)).await?;
+        let _ = tcp.set_nodelay(true);
+        Ok(tcp)
+    }
+
+    fn plain(tcp: TcpStream) -> BoxSocket {
+        Box::new(tcp)
+    }
+
+    async fn tls(
+        config: Arc<rustls::ClientConfig>,
+        name: rustls::pki_types::ServerName<'static>,
+        tcp: TcpStream,
+    ) -> io::Result<BoxSocket> {
+        let s = futures_rustls::TlsConnector::from(config)
+            .connect(name, tcp)
+            .await?;
+        Ok(Box::new(s))
+    }
+
+    async fn upgrade(
+        request: Request,
+        stream: BoxSocket,
+        config: WebSocketConfig,
+    ) -> Result<Self::Ws, tungstenite::Error> {
+        let (ws, _response) =
+            async_tungstenite::client_async_with_config(request, stream, Some(config)).await?;
+        Ok(ws)
+    }
 }
 
 /// Run `fut` to completion on the current thread (tests, examples, `main`).

@@ -7,7 +7,10 @@ use crate::runtime::ConnectSpec;
 use crate::transport::{Inbound, Outbound, TransportError};
 use bytes::Bytes;
 use futures_util::{Sink, Stream};
+use std::future::Future;
+use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use tungstenite::client::IntoClientRequest;
 use tungstenite::error::CapacityError;
@@ -187,4 +190,63 @@ impl Target {
             server_name,
         })
     }
+}
+
+/// The socket steps of connecting a client, done with each runtime's own types;
+/// [`dial`] runs them in link's order and reports failures in link's terms.
+pub trait Dialer {
+    /// A connected TCP stream.
+    type Tcp: Send;
+    /// The stream the WebSocket runs over: TCP, or TLS over TCP.
+    type Stream: Send;
+    /// The upgraded WebSocket (a stream and sink of `tungstenite::Message`).
+    type Ws;
+
+    /// Connect to `host:port` (resolving the name), Nagle off: envelopes are small and
+    /// latency-bound, and the driver batches writes itself.
+    fn tcp(host: &str, port: u16) -> impl Future<Output = io::Result<Self::Tcp>> + Send;
+
+    /// A plain `ws://` stream.
+    fn plain(tcp: Self::Tcp) -> Self::Stream;
+
+    /// A rustls client handshake for `wss://`.
+    fn tls(
+        config: Arc<rustls::ClientConfig>,
+        name: rustls::pki_types::ServerName<'static>,
+        tcp: Self::Tcp,
+    ) -> impl Future<Output = io::Result<Self::Stream>> + Send;
+
+    /// The WebSocket client handshake.
+    fn upgrade(
+        request: Request,
+        stream: Self::Stream,
+        config: WebSocketConfig,
+    ) -> impl Future<Output = Result<Self::Ws, tungstenite::Error>> + Send;
+}
+
+/// Open a WebSocket to `spec.url` with `D`'s sockets: TCP, TLS for `wss://` (the
+/// configured roots, else webpki's), then the upgrade with frames capped at
+/// `maxMessageBytes`.
+pub async fn dial<D: Dialer>(spec: ConnectSpec) -> Result<WsTransport<D::Ws>, TransportError> {
+    let target = Target::of(&spec)?;
+    let (host, port) = (target.host.as_str(), target.port);
+    let tcp = D::tcp(host, port)
+        .await
+        .map_err(|e| TransportError::Connect(format!("{host}:{port}: {e}")))?;
+    let stream = match target.server_name {
+        None => D::plain(tcp),
+        Some(name) => {
+            let config = match spec.tls {
+                Some(c) => c,
+                None => crate::tls::default_tls_config()?,
+            };
+            D::tls(config, name, tcp)
+                .await
+                .map_err(|e| TransportError::Connect(format!("tls: {e}")))?
+        }
+    };
+    let ws = D::upgrade(target.request, stream, ws_config(spec.max_message_bytes))
+        .await
+        .map_err(|e| TransportError::Connect(e.to_string()))?;
+    Ok(WsTransport::new(ws))
 }

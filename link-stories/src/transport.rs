@@ -9,7 +9,8 @@ use link_driver::ws::tungstenite::{self, Message as Ws};
 use link_sansio::wire::message::{Hello, HelloInfo, Message};
 use link_sansio::wire::{HashAlgo, Header, Key, encode_message};
 
-fn signed_hello(kind: &str) -> Vec<u8> {
+/// A hello from `kind`, signed with the stories' shared secret, as a raw peer sends it.
+pub fn signed_hello(kind: &str) -> Vec<u8> {
     let info = HelloInfo {
         kind: kind.to_owned(),
         name: kind.into(),

@@ -3,16 +3,17 @@
 
 use crate::transport::WsTransport;
 use link_driver::runtime::{BoxFuture, ConnectSpec, Runtime, Timer};
-use link_driver::tls::default_tls_config;
 use link_driver::transport::TransportError;
-use link_driver::ws::{Target, ws_config};
+use link_driver::ws::{Dialer, dial};
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::{self, handshake::client::Request, protocol::WebSocketConfig};
 
 /// The tokio runtime, as the link driver uses it.
 #[derive(Debug, Clone, Copy, Default)]
@@ -56,7 +57,7 @@ impl Runtime for TokioRuntime {
         &self,
         spec: ConnectSpec,
     ) -> BoxFuture<'static, Result<Self::Transport, TransportError>> {
-        Box::pin(connect(spec))
+        Box::pin(dial::<Self>(spec))
     }
 }
 
@@ -124,34 +125,39 @@ impl AsyncWrite for MaybeTlsStream {
     }
 }
 
-async fn connect(spec: ConnectSpec) -> Result<WsTransport<MaybeTlsStream>, TransportError> {
-    let target = Target::of(&spec)?;
-    let (host, port) = (target.host.as_str(), target.port);
-    let tcp = TcpStream::connect((host, port))
-        .await
-        .map_err(|e| TransportError::Connect(format!("{host}:{port}: {e}")))?;
-    // Envelopes are small and latency-bound; the driver batches writes itself.
-    let _ = tcp.set_nodelay(true);
-    let stream = match target.server_name {
-        None => MaybeTlsStream::Plain(tcp),
-        Some(name) => {
-            let config = match spec.tls {
-                Some(c) => c,
-                None => default_tls_config()?,
-            };
-            let s = tokio_rustls::TlsConnector::from(config)
-                .connect(name, tcp)
-                .await
-                .map_err(|e| TransportError::Connect(format!("tls: {e}")))?;
-            MaybeTlsStream::Tls(s)
-        }
-    };
-    let (ws, _response) = tokio_tungstenite::client_async_with_config(
-        target.request,
-        stream,
-        Some(ws_config(spec.max_message_bytes)),
-    )
-    .await
-    .map_err(|e| TransportError::Connect(e.to_string()))?;
-    Ok(WsTransport::new(ws))
+impl Dialer for TokioRuntime {
+    type Tcp = TcpStream;
+    type Stream = MaybeTlsStream;
+    type Ws = tokio_tungstenite::WebSocketStream<MaybeTlsStream>;
+
+    async fn tcp(host: &str, port: u16) -> io::Result<TcpStream> {
+        let tcp = TcpStream::connect((host, port)).await?;
+        let _ = tcp.set_nodelay(true);
+        Ok(tcp)
+    }
+
+    fn plain(tcp: TcpStream) -> MaybeTlsStream {
+        MaybeTlsStream::Plain(tcp)
+    }
+
+    async fn tls(
+        config: Arc<rustls::ClientConfig>,
+        name: rustls::pki_types::ServerName<'static>,
+        tcp: TcpStream,
+    ) -> io::Result<MaybeTlsStream> {
+        let s = tokio_rustls::TlsConnector::from(config)
+            .connect(name, tcp)
+            .await?;
+        Ok(MaybeTlsStream::Tls(s))
+    }
+
+    async fn upgrade(
+        request: Request,
+        stream: MaybeTlsStream,
+        config: WebSocketConfig,
+    ) -> Result<Self::Ws, tungstenite::Error> {
+        let (ws, _response) =
+            tokio_tungstenite::client_async_with_config(request, stream, Some(config)).await?;
+        Ok(ws)
+    }
 }

@@ -2,41 +2,16 @@
 //! answering pings, and a client whose hub stops answering reconnects.
 
 use futures_util::{SinkExt, StreamExt};
+use link_stories::transport::signed_hello;
 use link_stories::{Kit, SECRET};
-use link_tokio::core::wire::message::{Hello, HelloInfo, Message};
+
+fn wall_ms() -> f64 {
+    link_driver::runtime::wall_ms() as f64
+}
+use link_tokio::core::wire::message::Message;
 use link_tokio::core::wire::{HashAlgo, Header, Key, encode_message};
 use link_tokio::{HubOptions, TokioRuntime};
 use tokio_tungstenite::tungstenite::Message as Ws;
-
-fn signed_hello(kind: &str) -> Vec<u8> {
-    let info = HelloInfo {
-        kind: kind.to_owned(),
-        name: kind.into(),
-        pid: Some(1.0),
-        started_at: Some(1.0),
-    };
-    let header = Header {
-        id: "0f8fad5b-d9cb-469f-a165-70867728950e".into(),
-        ts: link_driver_now(),
-        from: Some(kind.into()),
-        to: None,
-    };
-    let mut out = Vec::new();
-    encode_message(
-        &Key::new(SECRET, HashAlgo::Sha256),
-        &header,
-        &Message::Hello(Hello::new(&info)),
-        &mut out,
-    );
-    out
-}
-
-fn link_driver_now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as f64)
-        .unwrap_or(0.0)
-}
 
 #[tokio::test]
 async fn the_hub_terminates_a_peer_that_stops_answering_pings() {
@@ -113,7 +88,7 @@ async fn a_client_whose_hub_stops_answering_pings_reconnects() {
             let _hello = ws.next().await;
             let header = Header {
                 id: "7c9e6679-7425-40de-944b-e07fc1f90ae7".into(),
-                ts: link_driver_now(),
+                ts: wall_ms(),
                 from: Some("server".into()),
                 to: Some("pinger".into()),
             };
@@ -121,11 +96,7 @@ async fn a_client_whose_hub_stops_answering_pings_reconnects() {
             encode_message(
                 &Key::new(SECRET, HashAlgo::Sha256),
                 &header,
-                &Message::HelloAck(HelloAck::new(
-                    link_driver_now(),
-                    "pinger",
-                    &["topics", "direct"],
-                )),
+                &Message::HelloAck(HelloAck::new(wall_ms(), "pinger", &["topics", "direct"])),
                 &mut ack,
             );
             ws.send(Ws::Text(String::from_utf8(ack).expect("utf8").into()))
