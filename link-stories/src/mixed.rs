@@ -105,3 +105,16 @@ where
     a.stop().await.expect("stop a");
     b.stop().await.expect("stop b");
 }
+
+/// [`clients_of_two_runtimes_talk`] through a hub server on runtime `H`.
+pub async fn through_a_hub_on<H, A, B>()
+where
+    H: link_driver::server::Serve,
+    A: Runtime + Default,
+    B: Runtime + Default,
+{
+    let hub = link_driver::hub::HubOptions::<H>::new(crate::SECRET);
+    let server = Kit::<H>::default().server(hub).await;
+    clients_of_two_runtimes_talk::<A, B>(&server.url()).await;
+    server.stop().await.expect("hub stops");
+}

@@ -110,7 +110,7 @@ pub mod transport;
 pub mod ws;
 
 pub use link_driver::api::*;
-pub use runtime::TokioRuntime;
+pub use runtime::{TokioRuntime, block_on};
 pub use server::HubServerOptions;
 
 /// Client options on tokio: `LinkOptions::new().kind(..).secret(..).connect(url)`.

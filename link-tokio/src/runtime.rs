@@ -161,3 +161,14 @@ impl Dialer for TokioRuntime {
         Ok(ws)
     }
 }
+
+/// Run `fut` to completion on a fresh multi-threaded tokio runtime (tests, examples,
+/// a `main` without `#[tokio::main]`). Panics if the runtime cannot be built.
+pub fn block_on<F: Future>(fut: F) -> F::Output {
+    #[allow(clippy::expect_used)] // no runtime, no program: nothing to recover
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+        .block_on(fut)
+}
