@@ -9,6 +9,7 @@
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
+pub mod keepalive;
 pub mod keys_acl;
 pub mod mixed;
 pub mod primitives;
@@ -42,7 +43,7 @@ pub const SECRET: &str = "test-secret";
 #[macro_export]
 macro_rules! stories {
     (runtime: $runtime:ty, block_on: $block_on:path, routes: $routes:expr, usr1: $usr1:expr $(,)?) => {
-        use $crate::{keys_acl, primitives, reconnect, server, tls, transport};
+        use $crate::{keepalive, keys_acl, primitives, reconnect, server, tls, transport};
 
         #[test]
         fn rpc_both_ways_with_typed_payloads() {
@@ -101,6 +102,16 @@ macro_rules! stories {
             $block_on(
                 transport::binary_frames_are_treated_as_text_and_pings_are_answered::<$runtime>(),
             );
+        }
+        #[test]
+        fn the_hub_terminates_a_peer_that_stops_answering_pings() {
+            $block_on(
+                keepalive::the_hub_terminates_a_peer_that_stops_answering_pings::<$runtime>(),
+            );
+        }
+        #[test]
+        fn a_client_whose_hub_stops_answering_pings_reconnects() {
+            $block_on(keepalive::a_client_whose_hub_stops_answering_pings_reconnects::<$runtime>());
         }
         #[cfg(unix)]
         #[test]
