@@ -76,6 +76,27 @@
 //! # }) }
 //! ```
 
+//!
+//! # Differences from link-tokio
+//!
+//! Everything but the runtime pieces is `link-driver`'s, shared with `link-tokio`:
+//! the client, the hub, the server's options, `/health`, `/state`, drain and
+//! shutdown. What differs, and why:
+//!
+//! - **User routes** are [`Routes`] (exact paths, `GET` or any method, a handler from
+//!   the parsed [`Request`] head to a [`Response`]) instead of an axum `Router`: axum
+//!   runs on tokio only. The server reads no request bodies and answers one request
+//!   per connection (`Connection: close`); heads over 16 KiB get 431. That is all
+//!   `/health`, `/state` and WebSocket upgrades need.
+//! - **No axum mount** (`ws::route`, `RouterExt`): run the hub on your own listener
+//!   with [`ws::accept`], or attach a socket you upgraded with async-tungstenite via
+//!   `hub.attach(WsTransport::new(ws), remote)`.
+//! - **Signals** for `HubServerOptions::signals` are `async_signal::Signal`
+//!   (tokio: `SignalKind`).
+//! - **Sockets**: client connections are a [`BoxSocket`] (TCP or rustls over TCP,
+//!   boxed) where tokio has an enum; the TLS listener types of link-tokio
+//!   (`TlsListener`, `NoDelayListener`) are axum plumbing with no counterpart here.
+
 pub mod runtime;
 pub mod server;
 pub mod ws;
