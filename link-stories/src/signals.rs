@@ -8,8 +8,13 @@ use link_sansio::client::ClientEvent;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+/// One signal story at a time per process: the signal reaches every server
+/// listening for it (a build with two runtimes runs the story twice).
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// `usr1` is the runtime's name for SIGUSR1.
 pub async fn a_signal_triggers_graceful_shutdown<R: Serve>(usr1: R::Signal) {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let k = Kit::<R>::default();
     let hook = Arc::new(AtomicBool::new(false));
     let h = hook.clone();
