@@ -6,6 +6,7 @@ use crate::runtime::{BoxSocket, WsTransport, accept_tls};
 use async_net::{TcpListener, TcpStream};
 use async_tungstenite::WebSocketStream;
 use async_tungstenite::tungstenite::protocol::Role;
+use futures_util::FutureExt;
 use futures_util::io::{AsyncReadExt, AsyncWriteExt};
 use link_driver::hub::Hub;
 use link_driver::runtime::{BoxFuture, Runtime, timeout};
@@ -21,6 +22,9 @@ const MAX_HEAD_BYTES: usize = 16 * 1024;
 /// A client must finish TLS and send its request head within this time.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_HEADERS: usize = 64;
+/// After refusing a request, how long and how much of its remainder is read.
+const LINGER: Duration = Duration::from_secs(1);
+const LINGER_BYTES: usize = 1024 * 1024;
 
 /// A request to a user route: the parsed head (bodies are not read).
 #[derive(Debug, Clone)]
@@ -234,6 +238,10 @@ async fn serve_connection<R: Runtime>(rt: &R, site: &Site, tcp: TcpStream, remot
         Ok(parsed) => parsed,
         Err(status) => {
             let _ = respond(&mut socket, "GET", Response::text(status, "bad request")).await;
+            // Read what the client is still sending (bounded), so that closing with
+            // unread input does not reset the connection before it reads the answer.
+            let linger = rt.timer(Instant::now() + LINGER);
+            let _ = timeout(linger, discard(&mut socket)).await;
             return;
         }
     };
@@ -243,7 +251,11 @@ async fn serve_connection<R: Runtime>(rt: &R, site: &Site, tcp: TcpStream, remot
     };
     if let Some(handler) = site.user_routes.find(&req) {
         let method = req.method.clone();
-        let resp = handler(req).await;
+        // A panicking route answers 500 instead of taking the connection task down.
+        let resp = std::panic::AssertUnwindSafe(async { handler(req).await })
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|_| Response::text(500, "internal error"));
         let _ = respond(&mut socket, &method, resp).await;
         return;
     }
@@ -300,6 +312,17 @@ async fn read_head(socket: &mut BoxSocket) -> Result<(Request, Vec<u8>), u16> {
             Ok(httparse::Status::Partial) => return Err(431),
             Err(httparse::Error::TooManyHeaders) => return Err(431),
             Err(_) => return Err(400),
+        }
+    }
+}
+
+async fn discard(socket: &mut BoxSocket) {
+    let mut buf = [0u8; 4096];
+    let mut total = 0;
+    while total < LINGER_BYTES {
+        match socket.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => total += n,
         }
     }
 }
