@@ -9,7 +9,7 @@ use super::keys::KeyFor;
 use super::{ConnId, HubEvent, HubState, KeyRequestId, Output};
 use crate::wire::message::{HelloAck, HelloInfo, Message, StatusSnapshot, types};
 use crate::wire::validate::{BadHello, sanitize_hello};
-use crate::wire::{DropReason, Frame, Key};
+use crate::wire::{DropReason, Frame, JsString, Key};
 
 /// Most key lookups one pending socket may have in flight; more hellos are refused
 /// as concurrent (the reference does not bound them).
@@ -118,15 +118,23 @@ impl HubState {
             }
             Phase::Closing => return,
         }
-        let checked = frame.verify(&key, &mut self.scratch).and_then(|()| {
-            self.replay.check(
-                &hello.kind,
-                frame.id(),
-                frame.ts(),
-                frame.msg_type(),
-                self.now.ms(),
-            )
-        });
+        let checked = frame
+            .verify(&key, &mut self.scratch)
+            .and_then(|()| {
+                self.replay.check(
+                    &hello.kind,
+                    frame.id(),
+                    frame.ts(),
+                    frame.msg_type(),
+                    self.now.ms(),
+                )
+            })
+            .and_then(|()| {
+                // One table for all kinds: kinds never contain the separator.
+                let id = JsString::joined(hello.kind.as_bytes(), b'\0', frame.id());
+                self.hellos
+                    .check("", &id, frame.ts(), frame.msg_type(), self.now.ms())
+            });
         if let Err(reason) = checked {
             self.protocol_error(conn, Some(&hello.kind), reason, Some(types::HELLO), None);
             return;

@@ -389,6 +389,11 @@ pub struct HubState {
     topics: topics::Topics,
     status: status::Statuses,
     replay: ReplayGuard,
+    /// Every accepted hello's id, per kind, for the whole replay window. The reference
+    /// forgets a sender's ids when it disconnects (and evicts old ones as it talks), so
+    /// a captured hello replayed later would let an eavesdropper without the key take
+    /// over the kind; this guard outlives the socket and sees only hellos.
+    hellos: ReplayGuard,
     rpc: rpc::ServerCalls,
     acl: acl::AclChecks,
     server_rpc: rpc::ServerHandlers,
@@ -411,6 +416,7 @@ impl HubState {
         let mut rng = Rng::new(seed);
         let hasher = SeededState::from_rng(&mut rng);
         let replay = ReplayGuard::new(&config.limits, SeededState::from_rng(&mut rng));
+        let hellos = ReplayGuard::new(&config.limits, SeededState::from_rng(&mut rng));
         let keys = keys::KeyStore::new(
             &config.keys,
             config.hash_algo,
@@ -430,6 +436,7 @@ impl HubState {
             topics: topics::Topics::new(hasher.clone()),
             status: status::Statuses::default(),
             replay,
+            hellos,
             rpc: rpc::ServerCalls::new(hasher.clone()),
             acl: acl::AclChecks::new(hasher.clone()),
             server_rpc: rpc::ServerHandlers::new(hasher.clone()),
