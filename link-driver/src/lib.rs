@@ -7,6 +7,7 @@
 //! channels: [`client::LinkClient`] and [`hub::Hub`]. Adapter crates (`link-tokio`,
 //! `link-async-std`) supply the runtime and re-export these types.
 
+pub mod api;
 pub mod cancel;
 pub mod client;
 pub mod error;
@@ -14,7 +15,10 @@ pub mod handler;
 pub mod hub;
 pub mod payload;
 pub mod runtime;
+pub mod server;
+pub mod tls;
 pub mod transport;
+pub mod ws;
 
 pub use error::Error;
 pub use handler::RpcHandlerError;

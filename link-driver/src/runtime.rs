@@ -79,3 +79,17 @@ pub fn os_seed() -> u64 {
     );
     h.finish()
 }
+
+/// Run `fut` until `deadline` (a runtime timer or any future) completes first;
+/// `None` if it did.
+pub async fn timeout<T>(
+    deadline: impl Future<Output = ()>,
+    fut: impl Future<Output = T>,
+) -> Option<T> {
+    let fut = std::pin::pin!(fut);
+    let deadline = std::pin::pin!(deadline);
+    match futures_util::future::select(fut, deadline).await {
+        futures_util::future::Either::Left((v, _)) => Some(v),
+        futures_util::future::Either::Right(_) => None,
+    }
+}

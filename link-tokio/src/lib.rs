@@ -109,29 +109,12 @@ pub mod server;
 pub mod transport;
 pub mod ws;
 
-pub use link_driver::cancel::CancelSignal;
-pub use link_driver::client::{
-    Event, EventStream, LinkClient, ReadyInfo, Rpc, RpcContext, Subscription, TopicMessage,
-};
-pub use link_driver::hub::{
-    AclAnswer, Hub, HubEvents, PublishCheck, RpcCheck, SendCheck, ServerRpcContext, SubscribeCheck,
-};
-pub use link_driver::{Error, RpcHandlerError};
-pub use runtime::{TokioRuntime, default_tls_config, tls_config_with_roots};
-pub use server::{HubServer, HubServerOptions, load_tls_config, server_tls_config};
-
-/// The core types behind the API: events, health snapshots, errors, wire values.
-pub use link_sansio as core;
-pub use link_sansio::client::{ClientError, ClientEvent, ClientHealth, RpcError};
-pub use link_sansio::hub::{AclDecision, HubEvent, HubHealth, HubStateSnapshot};
-pub use link_sansio::wire::HashAlgo;
-pub use link_sansio::wire::message::{PeerEntry, StatusEntry};
+pub use link_driver::api::*;
+pub use runtime::{TokioRuntime, block_on};
+pub use server::HubServerOptions;
 
 /// Client options on tokio: `LinkOptions::new().kind(..).secret(..).connect(url)`.
 pub type LinkOptions = link_driver::client::LinkOptions<TokioRuntime>;
 
 /// Hub options on tokio: `HubOptions::new(secret).handle(..).build()`.
 pub type HubOptions = link_driver::hub::HubOptions<TokioRuntime>;
-
-/// Hub events stream items ([`Hub::events`]).
-pub type HubStreamEvent = link_driver::hub::Event;

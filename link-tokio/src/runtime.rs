@@ -1,9 +1,10 @@
 //! tokio's side of the driver: its timer, `tokio::spawn`, and a WebSocket connector
 //! (TCP, rustls for `wss://`, then tokio-tungstenite's handshake).
 
-use crate::transport::{WsTransport, ws_config};
+use crate::transport::WsTransport;
 use link_driver::runtime::{BoxFuture, ConnectSpec, Runtime, Timer};
 use link_driver::transport::TransportError;
+use link_driver::ws::{Dialer, dial};
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
@@ -12,7 +13,7 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::{self, handshake::client::Request, protocol::WebSocketConfig};
 
 /// The tokio runtime, as the link driver uses it.
 #[derive(Debug, Clone, Copy, Default)]
@@ -56,7 +57,7 @@ impl Runtime for TokioRuntime {
         &self,
         spec: ConnectSpec,
     ) -> BoxFuture<'static, Result<Self::Transport, TransportError>> {
-        Box::pin(connect(spec))
+        Box::pin(dial::<Self>(spec))
     }
 }
 
@@ -124,76 +125,50 @@ impl AsyncWrite for MaybeTlsStream {
     }
 }
 
-/// rustls client settings trusting the webpki (Mozilla) roots, with the `ring` provider.
-pub fn default_tls_config() -> Result<Arc<rustls::ClientConfig>, TransportError> {
-    let mut roots = rustls::RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    tls_config_with_roots(roots)
-}
+impl Dialer for TokioRuntime {
+    type Tcp = TcpStream;
+    type Stream = MaybeTlsStream;
+    type Ws = tokio_tungstenite::WebSocketStream<MaybeTlsStream>;
 
-/// rustls client settings trusting exactly `roots` (e.g. a test CA), `ring` provider.
-pub fn tls_config_with_roots(
-    roots: rustls::RootCertStore,
-) -> Result<Arc<rustls::ClientConfig>, TransportError> {
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .map_err(|e| TransportError::Connect(format!("tls: {e}")))?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    Ok(Arc::new(config))
-}
+    async fn tcp(host: &str, port: u16) -> io::Result<TcpStream> {
+        let tcp = TcpStream::connect((host, port)).await?;
+        let _ = tcp.set_nodelay(true);
+        Ok(tcp)
+    }
 
-async fn connect(spec: ConnectSpec) -> Result<WsTransport<MaybeTlsStream>, TransportError> {
-    let request = spec
-        .url
-        .as_str()
-        .into_client_request()
-        .map_err(|e| TransportError::Connect(e.to_string()))?;
-    let uri = request.uri().clone();
-    let tls = match uri.scheme_str() {
-        Some("ws") => false,
-        Some("wss") => true,
-        other => {
-            return Err(TransportError::Connect(format!(
-                "unsupported URL scheme {other:?} (want ws or wss)"
-            )));
-        }
-    };
-    let host = uri
-        .host()
-        .ok_or_else(|| TransportError::Connect("URL has no host".into()))?
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_owned();
-    let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
-    let tcp = TcpStream::connect((host.as_str(), port))
-        .await
-        .map_err(|e| TransportError::Connect(format!("{host}:{port}: {e}")))?;
-    // Envelopes are small and latency-bound; the driver batches writes itself.
-    let _ = tcp.set_nodelay(true);
-    let stream = if tls {
-        let config = match spec.tls {
-            Some(c) => c,
-            None => default_tls_config()?,
-        };
-        let name = rustls::pki_types::ServerName::try_from(host.clone())
-            .map_err(|e| TransportError::Connect(format!("tls server name {host:?}: {e}")))?;
+    fn plain(tcp: TcpStream) -> MaybeTlsStream {
+        MaybeTlsStream::Plain(tcp)
+    }
+
+    async fn tls(
+        config: Arc<rustls::ClientConfig>,
+        name: rustls::pki_types::ServerName<'static>,
+        tcp: TcpStream,
+    ) -> io::Result<MaybeTlsStream> {
         let s = tokio_rustls::TlsConnector::from(config)
             .connect(name, tcp)
-            .await
-            .map_err(|e| TransportError::Connect(format!("tls: {e}")))?;
-        MaybeTlsStream::Tls(s)
-    } else {
-        MaybeTlsStream::Plain(tcp)
-    };
-    let (ws, _response) = tokio_tungstenite::client_async_with_config(
-        request,
-        stream,
-        Some(ws_config(spec.max_message_bytes)),
-    )
-    .await
-    .map_err(|e| TransportError::Connect(e.to_string()))?;
-    Ok(WsTransport::new(ws))
+            .await?;
+        Ok(MaybeTlsStream::Tls(s))
+    }
+
+    async fn upgrade(
+        request: Request,
+        stream: MaybeTlsStream,
+        config: WebSocketConfig,
+    ) -> Result<Self::Ws, tungstenite::Error> {
+        let (ws, _response) =
+            tokio_tungstenite::client_async_with_config(request, stream, Some(config)).await?;
+        Ok(ws)
+    }
+}
+
+/// Run `fut` to completion on a fresh multi-threaded tokio runtime (tests, examples,
+/// a `main` without `#[tokio::main]`). Panics if the runtime cannot be built.
+pub fn block_on<F: Future>(fut: F) -> F::Output {
+    #[allow(clippy::expect_used)] // no runtime, no program: nothing to recover
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+        .block_on(fut)
 }

@@ -6,118 +6,13 @@ use futures_util::{Sink, Stream};
 use link_driver::transport::{Inbound, Outbound, TransportError};
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::{
-    self, Message, error::CapacityError, protocol::WebSocketConfig,
-    protocol::frame::coding::CloseCode,
-};
+use tokio_tungstenite::tungstenite;
 
-/// tungstenite settings for link: messages and frames capped at `max_message_bytes`
-/// (the `ws` library's `maxPayload`), no compression.
-pub fn ws_config(max_message_bytes: usize) -> WebSocketConfig {
-    WebSocketConfig::default()
-        .max_message_size(Some(max_message_bytes))
-        .max_frame_size(Some(max_message_bytes))
-}
-
-fn map_ws_error(e: tungstenite::Error) -> TransportError {
-    match e {
-        tungstenite::Error::Capacity(CapacityError::MessageTooLong { size, max_size }) => {
-            TransportError::TooBig {
-                size,
-                max: max_size,
-            }
-        }
-        tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed => {
-            TransportError::Closed
-        }
-        other => TransportError::Io(other.to_string()),
-    }
-}
-
-fn inbound_of(msg: Message) -> Option<Inbound> {
-    Some(match msg {
-        Message::Text(t) => Inbound::Text(Bytes::from(t)),
-        Message::Binary(b) => Inbound::Binary(b),
-        Message::Ping(_) => Inbound::Ping,
-        Message::Pong(_) => Inbound::Pong,
-        Message::Close(f) => Inbound::Close(f.map(|f| (u16::from(f.code), f.reason.to_string()))),
-        Message::Frame(_) => return None,
-    })
-}
-
-fn message_of(frame: Outbound) -> Message {
-    match frame {
-        Outbound::Text(t) => Message::Text(t.into()),
-        Outbound::Ping => Message::Ping(Bytes::new()),
-        Outbound::Close(code, reason) => Message::Close(Some(tungstenite::protocol::CloseFrame {
-            code: CloseCode::from(code),
-            reason: reason.into(),
-        })),
-        // `Outbound` is non-exhaustive; nothing else exists today.
-        #[allow(unreachable_patterns)]
-        _ => Message::Ping(Bytes::new()),
-    }
-}
+pub use link_driver::ws::{map_ws_error, ws_config};
 
 /// A tokio-tungstenite `WebSocketStream` as a link transport (client connections and
-/// any server socket upgraded with tokio-tungstenite).
-#[derive(Debug)]
-pub struct WsTransport<S> {
-    inner: WebSocketStream<S>,
-}
-
-impl<S> WsTransport<S> {
-    /// Wrap an upgraded WebSocket. Set its `max_message_size` with [`ws_config`].
-    pub fn new(inner: WebSocketStream<S>) -> Self {
-        Self { inner }
-    }
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> Stream for WsTransport<S> {
-    type Item = Result<Inbound, TransportError>;
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        loop {
-            return match Pin::new(&mut self.inner).poll_next(cx) {
-                Poll::Ready(Some(Ok(m))) => match inbound_of(m) {
-                    Some(f) => Poll::Ready(Some(Ok(f))),
-                    None => continue,
-                },
-                Poll::Ready(Some(Err(e))) => match map_ws_error(e) {
-                    TransportError::Closed => Poll::Ready(None),
-                    e => Poll::Ready(Some(Err(e))),
-                },
-                Poll::Ready(None) => Poll::Ready(None),
-                Poll::Pending => Poll::Pending,
-            };
-        }
-    }
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Outbound> for WsTransport<S> {
-    type Error = TransportError;
-    fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Pin::new(&mut self.inner)
-            .poll_ready(cx)
-            .map_err(map_ws_error)
-    }
-    fn start_send(mut self: Pin<&mut Self>, item: Outbound) -> Result<(), Self::Error> {
-        Pin::new(&mut self.inner)
-            .start_send(message_of(item))
-            .map_err(map_ws_error)
-    }
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Pin::new(&mut self.inner)
-            .poll_flush(cx)
-            .map_err(map_ws_error)
-    }
-    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Pin::new(&mut self.inner)
-            .poll_close(cx)
-            .map_err(map_ws_error)
-    }
-}
+/// any server socket upgraded with tokio-tungstenite): `WsTransport::new(ws)`.
+pub type WsTransport<S> = link_driver::ws::WsTransport<tokio_tungstenite::WebSocketStream<S>>;
 
 /// An axum `WebSocket` (from `WebSocketUpgrade`) as a link transport.
 #[derive(Debug)]

@@ -1,9 +1,8 @@
 //! Option builders: the reference's defaults, `LINK_*` environment parsing, and
 //! refusals at connect time.
 
-mod common;
-
-use common::*;
+use link_stories::client_options;
+use link_tokio::TokioRuntime;
 use link_tokio::{HashAlgo, HubOptions, LinkOptions};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -109,12 +108,12 @@ fn malformed_env_variables_name_the_variable() {
 
 #[tokio::test]
 async fn bad_options_are_refused_at_connect() {
-    let e = options("ok")
+    let e = client_options::<TokioRuntime>("ok")
         .per_message_deflate(true)
         .connect("ws://127.0.0.1:9")
         .expect_err("no compression available");
     assert_eq!(e.code(), "UNSUPPORTED_OPTION");
-    let e = options("bad kind!")
+    let e = client_options::<TokioRuntime>("bad kind!")
         .connect("ws://127.0.0.1:9")
         .expect_err("invalid kind");
     assert_eq!(e.code(), "INVALID_CONFIG");

@@ -10,6 +10,7 @@ pub use options::{AclAnswer, HubOptions, PublishCheck, RpcCheck, SendCheck, Subs
 use crate::error::Error;
 use crate::handler::{self, RpcHandlerError};
 use crate::transport::Transport;
+pub(crate) use driver::SleepFn;
 use driver::{ConnMsg, HubCommand, HubControl};
 use futures_util::Stream;
 use link_sansio::hub::{ConnId, HubEvent, HubHealth, HubStateSnapshot};
@@ -132,6 +133,11 @@ impl Hub {
             driver::run_connection(conn, socket, inbound, out_rx, sleep).await;
         }
         .instrument(span)
+    }
+
+    /// The hub runtime's timer, as a function (for code that knows no runtime type).
+    pub(crate) fn sleep_fn(&self) -> driver::SleepFn {
+        self.shared.sleep.clone()
     }
 
     /// The frame size cap for sockets attached to this hub (`maxMessageBytes`).

@@ -2,16 +2,21 @@
 //! hub, RPC errors and cancellation, publish/subscribe, direct messages, status and
 //! peers, health.
 
-mod common;
-
-use common::*;
+use crate::{Kit, SECRET};
 use futures_util::StreamExt;
-use link_tokio::{ClientEvent, HubOptions, RpcHandlerError};
+use futures_util::future::{Either, select};
+use link_driver::RpcHandlerError;
+use link_driver::client::Event;
+use link_driver::hub::HubOptions;
+use link_driver::server::Serve;
+use link_sansio::client::ClientEvent;
+use link_sansio::hub::HubEvent;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use std::future::IntoFuture;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+use tokio::sync::Notify;
 
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 struct Add {
@@ -25,28 +30,30 @@ struct Sum {
     caller: Option<String>,
 }
 
-#[tokio::test]
-async fn rpc_both_ways_with_typed_payloads() {
-    let server = server(HubOptions::new(SECRET)).await;
+pub async fn rpc_both_ways_with_typed_payloads<R: Serve>() {
+    let k = Kit::<R>::default();
+    let server = k.server(HubOptions::new(SECRET)).await;
     let adder = |name: &'static str| {
-        options(name).handle("math.add", |ctx, req: Add| async move {
-            Ok::<_, RpcHandlerError>(Sum {
-                sum: req.a + req.b,
-                caller: ctx.from().map(str::to_owned),
+        k.options(name)
+            .handle("math.add", |ctx, req: Add| async move {
+                Ok::<_, RpcHandlerError>(Sum {
+                    sum: req.a + req.b,
+                    caller: ctx.from().map(str::to_owned),
+                })
             })
-        })
     };
-    let a = ready_client(&server, adder("alpha")).await;
-    let b = ready_client(&server, adder("beta")).await;
-    wait_for_peer(&a, "beta").await;
-    wait_for_peer(&b, "alpha").await;
+    let a = k.ready_client(&server, adder("alpha")).await;
+    let b = k.ready_client(&server, adder("beta")).await;
+    k.wait_for_peer(&a, "beta").await;
+    k.wait_for_peer(&b, "alpha").await;
 
-    let r: Sum = within(
-        "a→b",
-        a.rpc("beta", "math.add", &Add { a: 2, b: 3 }).into_future(),
-    )
-    .await
-    .expect("rpc a→b");
+    let r: Sum = k
+        .within(
+            "a→b",
+            a.rpc("beta", "math.add", &Add { a: 2, b: 3 }).into_future(),
+        )
+        .await
+        .expect("rpc a→b");
     assert_eq!(
         r,
         Sum {
@@ -54,13 +61,14 @@ async fn rpc_both_ways_with_typed_payloads() {
             caller: Some("alpha".into())
         }
     );
-    let r: Sum = within(
-        "b→a",
-        b.rpc("alpha", "math.add", &Add { a: 40, b: 2 })
-            .into_future(),
-    )
-    .await
-    .expect("rpc b→a");
+    let r: Sum = k
+        .within(
+            "b→a",
+            b.rpc("alpha", "math.add", &Add { a: 40, b: 2 })
+                .into_future(),
+        )
+        .await
+        .expect("rpc b→a");
     assert_eq!(
         r,
         Sum {
@@ -73,21 +81,23 @@ async fn rpc_both_ways_with_typed_payloads() {
     b.handle("echo", |_ctx, v: Value| async move {
         Ok::<_, RpcHandlerError>(v)
     });
-    let echoed: Value = within(
-        "echo",
-        a.rpc("beta", "echo", &json!({"x": [1, "two", null]}))
-            .into_future(),
-    )
-    .await
-    .expect("echo");
+    let echoed: Value = k
+        .within(
+            "echo",
+            a.rpc("beta", "echo", &json!({"x": [1, "two", null]}))
+                .into_future(),
+        )
+        .await
+        .expect("echo");
     assert_eq!(echoed, json!({"x": [1, "two", null]}));
     b.unhandle("echo");
-    let err = within(
-        "unknown",
-        a.rpc::<_, Value>("beta", "echo", &1).into_future(),
-    )
-    .await
-    .expect_err("unhandled type");
+    let err = k
+        .within(
+            "unknown",
+            a.rpc::<_, Value>("beta", "echo", &1).into_future(),
+        )
+        .await
+        .expect_err("unhandled type");
     assert_eq!(err.code(), "RPC_UNKNOWN_TYPE");
 
     a.stop().await.expect("stop a");
@@ -95,52 +105,56 @@ async fn rpc_both_ways_with_typed_payloads() {
     server.stop().await.expect("server stops");
 }
 
-#[tokio::test]
-async fn rpc_to_the_hub_custom_and_built_in() {
+pub async fn rpc_to_the_hub_custom_and_built_in<R: Serve>() {
+    let k = Kit::<R>::default();
     let hub = HubOptions::new(SECRET).handle("time", |ctx, _req: Value| async move {
         Ok::<_, RpcHandlerError>(json!({ "from": ctx.from(), "now": 1 }))
     });
-    let server = server(hub).await;
-    let c = ready_client(&server, options("caller")).await;
+    let server = k.server(hub).await;
+    let c = k.ready_client(&server, k.options("caller")).await;
 
-    let r: Value = within("server rpc", c.rpc("server", "time", &()).into_future())
+    let r: Value = k
+        .within("server rpc", c.rpc("server", "time", &()).into_future())
         .await
         .expect("server rpc");
     assert_eq!(r, json!({ "from": "caller", "now": 1 }));
 
-    let health: Value = within(
-        "link.health",
-        c.rpc("server", "link.health", &()).into_future(),
-    )
-    .await
-    .expect("link.health");
+    let health: Value = k
+        .within(
+            "link.health",
+            c.rpc("server", "link.health", &()).into_future(),
+        )
+        .await
+        .expect("link.health");
     assert_eq!(health["peerCount"], json!(1));
     assert!(health["serverRpcInFlight"].as_f64().unwrap_or(0.0) >= 1.0);
 
-    // A server handler added at runtime overrides nothing else and answers at once.
+    // A server handler added at runtime answers at once.
     server
         .hub()
         .handle("kv.get", |_ctx, key: String| async move {
             Ok::<_, RpcHandlerError>(format!("value of {key}"))
         });
-    let v: String = within("kv.get", c.rpc("server", "kv.get", &"k1").into_future())
+    let v: String = k
+        .within("kv.get", c.rpc("server", "kv.get", &"k1").into_future())
         .await
         .expect("kv.get");
     assert_eq!(v, "value of k1");
 
-    let err = within(
-        "unknown server type",
-        c.rpc::<_, Value>("server", "nope", &()).into_future(),
-    )
-    .await
-    .expect_err("unknown server rpc");
+    let err = k
+        .within(
+            "unknown server type",
+            c.rpc::<_, Value>("server", "nope", &()).into_future(),
+        )
+        .await
+        .expect_err("unknown server rpc");
     assert_eq!(err.code(), "RPC_UNKNOWN_TYPE");
     c.stop().await.expect("stop");
     server.stop().await.expect("server stops");
 }
 
-#[tokio::test]
-async fn rpc_errors_timeouts_and_missing_targets() {
+pub async fn rpc_errors_timeouts_and_missing_targets<R: Serve>() {
+    let k = Kit::<R>::default();
     let hub = HubOptions::new(SECRET)
         .handle("fail.exposed", |_ctx, _: Value| async move {
             Err::<(), _>(
@@ -158,14 +172,16 @@ async fn rpc_errors_timeouts_and_missing_targets() {
             }
             Ok::<(), RpcHandlerError>(())
         });
-    let server = server(hub).await;
-    let slow = options("slow").handle("sleep", |ctx, _: Value| async move {
-        ctx.cancel_signal().cancelled().await;
-        Ok::<_, RpcHandlerError>(())
-    });
-    let slow = ready_client(&server, slow).await;
-    let c = ready_client(&server, options("caller")).await;
-    wait_for_peer(&c, "slow").await;
+    let server = k.server(hub).await;
+    let slow = k
+        .options("slow")
+        .handle("sleep", |ctx, _: Value| async move {
+            ctx.cancel_signal().cancelled().await;
+            Ok::<_, RpcHandlerError>(())
+        });
+    let slow = k.ready_client(&server, slow).await;
+    let c = k.ready_client(&server, k.options("caller")).await;
+    k.wait_for_peer(&c, "slow").await;
 
     let e = c
         .rpc::<_, Value>("server", "fail.exposed", &())
@@ -174,7 +190,7 @@ async fn rpc_errors_timeouts_and_missing_targets() {
     assert_eq!(e.code(), "JOB_MISSING");
     assert_eq!(e.to_string(), "no such job");
     match &e {
-        link_tokio::Error::Rpc(r) => {
+        link_driver::Error::Rpc(r) => {
             assert_eq!(r.data().map(|d| d.to_serde()), Some(json!({"id": 7})))
         }
         other => panic!("unexpected error {other:?}"),
@@ -199,14 +215,11 @@ async fn rpc_errors_timeouts_and_missing_targets() {
         .expect_err("no target");
     assert_eq!(e.code(), "RPC_NO_TARGET");
 
-    let e = within(
-        "timeout",
-        c.rpc::<_, Value>("slow", "sleep", &())
-            .timeout(Duration::from_millis(100))
-            .into_future(),
-    )
-    .await
-    .expect_err("timeout");
+    let call = c
+        .rpc::<_, Value>("slow", "sleep", &())
+        .timeout(Duration::from_millis(100))
+        .into_future();
+    let e = k.within("timeout", call).await.expect_err("timeout");
     assert_eq!(e.code(), "RPC_TIMEOUT");
 
     // A response of the wrong shape is a decode error, not a panic.
@@ -228,64 +241,65 @@ async fn rpc_errors_timeouts_and_missing_targets() {
     server.stop().await.expect("server stops");
 }
 
-#[tokio::test]
-async fn dropping_an_rpc_future_cancels_the_remote_handler() {
-    let server = server(HubOptions::new(SECRET)).await;
-    let started = Arc::new(tokio::sync::Notify::new());
-    let cancelled = Arc::new(AtomicBool::new(false));
+pub async fn dropping_an_rpc_future_cancels_the_remote_handler<R: Serve>() {
+    let k = Kit::<R>::default();
+    let server = k.server(HubOptions::new(SECRET)).await;
+    let started = Arc::new(Notify::new());
+    let cancelled = Arc::new(Notify::new());
     let (s2, c2) = (started.clone(), cancelled.clone());
-    let worker = options("worker").handle("long", move |ctx, _: Value| {
+    let worker = k.options("worker").handle("long", move |ctx, _: Value| {
         let (started, cancelled) = (s2.clone(), c2.clone());
         async move {
             started.notify_one();
             ctx.cancel_signal().cancelled().await;
-            cancelled.store(true, Ordering::SeqCst);
+            cancelled.notify_one();
             Ok::<_, RpcHandlerError>(())
         }
     });
-    let worker = ready_client(&server, worker).await;
+    let worker = k.ready_client(&server, worker).await;
     let mut worker_events = worker.events();
-    let caller = ready_client(&server, options("caller")).await;
-    wait_for_peer(&caller, "worker").await;
+    let caller = k.ready_client(&server, k.options("caller")).await;
+    k.wait_for_peer(&caller, "worker").await;
 
-    let call = caller
-        .rpc::<_, Value>("worker", "long", &())
-        .timeout(Duration::ZERO)
-        .into_future();
-    let running = tokio::spawn(call);
-    within("handler start", started.notified()).await;
-    running.abort();
-    let _ = running.await;
+    // Run the call until the handler has started, then drop it (boxed, so that
+    // dropping the handle drops the future itself).
+    let call = Box::pin(
+        caller
+            .rpc::<_, Value>("worker", "long", &())
+            .timeout(Duration::ZERO)
+            .into_future(),
+    );
+    let handler_started = std::pin::pin!(started.notified());
+    match k
+        .within("handler start", select(call, handler_started))
+        .await
+    {
+        Either::Left((r, _)) => panic!("the call ended first: {r:?}"),
+        Either::Right(((), call)) => drop(call),
+    }
 
-    next_link_event(&mut worker_events, "rpc cancelled", |e| match e {
+    k.next_link_event(&mut worker_events, "rpc cancelled", |e| match e {
         ClientEvent::RpcCancelled { rpc_type, .. } if rpc_type == "long" => Some(()),
         _ => None,
     })
     .await;
-    within("cancel signal", async {
-        while !cancelled.load(Ordering::SeqCst) {
-            tokio::task::yield_now().await;
-        }
-    })
-    .await;
+    k.within("cancel signal", cancelled.notified()).await;
     caller.stop().await.expect("stop");
     worker.stop().await.expect("stop");
     server.stop().await.expect("server stops");
 }
 
-#[tokio::test]
-async fn publish_subscribe_and_unsubscribe_on_drop() {
-    let server = server(HubOptions::new(SECRET)).await;
+pub async fn publish_subscribe_and_unsubscribe_on_drop<R: Serve>() {
+    let k = Kit::<R>::default();
+    let server = k.server(HubOptions::new(SECRET)).await;
     let mut hub_events = server.hub().events();
-    let sub = ready_client(&server, options("sub")).await;
-    let publisher = ready_client(&server, options("pub")).await;
+    let sub = k.ready_client(&server, k.options("sub")).await;
+    let publisher = k.ready_client(&server, k.options("pub")).await;
 
     let mut s1 = sub.subscribe("jobs.done").await.expect("subscribe");
     let mut s2 = sub.subscribe("jobs.done").await.expect("subscribe twice");
-    next_hub_event(&mut hub_events, "topic.subscribe", |e| match e {
-        link_tokio::HubEvent::TopicSubscribe { kind, topic, .. }
-            if kind == "sub" && topic == "jobs.done" =>
-        {
+    k.next_hub_event(&mut hub_events, "topic.subscribe", |e| match e {
+        HubEvent::TopicSubscribe { kind, topic, .. } if kind == "sub" && topic == "jobs.done" => {
             Some(())
         }
         _ => None,
@@ -297,7 +311,7 @@ async fn publish_subscribe_and_unsubscribe_on_drop() {
         .await
         .expect("publish");
     for s in [&mut s1, &mut s2] {
-        let m = within("message", s.next()).await.expect("a message");
+        let m = k.within("message", s.next()).await.expect("a message");
         assert_eq!(m.topic, "jobs.done");
         assert_eq!(m.from.as_deref(), Some("pub"));
         assert_eq!(m.payload_as::<Value>().expect("json"), json!({"id": 42}));
@@ -310,13 +324,11 @@ async fn publish_subscribe_and_unsubscribe_on_drop() {
         .expect_err("invalid topic");
     assert_eq!(e.code(), "INVALID_TOPIC");
 
-    // Dropping one subscription keeps the hub subscription; dropping the last removes it.
+    // Dropping the last subscription of a topic unsubscribes at the hub.
     drop(s1);
     drop(s2);
-    next_hub_event(&mut hub_events, "topic.unsubscribe", |e| match e {
-        link_tokio::HubEvent::TopicUnsubscribe { kind, topic, .. }
-            if kind == "sub" && topic == "jobs.done" =>
-        {
+    k.next_hub_event(&mut hub_events, "topic.unsubscribe", |e| match e {
+        HubEvent::TopicUnsubscribe { kind, topic, .. } if kind == "sub" && topic == "jobs.done" => {
             Some(())
         }
         _ => None,
@@ -327,22 +339,24 @@ async fn publish_subscribe_and_unsubscribe_on_drop() {
     server.stop().await.expect("server stops");
 }
 
-#[tokio::test]
-async fn slow_subscriber_gets_an_event_not_unbounded_memory() {
-    let server = server(HubOptions::new(SECRET)).await;
-    let sub = ready_client(&server, options("sub").subscription_capacity(2)).await;
+pub async fn slow_subscriber_gets_an_event_not_unbounded_memory<R: Serve>() {
+    let k = Kit::<R>::default();
+    let server = k.server(HubOptions::new(SECRET)).await;
+    let sub = k
+        .ready_client(&server, k.options("sub").subscription_capacity(2))
+        .await;
     let mut events = sub.events();
-    let publisher = ready_client(&server, options("pub")).await;
+    let publisher = k.ready_client(&server, k.options("pub")).await;
+    let mut hub_events = server.hub().events();
     let mut s = sub.subscribe("firehose").await.expect("subscribe");
     // Prove the hub has the subscription before publishing.
-    let mut hub_events = server.hub().events();
     let topics: Value = publisher
         .rpc("server", "link.topic.list", &json!({"topic": "firehose"}))
         .await
         .expect("topic list");
     if topics["subscribers"] != json!(["sub"]) {
-        next_hub_event(&mut hub_events, "topic.subscribe", |e| match e {
-            link_tokio::HubEvent::TopicSubscribe { topic, .. } if topic == "firehose" => Some(()),
+        k.next_hub_event(&mut hub_events, "topic.subscribe", |e| match e {
+            HubEvent::TopicSubscribe { topic, .. } if topic == "firehose" => Some(()),
             _ => None,
         })
         .await;
@@ -350,29 +364,28 @@ async fn slow_subscriber_gets_an_event_not_unbounded_memory() {
     for i in 0..10 {
         publisher.publish("firehose", &i).await.expect("publish");
     }
-    let dropped = next_event(&mut events, "slow subscriber", |e| match e {
-        link_tokio::Event::SlowSubscriber { topic, dropped } if topic == "firehose" => {
-            Some(*dropped)
-        }
-        _ => None,
-    })
-    .await;
+    let dropped = k
+        .next_event(&mut events, "slow subscriber", |e| match e {
+            Event::SlowSubscriber { topic, dropped } if topic == "firehose" => Some(*dropped),
+            _ => None,
+        })
+        .await;
     assert!(dropped >= 1);
     // The buffered ones are still there, in order.
-    let first = within("first", s.next()).await.expect("message");
+    let first = k.within("first", s.next()).await.expect("message");
     assert_eq!(first.payload_as::<i32>().expect("int"), 0);
     sub.stop().await.expect("stop");
     publisher.stop().await.expect("stop");
     server.stop().await.expect("server stops");
 }
 
-#[tokio::test]
-async fn direct_messages_arrive_as_events() {
-    let server = server(HubOptions::new(SECRET)).await;
-    let receiver = ready_client(&server, options("coordinator")).await;
+pub async fn direct_messages_arrive_as_events<R: Serve>() {
+    let k = Kit::<R>::default();
+    let server = k.server(HubOptions::new(SECRET)).await;
+    let receiver = k.ready_client(&server, k.options("coordinator")).await;
     let mut events = receiver.events();
-    let sender = ready_client(&server, options("worker")).await;
-    wait_for_peer(&sender, "coordinator").await;
+    let sender = k.ready_client(&server, k.options("worker")).await;
+    k.wait_for_peer(&sender, "coordinator").await;
     sender
         .send(
             "coordinator",
@@ -381,17 +394,18 @@ async fn direct_messages_arrive_as_events() {
         )
         .await
         .expect("send");
-    let (from, data) = next_link_event(&mut events, "direct", |e| match e {
-        ClientEvent::Direct {
-            from,
-            direct_type,
-            data,
-        } if direct_type == "job.progress" => {
-            Some((from.clone(), data.as_ref().map(|d| d.to_serde())))
-        }
-        _ => None,
-    })
-    .await;
+    let (from, data) = k
+        .next_link_event(&mut events, "direct", |e| match e {
+            ClientEvent::Direct {
+                from,
+                direct_type,
+                data,
+            } if direct_type == "job.progress" => {
+                Some((from.clone(), data.as_ref().map(|d| d.to_serde())))
+            }
+            _ => None,
+        })
+        .await;
     assert_eq!(from.as_deref(), Some("worker"));
     assert_eq!(data, Some(json!({"jobId": 1, "pct": 50})));
     sender.stop().await.expect("stop");
@@ -399,26 +413,28 @@ async fn direct_messages_arrive_as_events() {
     server.stop().await.expect("server stops");
 }
 
-#[tokio::test]
-async fn status_peers_and_health() {
-    let server = server(HubOptions::new(SECRET)).await;
-    let observer = ready_client(&server, options("observer")).await;
+pub async fn status_peers_and_health<R: Serve>() {
+    let k = Kit::<R>::default();
+    let server = k.server(HubOptions::new(SECRET)).await;
+    let observer = k.ready_client(&server, k.options("observer")).await;
     let mut events = observer.events();
-    let worker = ready_client(
-        &server,
-        options("worker")
-            .name("worker-1")
-            .status(|| json!({"state": "idle"})),
-    )
-    .await;
+    let worker = k
+        .ready_client(
+            &server,
+            k.options("worker")
+                .name("worker-1")
+                .status(|| json!({"state": "idle"})),
+        )
+        .await;
 
-    let status = next_link_event(&mut events, "peer status", |e| match e {
-        ClientEvent::PeerStatus { from, status, .. } if from == "worker" => {
-            Some(status.as_ref().map(|s| s.to_serde()))
-        }
-        _ => None,
-    })
-    .await;
+    let status = k
+        .next_link_event(&mut events, "peer status", |e| match e {
+            ClientEvent::PeerStatus { from, status, .. } if from == "worker" => {
+                Some(status.as_ref().map(|s| s.to_serde()))
+            }
+            _ => None,
+        })
+        .await;
     assert_eq!(status, Some(json!({"state": "idle"})));
     let entry = observer
         .peer_status("worker")
@@ -454,7 +470,7 @@ async fn status_peers_and_health() {
     assert_eq!(state.peers.len(), 2);
 
     worker.stop().await.expect("stop");
-    next_link_event(&mut events, "worker to leave", |e| match e {
+    k.next_link_event(&mut events, "worker to leave", |e| match e {
         ClientEvent::PeerDisconnected(p) if p.kind == "worker" => Some(()),
         _ => None,
     })
@@ -465,19 +481,19 @@ async fn status_peers_and_health() {
     server.stop().await.expect("server stops");
 }
 
-#[tokio::test]
-async fn catch_all_handler_sees_every_unhandled_type() {
-    let server = server(HubOptions::new(SECRET)).await;
-    let svc = options("svc").handle_all(|ctx, data: Value| async move {
+pub async fn catch_all_handler_sees_every_unhandled_type<R: Serve>() {
+    let k = Kit::<R>::default();
+    let server = k.server(HubOptions::new(SECRET)).await;
+    let svc = k.options("svc").handle_all(|ctx, data: Value| async move {
         match ctx.rpc_type() {
             "a" | "b" => Ok(json!({ "type": ctx.rpc_type(), "data": data })),
             other => Err(RpcHandlerError::new(format!("Unknown rpcType: {other}"))
                 .with_code("RPC_UNKNOWN_TYPE")),
         }
     });
-    let svc = ready_client(&server, svc).await;
-    let c = ready_client(&server, options("c")).await;
-    wait_for_peer(&c, "svc").await;
+    let svc = k.ready_client(&server, svc).await;
+    let c = k.ready_client(&server, k.options("c")).await;
+    k.wait_for_peer(&c, "svc").await;
     let r: Value = c.rpc("svc", "b", &5).await.expect("catch-all");
     assert_eq!(r, json!({"type": "b", "data": 5}));
     let e = c
@@ -490,35 +506,38 @@ async fn catch_all_handler_sees_every_unhandled_type() {
     server.stop().await.expect("server stops");
 }
 
-#[tokio::test]
-async fn a_slow_event_stream_lags_instead_of_growing() {
-    let server = server(HubOptions::new(SECRET)).await;
-    let c = ready_client(&server, options("c").event_capacity(2)).await;
+pub async fn a_slow_event_stream_lags_instead_of_growing<R: Serve>() {
+    let k = Kit::<R>::default();
+    let server = k.server(HubOptions::new(SECRET)).await;
+    let c = k
+        .ready_client(&server, k.options("c").event_capacity(2))
+        .await;
     let mut events = c.events();
     // Each RPC completion is an event; nobody reads the stream meanwhile.
     for _ in 0..10 {
         let _: Value = c.rpc("server", "link.health", &()).await.expect("rpc");
     }
-    let missed = next_event(&mut events, "lagged", |e| match e {
-        link_tokio::Event::Lagged { missed } => Some(*missed),
-        _ => None,
-    })
-    .await;
+    let missed = k
+        .next_event(&mut events, "lagged", |e| match e {
+            Event::Lagged { missed } => Some(*missed),
+            _ => None,
+        })
+        .await;
     assert!(missed >= 1);
     c.stop().await.expect("stop");
     server.stop().await.expect("server stops");
 }
 
-#[tokio::test]
-async fn event_streams_end_when_the_link_stops() {
-    let server = server(HubOptions::new(SECRET)).await;
-    let c = ready_client(&server, options("c")).await;
+pub async fn event_streams_end_when_the_link_stops<R: Serve>() {
+    let k = Kit::<R>::default();
+    let server = k.server(HubOptions::new(SECRET)).await;
+    let c = k.ready_client(&server, k.options("c")).await;
     let events = c.events();
     c.stop().await.expect("stop");
-    let all: Vec<_> = within("client stream end", events.collect()).await;
+    let all: Vec<_> = k.within("client stream end", events.collect()).await;
     assert!(
         all.iter()
-            .any(|e| matches!(e, link_tokio::Event::Link(ClientEvent::Stopped))),
+            .any(|e| matches!(e, Event::Link(ClientEvent::Stopped))),
         "{all:?}"
     );
     assert!(c.events().next().await.is_none(), "no events after the end");
