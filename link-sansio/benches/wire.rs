@@ -20,7 +20,7 @@ fn key() -> Key {
 
 fn payload() -> Value {
     json::parse(
-        r#"{"orderId":"ord-2026-000417","customer":{"id":48213,"name":"Zoë"},"items":[{"sku":"A-17","qty":2,"price":19.99}]}"#
+        r#"{"orderId":"ord-417","customer":"Zoë","items":[{"sku":"A-17","qty":2,"price":19.99}],"rush":true}"#
             .as_bytes(),
     )
     .expect("payload")

@@ -170,6 +170,8 @@ impl HubState {
         );
         if self.draining {
             self.close(conn, 1001, "hub stopped");
+            self.terminations
+                .insert((self.now.instant + TERMINATE_AFTER, conn));
             return;
         }
         self.pending.insert(seq, conn);
@@ -269,7 +271,9 @@ impl HubState {
             });
         }
         self.replay.forget(kind);
-        self.broadcast_peers();
+        if !self.draining {
+            self.broadcast_peers();
+        }
         self.emit(HubEvent::PeerDisconnected {
             conn,
             kind: kind.to_owned(),
@@ -377,6 +381,12 @@ impl HubState {
         }
         for conn in self.peers.conns() {
             self.close(conn, 1000, "");
+        }
+        // Sockets whose close handshake does not complete are dropped shortly after.
+        let at = self.now.instant + TERMINATE_AFTER;
+        let closing: Vec<ConnId> = self.conns.keys().copied().collect();
+        for conn in closing {
+            self.terminations.insert((at, conn));
         }
     }
 

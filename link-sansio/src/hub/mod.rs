@@ -6,6 +6,17 @@
 //! [`Input`]s with the time, and drains [`HubState::poll_output`] until it returns
 //! [`Output::Timeout`]. Asynchronous work the application owns (key lookup, server RPC
 //! handlers, ACL hooks) leaves as an output with an id and comes back as an input.
+//!
+//! What the hub expects of its adapter:
+//! - after every input (and after construction), drain `poll_output()` until
+//!   `Output::Timeout(at)`, and feed `Input::Timeout` at `at`;
+//! - report `Input::Flushed` as the transport writes transmitted text: the hub's view
+//!   of a socket's backlog is transmitted − flushed, and queued messages only leave
+//!   on a flush;
+//! - answer every `ResolveKey`, `ServerRpc` and `AclCheck` exactly once (a panicking
+//!   handler is `ServerReply::Panicked`, a panicking or odd ACL hook a `Deny`);
+//! - report `Input::Closed` for every socket, including those the hub closed; after
+//!   `Output::Terminate` the hub has already forgotten the socket.
 
 mod acl;
 mod conn;

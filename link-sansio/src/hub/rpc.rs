@@ -213,9 +213,8 @@ impl HubState {
         rpc_data: Option<Value>,
     ) {
         let type_text = value_text(rpc_type.as_ref());
-        let handler = if rpc_type.as_ref().is_some_and(|t| t.as_str().is_some())
-            && self.server_rpc.registered.contains(type_text.as_str())
-        {
+        // Handlers are looked up by `String(rpcType)`, as a JavaScript property is.
+        let handler = if self.server_rpc.registered.contains(type_text.as_str()) {
             Some(Handler::App)
         } else if type_text == TOPIC_LIST {
             Some(Handler::TopicList)

@@ -239,16 +239,21 @@ impl Object {
     /// Builds an object from members in any order; a later duplicate key wins, as in
     /// `JSON.parse`.
     pub fn from_members(mut members: Vec<(JsString, Value)>) -> Self {
-        // A stable sort keeps duplicates in arrival order, so the last of each run wins.
-        members.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut out: Vec<(JsString, Value)> = Vec::with_capacity(members.len());
-        for (k, v) in members {
-            match out.last_mut() {
-                Some(last) if last.0 == k => last.1 = v,
-                _ => out.push((k, v)),
-            }
+        // Frames written by link (and canonical text generally) arrive sorted.
+        if members.windows(2).all(|w| w[0].0 < w[1].0) {
+            return Self { members };
         }
-        Self { members: out }
+        // A stable sort keeps duplicates in arrival order; `dedup_by` keeps the first
+        // of each run, so move each later value into it: the last one wins.
+        members.sort_by(|a, b| a.0.cmp(&b.0));
+        members.dedup_by(|later, kept| {
+            let same = later.0 == kept.0;
+            if same {
+                std::mem::swap(&mut later.1, &mut kept.1);
+            }
+            same
+        });
+        Self { members }
     }
 
     /// The value for `key`, if present.
@@ -657,6 +662,15 @@ pub struct ParseError {
 /// Parses a complete JSON text as `JSON.parse` would (with a nesting bound of
 /// [`MAX_DEPTH`]).
 pub fn parse(text: &[u8]) -> Result<Value, ParseError> {
+    // Outside strings only ASCII is valid JSON, and inside them invalid UTF-8 (raw
+    // encoded surrogates included) is refused too, so one check of the whole text
+    // covers every string; `\u` escapes are the only way a lone surrogate gets in.
+    if let Err(e) = std::str::from_utf8(text) {
+        return Err(ParseError {
+            offset: e.valid_up_to(),
+            problem: "invalid UTF-8",
+        });
+    }
     let mut p = Parser { s: text, i: 0 };
     p.skip_ws();
     let v = p.value(0)?;
@@ -838,12 +852,7 @@ impl Parser<'_> {
                 b'"' => {
                     let bytes = &self.s[start..self.i];
                     self.i += 1;
-                    return validate_utf8(bytes)
-                        .map(|()| JsString::from_wtf8(bytes.to_vec()))
-                        .map_err(|problem| ParseError {
-                            offset: start,
-                            problem,
-                        });
+                    return Ok(JsString::from_wtf8(bytes.to_vec()));
                 }
                 b'\\' => break,
                 0x00..=0x1F => return Err(self.err("control character in string")),
@@ -857,18 +866,8 @@ impl Parser<'_> {
             };
             match b {
                 b'"' => {
-                    // Validate the source text, not `buf`: escapes are ASCII, so the
-                    // raw runs between them are well-formed iff the whole span is, and
-                    // only surrogates this parser decoded from `\u` escapes may appear
-                    // in `buf` (raw encoded surrogates are invalid UTF-8).
-                    let raw = &self.s[start..self.i];
                     self.i += 1;
-                    return validate_utf8(raw)
-                        .map(|()| JsString::from_wtf8(buf))
-                        .map_err(|problem| ParseError {
-                            offset: start,
-                            problem,
-                        });
+                    return Ok(JsString::from_wtf8(buf));
                 }
                 b'\\' => {
                     self.i += 1;
@@ -915,12 +914,6 @@ impl Parser<'_> {
     }
 }
 
-fn validate_utf8(bytes: &[u8]) -> Result<(), &'static str> {
-    std::str::from_utf8(bytes)
-        .map(|_| ())
-        .map_err(|_| "invalid UTF-8 in string")
-}
-
 fn push_wtf8(cp: u32, out: &mut Vec<u8>) {
     match cp {
         0..=0x7F => out.push(cp as u8),
@@ -963,6 +956,8 @@ mod tests {
     #[test]
     fn keys_sort_by_utf16_and_last_duplicate_wins() {
         assert_eq!(canon(r#"{"b":1,"a":2,"b":3}"#), r#"{"a":2,"b":3}"#);
+        assert_eq!(canon(r#"{"a":1,"a":2,"b":0,"a":3}"#), r#"{"a":3,"b":0}"#);
+        assert_eq!(canon(r#"{"a":1,"b":2}"#), r#"{"a":1,"b":2}"#);
         assert_eq!(canon("{\"～\":1,\"😀\":2}"), "{\"😀\":2,\"～\":1}");
         assert_eq!(canon(r#"{"2":1,"10":1,"1":1}"#), r#"{"1":1,"10":1,"2":1}"#);
     }
@@ -999,6 +994,20 @@ mod tests {
         ] {
             assert!(parse(bad.as_bytes()).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn rejects_invalid_utf8_even_where_it_would_decode_to_a_surrogate() {
+        for bad in [
+            &b"\"\xff\""[..],
+            b"\"\xed\xa0\x80\"",
+            b"\"\\n\xed\xa0\x80\"",
+            b"\"\\ud800\xed\xb0\x80\"",
+            b"[1,\xc3]",
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(canon("\"\\né\""), "\"\\né\"");
     }
 
     #[test]

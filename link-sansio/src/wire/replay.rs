@@ -52,8 +52,9 @@ impl ReplayGuard {
         if self.window_ms <= 0.0 {
             return Ok(());
         }
-        // A NaN skew compares false, so test for "within" and negate.
-        if !((now_ms - ts).abs() <= self.window_ms) {
+        // A NaN skew (a clock or `ts` that is not a number) is never within the window.
+        let skew = (now_ms - ts).abs();
+        if skew.is_nan() || skew > self.window_ms {
             return Err(DropReason::ReplayWindow);
         }
         if msg_type.is_some_and(|t| *t == types::RPC_RESPONSE) {
@@ -78,21 +79,21 @@ impl ReplayGuard {
             entry.order.pop_front();
             self.total -= 1;
         }
-        if let Some(at) = entry.ids.get(id) {
-            if now_ms - at <= self.window_ms {
-                return Err(DropReason::ReplayId);
-            }
+        if let Some(at) = entry.ids.get(id)
+            && now_ms - at <= self.window_ms
+        {
+            return Err(DropReason::ReplayId);
         }
         entry.ids.insert(id.clone(), now_ms);
         entry.order.push_back((id.clone(), now_ms));
         self.total += 1;
-        if entry.order.len() > self.max_ids {
-            if let Some((old, at)) = entry.order.pop_front() {
-                if entry.ids.get(&old) == Some(&at) {
-                    entry.ids.remove(&old);
-                }
-                self.total -= 1;
+        if entry.order.len() > self.max_ids
+            && let Some((old, at)) = entry.order.pop_front()
+        {
+            if entry.ids.get(&old) == Some(&at) {
+                entry.ids.remove(&old);
             }
+            self.total -= 1;
         }
         Ok(())
     }

@@ -1,0 +1,363 @@
+//! Hello handshake stories: ack order, sanitising, refusals, timeouts, the pending
+//! cap, displacement, and the three key modes.
+
+mod hub_harness;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use hub_harness::{Hub, SECRET, c};
+use link_sansio::hub::{HubConfig, HubEvent, Input, Keys, Output, PeerTimeoutReason};
+use link_sansio::wire::Key;
+use serde_json::json;
+
+#[test]
+fn an_accepted_hello_gets_ack_then_peers_update_then_status_snapshot() {
+    let mut h = Hub::shared();
+    h.open(1);
+    h.hello_with(1, "worker", SECRET);
+    let frames = h.frames(1);
+    let types: Vec<&str> = frames
+        .iter()
+        .map(|f| f["type"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(types, ["hello.ack", "peers.update", "status.snapshot"]);
+    let at = h.now.wall_ms;
+    let ack = &frames[0];
+    assert_eq!(ack["from"], "server");
+    assert_eq!(ack["to"], "worker");
+    assert_eq!(
+        ack["data"],
+        json!({"ok": true, "serverTime": at, "kind": "worker", "features": ["topics", "direct"]})
+    );
+    assert_eq!(
+        frames[1]["data"],
+        json!({"peers": [{"kind": "worker", "hello": {"kind": "worker", "name": "worker", "pid": 1, "startedAt": 5}, "connectedAt": at, "connected": true}]})
+    );
+    assert_eq!(frames[2]["data"], json!({}));
+    let ids: Vec<&str> = frames
+        .iter()
+        .map(|f| f["id"].as_str().unwrap_or(""))
+        .collect();
+    assert!(ids.iter().all(|id| id.len() == 36) && ids[0] != ids[1] && ids[1] != ids[2]);
+    let events = h.events();
+    assert!(events.iter().any(
+        |e| matches!(e, HubEvent::PeerConnected { kind, replaced: false, .. } if kind == "worker")
+    ));
+    assert!(events.iter().any(|e| matches!(e, HubEvent::Message { msg_type, from, .. } if msg_type == "hello" && from == "worker")));
+    assert_eq!(h.hub.health().peer_count, 1);
+    assert_eq!(h.hub.health().pending_socket_count, 0);
+}
+
+#[test]
+fn a_new_peer_is_announced_to_everyone_in_registration_order() {
+    let mut h = Hub::shared();
+    h.connect(1, "alpha");
+    h.send(1, "status.update", None, Some(json!({"state": "idle"})));
+    h.take();
+    h.open(2);
+    h.hello_with(2, "beta", SECRET);
+    let to_beta = h.frames(2);
+    assert_eq!(to_beta.len(), 3);
+    let kinds: Vec<&str> = to_beta[1]["data"]["peers"]
+        .as_array()
+        .expect("peers")
+        .iter()
+        .map(|p| p["kind"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(kinds, ["alpha", "beta"]);
+    assert_eq!(to_beta[2]["type"], "status.snapshot");
+    assert_eq!(
+        to_beta[2]["data"]["alpha"]["status"],
+        json!({"state": "idle"})
+    );
+    let to_alpha = h.frames(1);
+    assert_eq!(to_alpha.len(), 1);
+    assert_eq!(to_alpha[0]["type"], "peers.update");
+    assert_eq!(to_alpha[0]["to"], "alpha");
+    assert_eq!(to_alpha[0]["data"], to_beta[1]["data"]);
+}
+
+#[test]
+fn a_second_hello_for_kind_worker_displaces_the_first_with_4000() {
+    let mut h = Hub::shared();
+    h.connect(1, "other");
+    h.connect(2, "worker");
+    h.send(2, "topic.subscribe", None, Some(json!({"topic": "jobs"})));
+    h.send(2, "status.update", None, Some(json!("old")));
+    h.take();
+    h.open(3);
+    h.hello_with(3, "worker", SECRET);
+    assert_eq!(
+        h.closes(),
+        [(2, 4000, "replaced by new connection".to_owned())]
+    );
+    let events = h.events();
+    assert!(events.iter().any(|e| matches!(e, HubEvent::PeerReplaced { kind, old_conn, new_conn, .. } if kind == "worker" && *old_conn == c(2) && *new_conn == c(3))));
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, HubEvent::PeerConnected { replaced: true, .. }))
+    );
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, HubEvent::PeerDisconnected { .. }))
+    );
+    assert_eq!(h.types(3), ["hello.ack", "peers.update", "status.snapshot"]);
+    // The kind keeps its place in the registration order.
+    let update = h.frames(1);
+    let kinds: Vec<&str> = update[0]["data"]["peers"]
+        .as_array()
+        .expect("peers")
+        .iter()
+        .map(|p| p["kind"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(kinds, ["other", "worker"]);
+    assert!(h.frames(2).is_empty());
+    // Frames on the displaced socket are stale; its close does not unregister the kind.
+    h.send(2, "status.update", None, Some(json!("ghost")));
+    assert_eq!(Hub::drops(&h.events()), [("stale-socket", None)]);
+    h.close_from_client(2, 4000);
+    assert!(h.events().is_empty());
+    assert_eq!(h.hub.health().peer_count, 2);
+    // The old status and subscriptions linger until the new socket changes them.
+    assert_eq!(h.hub.state().last_status[0].1.status, Some("old".into()));
+    assert_eq!(h.hub.health().total_subscribers, 1);
+}
+
+#[test]
+fn a_message_before_hello_is_dropped_without_closing() {
+    let mut h = Hub::shared();
+    h.open(1);
+    h.keys.insert(c(1), Key::new(SECRET, h.algo));
+    h.send(1, "status.update", None, Some(json!(1)));
+    assert_eq!(Hub::drops(&h.events()), [("pre-hello-message", None)]);
+    assert!(h.take().is_empty());
+    h.hello_with(1, "w", SECRET);
+    assert_eq!(h.types(1).len(), 3);
+}
+
+#[test]
+fn bad_kinds_close_with_1008_and_the_reason_in_order() {
+    let long = "a".repeat(257);
+    let cases = [
+        (json!({"kind": "   "}), "missing-kind"),
+        (json!({"name": "x"}), "missing-kind"),
+        (json!({"kind": long}), "oversized-kind"),
+        (json!({"kind": "server"}), "reserved-kind"),
+        (json!({"kind": "__proto__"}), "reserved-kind"),
+        (json!({"kind": "a b"}), "invalid-kind"),
+    ];
+    for (n, (data, reason)) in cases.into_iter().enumerate() {
+        let mut h = Hub::shared();
+        let conn = n as u64 + 1;
+        h.open(conn);
+        let key = Key::new(SECRET, h.algo);
+        let text = h.sign(&key, "h1", "hello", None, None, Some(data));
+        h.raw(conn, &text);
+        assert_eq!(h.closes(), [(conn, 1008, reason.to_owned())], "{reason}");
+        assert_eq!(
+            Hub::drops(&h.events()),
+            [("bad-hello", Some(reason.to_owned()))]
+        );
+    }
+}
+
+#[test]
+fn hello_is_sanitised_before_it_is_stored_and_broadcast() {
+    let mut h = Hub::shared();
+    h.open(1);
+    let key = Key::new(SECRET, h.algo);
+    h.keys.insert(c(1), key.clone());
+    let text = h.sign(
+        &key,
+        "h1",
+        "hello",
+        None,
+        None,
+        Some(json!({"kind": "  padded  ", "name": format!("  {}", "n".repeat(300)), "pid": "12", "startedAt": 7, "secret": "x"})),
+    );
+    h.raw(1, &text);
+    let frames = h.frames(1);
+    assert_eq!(frames[0]["data"]["kind"], "padded");
+    let hello = &frames[1]["data"]["peers"][0]["hello"];
+    assert_eq!(hello["kind"], "padded");
+    assert_eq!(hello["name"].as_str().map(str::len), Some(256));
+    assert_eq!(hello["pid"], json!(null));
+    assert_eq!(hello["startedAt"], 7);
+    assert!(hello.get("secret").is_none());
+    assert_eq!(frames[0]["to"], "padded");
+}
+
+#[test]
+fn a_silent_socket_is_closed_after_the_hello_timeout_and_terminated_500ms_later() {
+    let mut h = Hub::shared();
+    h.open(1);
+    h.advance(Duration::from_millis(9_999));
+    assert!(h.closes().is_empty());
+    h.advance(Duration::from_millis(1));
+    assert_eq!(h.closes(), [(1, 1008, "hello timeout".to_owned())]);
+    let events = h.events();
+    assert!(matches!(
+        &events[..],
+        [HubEvent::PeerTimeout { conn, reason: PeerTimeoutReason::HelloTimeout, hello_timeout, remote: Some(_) }]
+            if *conn == c(1) && *hello_timeout == Duration::from_secs(10)
+    ));
+    h.advance(Duration::from_millis(499));
+    assert!(h.terminated().is_empty());
+    h.advance(Duration::from_millis(1));
+    assert_eq!(h.terminated(), [1]);
+    assert_eq!(h.hub.health().pending_socket_count, 0);
+}
+
+#[test]
+fn a_zero_hello_timeout_never_closes() {
+    let mut h = Hub::config(|c| c.hello_timeout = Duration::ZERO);
+    h.open(1);
+    h.advance(Duration::from_secs(100));
+    assert!(h.closes().is_empty());
+    assert_eq!(h.hub.health().pending_socket_count, 1);
+}
+
+#[test]
+fn over_the_pending_cap_the_oldest_pending_socket_is_evicted() {
+    let mut h = Hub::config(|c| c.max_pending_sockets = 2);
+    h.connect(5, "peer");
+    h.open(1);
+    h.open(2);
+    assert!(h.closes().is_empty());
+    h.open(3);
+    assert_eq!(h.closes(), [(1, 1008, "pending cap".to_owned())]);
+    assert!(matches!(
+        &h.events()[..],
+        [HubEvent::PeerTimeout { conn, reason: PeerTimeoutReason::PendingCap, .. }] if *conn == c(1)
+    ));
+    assert_eq!(h.hub.health().pending_socket_count, 2);
+}
+
+#[test]
+fn a_hello_with_a_bad_signature_is_dropped_silently_and_may_be_retried() {
+    let mut h = Hub::shared();
+    h.open(1);
+    h.hello_with(1, "w", "wrong");
+    assert_eq!(Hub::drops(&h.events()), [("bad-signature", None)]);
+    assert!(h.take().is_empty());
+    h.hello_with(1, "w", SECRET);
+    assert_eq!(h.types(1), ["hello.ack", "peers.update", "status.snapshot"]);
+}
+
+#[test]
+fn a_hello_on_an_authenticated_socket_is_a_duplicate_and_keeps_the_socket() {
+    let mut h = Hub::shared();
+    h.connect(1, "w");
+    h.hello_with(1, "w", SECRET);
+    assert_eq!(Hub::drops(&h.events()), [("duplicate-hello", None)]);
+    assert!(h.closes().is_empty());
+    assert!(h.frames(1).is_empty());
+}
+
+#[test]
+fn per_kind_keys_drop_unknown_kinds_silently_and_resign_forwards_per_recipient() {
+    let mut keys = BTreeMap::new();
+    keys.insert("alpha".to_owned(), "key-a".to_owned());
+    keys.insert("beta".to_owned(), "key-b".to_owned());
+    let mut h = Hub::new(HubConfig::new(Keys::PerKind(keys)));
+    h.open(9);
+    h.hello_with(9, "gamma", "key-a");
+    assert_eq!(Hub::drops(&h.events()), [("unknown-kind", None)]);
+    assert!(h.take().is_empty(), "no ack, no close");
+    // A leaked alpha key cannot authenticate as beta.
+    h.open(8);
+    h.hello_with(8, "beta", "key-a");
+    assert_eq!(Hub::drops(&h.events()), [("bad-signature", None)]);
+    h.open(1);
+    h.hello_with(1, "alpha", "key-a");
+    h.open(2);
+    h.hello_with(2, "beta", "key-b");
+    h.take();
+    h.send(
+        1,
+        "direct",
+        Some("beta"),
+        Some(json!({"directType": "hi", "directData": 1})),
+    );
+    // `frames` verifies with beta's own key.
+    let got = h.frames(2);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0]["from"], "alpha");
+}
+
+#[test]
+fn a_resolver_is_asked_for_every_hello_and_its_answer_decides() {
+    let mut h = Hub::new(HubConfig::new(Keys::Resolver));
+    h.open(1);
+    h.hello_with(1, "w", "k1");
+    let outs = h.take();
+    let [Output::ResolveKey { request, kind }] = &outs[..] else {
+        panic!("expected a key request: {outs:?}");
+    };
+    assert_eq!(kind, "w");
+    let request = *request;
+    h.input(Input::KeyResolved {
+        request,
+        key: Some("k1".into()),
+    });
+    assert_eq!(h.types(1), ["hello.ack", "peers.update", "status.snapshot"]);
+
+    h.open(2);
+    h.hello_with(2, "x", "k2");
+    let Some(Output::ResolveKey { request, .. }) = h.take().pop() else {
+        panic!("expected a key request");
+    };
+    h.input(Input::KeyResolved { request, key: None });
+    assert_eq!(Hub::drops(&h.events()), [("unknown-kind", None)]);
+    assert!(h.take().is_empty());
+}
+
+#[test]
+fn of_two_racing_hellos_the_first_resolved_wins_and_the_other_is_concurrent() {
+    let mut h = Hub::new(HubConfig::new(Keys::Resolver));
+    h.open(1);
+    h.hello_with(1, "w", "k");
+    h.hello_with(1, "w", "k");
+    let requests: Vec<_> = h
+        .take()
+        .into_iter()
+        .filter_map(|o| match o {
+            Output::ResolveKey { request, .. } => Some(request),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(requests.len(), 2);
+    h.input(Input::KeyResolved {
+        request: requests[1],
+        key: Some("k".into()),
+    });
+    assert_eq!(h.types(1).len(), 3);
+    h.events();
+    h.input(Input::KeyResolved {
+        request: requests[0],
+        key: Some("k".into()),
+    });
+    assert_eq!(
+        Hub::drops(&h.events()),
+        [("duplicate-hello", Some("concurrent-hello".to_owned()))]
+    );
+    assert!(h.frames(1).is_empty());
+}
+
+#[test]
+fn sha512_hubs_sign_with_sha512() {
+    let mut h = Hub::config(|c| c.hash_algo = link_sansio::wire::HashAlgo::Sha512);
+    h.connect(1, "w");
+    h.connect(2, "v");
+    h.send(2, "status.update", None, None);
+    let frames = h.frames(1);
+    assert!(!frames.is_empty());
+    assert!(
+        frames
+            .iter()
+            .all(|f| f["sig"].as_str().map(str::len) == Some(128))
+    );
+}
