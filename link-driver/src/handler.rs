@@ -10,7 +10,8 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 /// A boxed handler future.
-pub(crate) type HandlerFuture = Pin<Box<dyn Future<Output = Result<Option<Value>, HandlerFailure>> + Send>>;
+pub(crate) type HandlerFuture =
+    Pin<Box<dyn Future<Output = Result<Option<Value>, HandlerFailure>> + Send>>;
 
 /// A handler after type erasure: context and raw data in, wire result out.
 pub(crate) type ErasedHandler<C> = Arc<dyn Fn(C, Option<Value>) -> HandlerFuture + Send + Sync>;

@@ -8,13 +8,13 @@
 //! `link-async-std`) supply the runtime and re-export these types.
 
 pub mod cancel;
-pub mod runtime;
-pub mod transport;
 pub mod client;
 pub mod error;
 pub mod handler;
 pub mod hub;
 pub mod payload;
+pub mod runtime;
+pub mod transport;
 
 pub use error::Error;
 pub use handler::RpcHandlerError;

@@ -47,7 +47,10 @@ pub trait Runtime: Clone + Send + Sync + 'static {
         F: Future<Output = ()> + Send + 'static;
 
     /// Open a WebSocket to `spec.url` (TCP, TLS for `wss://`, then the upgrade).
-    fn connect(&self, spec: ConnectSpec) -> BoxFuture<'static, Result<Self::Transport, TransportError>>;
+    fn connect(
+        &self,
+        spec: ConnectSpec,
+    ) -> BoxFuture<'static, Result<Self::Transport, TransportError>>;
 }
 
 /// The current moment as the core wants it: the monotonic clock plus `Date.now()`.

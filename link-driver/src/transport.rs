@@ -165,7 +165,10 @@ impl<T: Transport> Pump<T> {
     }
 
     /// The next inbound frame; `None` once the peer has gone.
-    pub fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Inbound, TransportError>>> {
+    pub fn poll_read(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Inbound, TransportError>>> {
         if self.read_done {
             return Poll::Ready(None);
         }

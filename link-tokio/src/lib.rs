@@ -7,7 +7,7 @@
 //!
 //! # A hub and two services
 //!
-//! ```no_run
+//! ```
 //! use link_tokio::{HubOptions, HubServerOptions, LinkOptions, RpcHandlerError};
 //! use serde::{Deserialize, Serialize};
 //!
@@ -16,9 +16,15 @@
 //! #[derive(Serialize, Deserialize)]
 //! struct Done { id: u32, ok: bool }
 //!
-//! # async fn run() -> Result<(), link_tokio::Error> {
-//! // The hub: port 8080, `/health`, SIGINT/SIGTERM → graceful shutdown.
-//! let server = HubServerOptions::new(HubOptions::new("s3cret")).port(8080).start().await?;
+//! # tokio::runtime::Runtime::new().expect("runtime").block_on(async {
+//! // The hub: `/health`, WebSocket upgrades on any path (a real service would use
+//! // the default port 8080 and keep the SIGINT/SIGTERM handling on).
+//! let server = HubServerOptions::new(HubOptions::new("s3cret"))
+//!     .host("127.0.0.1")
+//!     .port(0)
+//!     .handle_signals(false)
+//!     .start()
+//!     .await?;
 //!
 //! // A worker that answers `job.run`.
 //! let worker = LinkOptions::new()
@@ -27,35 +33,76 @@
 //!     .handle("job.run", |_ctx, job: Job| async move {
 //!         Ok::<_, RpcHandlerError>(Done { id: job.id, ok: true })
 //!     })
-//!     .connect("ws://127.0.0.1:8080")?;
+//!     .connect(server.url())?;
 //!
-//! // A coordinator that calls it.
-//! let coordinator = LinkOptions::new().kind("coordinator").secret("s3cret")
-//!     .connect("ws://127.0.0.1:8080")?;
-//! coordinator.ready().await?;
+//! // A coordinator that calls it, and listens to a topic.
+//! let coordinator = LinkOptions::new()
+//!     .kind("coordinator")
+//!     .secret("s3cret")
+//!     .connect(server.url())?;
 //! worker.ready().await?;
+//! coordinator.ready().await?;
 //! let done: Done = coordinator.rpc("worker", "job.run", &Job { id: 7 }).await?;
-//! assert!(done.ok);
+//! assert!(done.ok && done.id == 7);
 //!
 //! coordinator.stop().await?;
 //! worker.stop().await?;
 //! server.stop().await?;
-//! # Ok(()) }
+//! # Ok::<(), link_tokio::Error>(())
+//! # }).expect("example runs");
+//! ```
+//!
+//! # Pub/sub
+//!
+//! ```
+//! use futures_util::StreamExt;
+//! use link_tokio::{HubOptions, HubServerOptions, LinkOptions};
+//! # tokio::runtime::Runtime::new().expect("runtime").block_on(async {
+//! # let server = HubServerOptions::new(HubOptions::new("s3cret"))
+//! #     .host("127.0.0.1").port(0).handle_signals(false).start().await?;
+//! let a = LinkOptions::new().kind("a").secret("s3cret").connect(server.url())?;
+//! let b = LinkOptions::new().kind("b").secret("s3cret").connect(server.url())?;
+//! a.ready().await?;
+//! b.ready().await?;
+//! let mut jobs = a.subscribe("jobs.done").await?; // unsubscribes when dropped
+//! // Wait until the hub has the subscription (topic list is a built-in server RPC).
+//! while b.rpc::<_, serde_json::Value>("server", "link.topic.list", &serde_json::json!({"topic": "jobs.done"}))
+//!     .await?["subscribers"] != serde_json::json!(["a"]) {}
+//! b.publish("jobs.done", &serde_json::json!({ "id": 42 })).await?;
+//! let msg = jobs.next().await.expect("a message");
+//! assert_eq!(msg.from.as_deref(), Some("b"));
+//! assert_eq!(msg.payload_as::<serde_json::Value>()?["id"], 42);
+//! # a.stop().await?; b.stop().await?; server.stop().await?;
+//! # Ok::<(), link_tokio::Error>(())
+//! # }).expect("example runs");
 //! ```
 //!
 //! # Embedding the hub in an axum application
 //!
-//! ```no_run
-//! use link_tokio::{HubOptions, ws::RouterExt};
-//! # async fn run() -> std::io::Result<()> {
+//! ```
+//! use link_tokio::{HubOptions, LinkOptions, ws::RouterExt};
+//! # tokio::runtime::Runtime::new().expect("runtime").block_on(async {
 //! let hub = HubOptions::new("s3cret").build();
 //! let app = axum::Router::new()
 //!     .route("/", axum::routing::get(|| async { "my app" }))
 //!     .link_hub("/link", hub.clone());
-//! let listener = tokio::net::TcpListener::bind("0.0.0.0:8080").await?;
-//! axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).await
-//! # }
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| link_tokio::Error::Io(e.to_string()))?;
+//! let addr = listener.local_addr().map_err(|e| link_tokio::Error::Io(e.to_string()))?;
+//! tokio::spawn(axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).into_future());
+//!
+//! let client = LinkOptions::new().kind("svc").secret("s3cret").connect(format!("ws://{addr}/link"))?;
+//! client.ready().await?;
+//! assert_eq!(hub.health().await?.peer_count, 1);
+//! # client.stop().await?;
+//! # Ok::<(), link_tokio::Error>(())
+//! # }).expect("example runs");
 //! ```
+//!
+//! # Environment
+//!
+//! [`LinkOptions::from_env`](link_driver::client::LinkOptions::from_env) reads the
+//! reference's `LINK_URL`, `LINK_KIND`, `LINK_SECRET`, `LINK_HASH_ALGO`,
+//! `LINK_REPLAY_WINDOW_MS`, … then `.start()` connects to `LINK_URL`.
 
 pub mod runtime;
 pub mod server;
@@ -67,8 +114,7 @@ pub use link_driver::client::{
     Event, EventStream, LinkClient, ReadyInfo, Rpc, RpcContext, Subscription, TopicMessage,
 };
 pub use link_driver::hub::{
-    AclAnswer, Hub, HubEvents, PublishCheck, RpcCheck, SendCheck, ServerRpcContext,
-    SubscribeCheck,
+    AclAnswer, Hub, HubEvents, PublishCheck, RpcCheck, SendCheck, ServerRpcContext, SubscribeCheck,
 };
 pub use link_driver::{Error, RpcHandlerError};
 pub use runtime::{TokioRuntime, default_tls_config, tls_config_with_roots};

@@ -7,8 +7,8 @@ use crate::HubOptions;
 use crate::ws::{RemoteAddr, remote_addr, upgrade};
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{FromRequestParts, Request};
 use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{FromRequestParts, Request};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use link_driver::Error;
@@ -48,6 +48,8 @@ pub struct HubServerOptions {
     routes: Router,
     extra_state: Option<ExtraState>,
     handle_signals: bool,
+    #[cfg(unix)]
+    signals: Vec<tokio::signal::unix::SignalKind>,
     drain_delay: Duration,
     shutdown_timeout: Duration,
     on_shutdown: Option<ShutdownHook>,
@@ -85,6 +87,11 @@ impl HubServerOptions {
             routes: Router::new(),
             extra_state: None,
             handle_signals: true,
+            #[cfg(unix)]
+            signals: vec![
+                tokio::signal::unix::SignalKind::interrupt(),
+                tokio::signal::unix::SignalKind::terminate(),
+            ],
             drain_delay: Duration::from_millis(250),
             shutdown_timeout: Duration::from_millis(30_000),
             on_shutdown: None,
@@ -142,6 +149,17 @@ impl HubServerOptions {
     /// Stop gracefully on SIGINT/SIGTERM (`handleSignals`, true).
     pub fn handle_signals(mut self, on: bool) -> Self {
         self.handle_signals = on;
+        self
+    }
+
+    /// Which signals stop the server when `handle_signals` is on (`signals`,
+    /// SIGINT and SIGTERM).
+    #[cfg(unix)]
+    pub fn signals(
+        mut self,
+        signals: impl IntoIterator<Item = tokio::signal::unix::SignalKind>,
+    ) -> Self {
+        self.signals = signals.into_iter().collect();
         self
     }
 
@@ -240,7 +258,9 @@ pub struct TlsListener {
 
 impl std::fmt::Debug for TlsListener {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TlsListener").field("tcp", &self.tcp).finish_non_exhaustive()
+        f.debug_struct("TlsListener")
+            .field("tcp", &self.tcp)
+            .finish_non_exhaustive()
     }
 }
 
@@ -485,7 +505,7 @@ impl HubServer {
                     if let Err(e) = serve.await {
                         tracing::warn!(error = %e, "http server failed");
                     }
-                    let _ = http_done_tx.send(true);
+                    http_done_tx.send_replace(true);
                 });
             }
             Some(config) => {
@@ -498,7 +518,7 @@ impl HubServer {
                     if let Err(e) = serve.await {
                         tracing::warn!(error = %e, "https server failed");
                     }
-                    let _ = http_done_tx.send(true);
+                    http_done_tx.send_replace(true);
                 });
             }
         }
@@ -519,8 +539,12 @@ impl HubServer {
         };
         if opts.handle_signals {
             let s = server.clone();
+            #[cfg(unix)]
+            let waiting = wait_for_signal(opts.signals);
+            #[cfg(not(unix))]
+            let waiting = wait_for_signal();
             tokio::spawn(async move {
-                wait_for_signal().await;
+                waiting.await;
                 tracing::info!("signal received: shutting down");
                 let _ = s.stop().await;
             });
@@ -559,9 +583,12 @@ impl HubServer {
         }
         let inner = self.inner.clone();
         let result = tokio::time::timeout(inner.shutdown_timeout, async {
-            let _ = inner.stop_http.send(true);
-            let drained =
-                tokio::time::timeout(inner.drain_delay, inner.hub.drain()).await;
+            inner.stop_http.send_replace(true);
+            let drained = tokio::time::timeout(
+                inner.drain_delay,
+                inner.hub.drain_with(1001, "server shutdown"),
+            )
+            .await;
             if !matches!(drained, Ok(Ok(()))) {
                 let _ = inner.hub.terminate_all().await;
             }
@@ -578,7 +605,7 @@ impl HubServer {
         .await
         .map_err(|_| Error::Timeout(inner.shutdown_timeout));
         tracing::info!(ok = result.is_ok(), "link hub stopped");
-        let _ = inner.done.send(Some(result.clone()));
+        inner.done.send_replace(Some(result.clone()));
         result
     }
 
@@ -592,25 +619,36 @@ impl HubServer {
     }
 }
 
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+#[cfg(unix)]
+fn wait_for_signal(
+    kinds: Vec<tokio::signal::unix::SignalKind>,
+) -> impl Future<Output = ()> + Send + 'static {
+    use tokio::signal::unix::signal;
+    // Register now, so a signal that arrives right after `start` is not missed.
+    let mut streams = Vec::new();
+    for kind in kinds {
+        match signal(kind) {
+            Ok(s) => streams.push(s),
+            Err(e) => tracing::warn!(error = %e, "cannot listen for a signal"),
         }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+    async move {
+        if streams.is_empty() {
+            return std::future::pending().await;
+        }
+        std::future::poll_fn(|cx| {
+            for s in &mut streams {
+                if s.poll_recv(cx).is_ready() {
+                    return std::task::Poll::Ready(());
+                }
+            }
+            std::task::Poll::Pending
+        })
+        .await;
     }
 }
 
+#[cfg(not(unix))]
+async fn wait_for_signal() {
+    let _ = tokio::signal::ctrl_c().await;
+}

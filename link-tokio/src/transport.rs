@@ -51,12 +51,10 @@ fn message_of(frame: Outbound) -> Message {
     match frame {
         Outbound::Text(t) => Message::Text(t.into()),
         Outbound::Ping => Message::Ping(Bytes::new()),
-        Outbound::Close(code, reason) => {
-            Message::Close(Some(tungstenite::protocol::CloseFrame {
-                code: CloseCode::from(code),
-                reason: reason.into(),
-            }))
-        }
+        Outbound::Close(code, reason) => Message::Close(Some(tungstenite::protocol::CloseFrame {
+            code: CloseCode::from(code),
+            reason: reason.into(),
+        })),
         // `Outbound` is non-exhaustive; nothing else exists today.
         #[allow(unreachable_patterns)]
         _ => Message::Ping(Bytes::new()),
@@ -100,7 +98,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Stream for WsTransport<S> {
 impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Outbound> for WsTransport<S> {
     type Error = TransportError;
     fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Pin::new(&mut self.inner).poll_ready(cx).map_err(map_ws_error)
+        Pin::new(&mut self.inner)
+            .poll_ready(cx)
+            .map_err(map_ws_error)
     }
     fn start_send(mut self: Pin<&mut Self>, item: Outbound) -> Result<(), Self::Error> {
         Pin::new(&mut self.inner)
@@ -108,10 +108,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Outbound> for WsTransport<S> {
             .map_err(map_ws_error)
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Pin::new(&mut self.inner).poll_flush(cx).map_err(map_ws_error)
+        Pin::new(&mut self.inner)
+            .poll_flush(cx)
+            .map_err(map_ws_error)
     }
     fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Pin::new(&mut self.inner).poll_close(cx).map_err(map_ws_error)
+        Pin::new(&mut self.inner)
+            .poll_close(cx)
+            .map_err(map_ws_error)
     }
 }
 
@@ -161,7 +165,9 @@ impl Stream for AxumTransport {
 impl Sink<Outbound> for AxumTransport {
     type Error = TransportError;
     fn poll_ready(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Pin::new(&mut self.inner).poll_ready(cx).map_err(map_axum_error)
+        Pin::new(&mut self.inner)
+            .poll_ready(cx)
+            .map_err(map_axum_error)
     }
     fn start_send(mut self: Pin<&mut Self>, item: Outbound) -> Result<(), Self::Error> {
         use axum::extract::ws::{CloseFrame, Message as M};
@@ -175,12 +181,18 @@ impl Sink<Outbound> for AxumTransport {
             #[allow(unreachable_patterns)]
             _ => M::Ping(Bytes::new()),
         };
-        Pin::new(&mut self.inner).start_send(m).map_err(map_axum_error)
+        Pin::new(&mut self.inner)
+            .start_send(m)
+            .map_err(map_axum_error)
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Pin::new(&mut self.inner).poll_flush(cx).map_err(map_axum_error)
+        Pin::new(&mut self.inner)
+            .poll_flush(cx)
+            .map_err(map_axum_error)
     }
     fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Pin::new(&mut self.inner).poll_close(cx).map_err(map_axum_error)
+        Pin::new(&mut self.inner)
+            .poll_close(cx)
+            .map_err(map_axum_error)
     }
 }

@@ -16,7 +16,8 @@ use std::net::SocketAddr;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RemoteAddr(pub SocketAddr);
 
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>>
+impl
+    axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>>
     for RemoteAddr
 {
     fn connect_info(stream: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> Self {
@@ -24,8 +25,10 @@ impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, toki
     }
 }
 
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, crate::server::TlsListener>>
-    for RemoteAddr
+impl
+    axum::extract::connect_info::Connected<
+        axum::serve::IncomingStream<'_, crate::server::TlsListener>,
+    > for RemoteAddr
 {
     fn connect_info(stream: axum::serve::IncomingStream<'_, crate::server::TlsListener>) -> Self {
         RemoteAddr(*stream.remote_addr())
@@ -70,4 +73,26 @@ impl<S: Clone + Send + Sync + 'static> RouterExt for Router<S> {
     fn link_hub(self, path: &str, hub: Hub) -> Self {
         self.route(path, route(hub))
     }
+}
+
+/// Upgrade a raw stream (e.g. from your own `TcpListener`) with tokio-tungstenite and
+/// run it as a hub connection until it closes; messages are capped at the hub's
+/// `maxMessageBytes`. Fails only if the WebSocket handshake fails.
+pub async fn accept<S>(
+    hub: &Hub,
+    stream: S,
+    remote: Option<SocketAddr>,
+) -> Result<(), link_driver::Error>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let ws = tokio_tungstenite::accept_async_with_config(
+        stream,
+        Some(crate::transport::ws_config(hub.max_message_bytes())),
+    )
+    .await
+    .map_err(|e| link_driver::Error::Io(format!("websocket handshake: {e}")))?;
+    hub.attach(crate::transport::WsTransport::new(ws), remote)
+        .await;
+    Ok(())
 }

@@ -41,25 +41,53 @@ async fn rpc_both_ways_with_typed_payloads() {
     wait_for_peer(&a, "beta").await;
     wait_for_peer(&b, "alpha").await;
 
-    let r: Sum = within("a→b", a.rpc("beta", "math.add", &Add { a: 2, b: 3 }).into_future())
-        .await
-        .expect("rpc a→b");
-    assert_eq!(r, Sum { sum: 5, caller: Some("alpha".into()) });
-    let r: Sum = within("b→a", b.rpc("alpha", "math.add", &Add { a: 40, b: 2 }).into_future())
-        .await
-        .expect("rpc b→a");
-    assert_eq!(r, Sum { sum: 42, caller: Some("beta".into()) });
+    let r: Sum = within(
+        "a→b",
+        a.rpc("beta", "math.add", &Add { a: 2, b: 3 }).into_future(),
+    )
+    .await
+    .expect("rpc a→b");
+    assert_eq!(
+        r,
+        Sum {
+            sum: 5,
+            caller: Some("alpha".into())
+        }
+    );
+    let r: Sum = within(
+        "b→a",
+        b.rpc("alpha", "math.add", &Add { a: 40, b: 2 })
+            .into_future(),
+    )
+    .await
+    .expect("rpc b→a");
+    assert_eq!(
+        r,
+        Sum {
+            sum: 42,
+            caller: Some("beta".into())
+        }
+    );
 
     // Handlers registered at runtime, and removed again.
-    b.handle("echo", |_ctx, v: Value| async move { Ok::<_, RpcHandlerError>(v) });
-    let echoed: Value = within("echo", a.rpc("beta", "echo", &json!({"x": [1, "two", null]})).into_future())
-        .await
-        .expect("echo");
+    b.handle("echo", |_ctx, v: Value| async move {
+        Ok::<_, RpcHandlerError>(v)
+    });
+    let echoed: Value = within(
+        "echo",
+        a.rpc("beta", "echo", &json!({"x": [1, "two", null]}))
+            .into_future(),
+    )
+    .await
+    .expect("echo");
     assert_eq!(echoed, json!({"x": [1, "two", null]}));
     b.unhandle("echo");
-    let err = within("unknown", a.rpc::<_, Value>("beta", "echo", &1).into_future())
-        .await
-        .expect_err("unhandled type");
+    let err = within(
+        "unknown",
+        a.rpc::<_, Value>("beta", "echo", &1).into_future(),
+    )
+    .await
+    .expect_err("unhandled type");
     assert_eq!(err.code(), "RPC_UNKNOWN_TYPE");
 
     a.stop().await.expect("stop a");
@@ -80,24 +108,32 @@ async fn rpc_to_the_hub_custom_and_built_in() {
         .expect("server rpc");
     assert_eq!(r, json!({ "from": "caller", "now": 1 }));
 
-    let health: Value = within("link.health", c.rpc("server", "link.health", &()).into_future())
-        .await
-        .expect("link.health");
+    let health: Value = within(
+        "link.health",
+        c.rpc("server", "link.health", &()).into_future(),
+    )
+    .await
+    .expect("link.health");
     assert_eq!(health["peerCount"], json!(1));
     assert!(health["serverRpcInFlight"].as_f64().unwrap_or(0.0) >= 1.0);
 
     // A server handler added at runtime overrides nothing else and answers at once.
-    server.hub().handle("kv.get", |_ctx, key: String| async move {
-        Ok::<_, RpcHandlerError>(format!("value of {key}"))
-    });
+    server
+        .hub()
+        .handle("kv.get", |_ctx, key: String| async move {
+            Ok::<_, RpcHandlerError>(format!("value of {key}"))
+        });
     let v: String = within("kv.get", c.rpc("server", "kv.get", &"k1").into_future())
         .await
         .expect("kv.get");
     assert_eq!(v, "value of k1");
 
-    let err = within("unknown server type", c.rpc::<_, Value>("server", "nope", &()).into_future())
-        .await
-        .expect_err("unknown server rpc");
+    let err = within(
+        "unknown server type",
+        c.rpc::<_, Value>("server", "nope", &()).into_future(),
+    )
+    .await
+    .expect_err("unknown server rpc");
     assert_eq!(err.code(), "RPC_UNKNOWN_TYPE");
     c.stop().await.expect("stop");
     server.stop().await.expect("server stops");
@@ -107,7 +143,11 @@ async fn rpc_to_the_hub_custom_and_built_in() {
 async fn rpc_errors_timeouts_and_missing_targets() {
     let hub = HubOptions::new(SECRET)
         .handle("fail.exposed", |_ctx, _: Value| async move {
-            Err::<(), _>(RpcHandlerError::new("no such job").with_code("JOB_MISSING").with_data(&json!({"id": 7})))
+            Err::<(), _>(
+                RpcHandlerError::new("no such job")
+                    .with_code("JOB_MISSING")
+                    .with_data(&json!({"id": 7})),
+            )
         })
         .handle("fail.internal", |_ctx, _: Value| async move {
             Err::<(), _>(RpcHandlerError::internal("database password is hunter2"))
@@ -127,38 +167,60 @@ async fn rpc_errors_timeouts_and_missing_targets() {
     let c = ready_client(&server, options("caller")).await;
     wait_for_peer(&c, "slow").await;
 
-    let e = c.rpc::<_, Value>("server", "fail.exposed", &()).await.expect_err("exposed");
+    let e = c
+        .rpc::<_, Value>("server", "fail.exposed", &())
+        .await
+        .expect_err("exposed");
     assert_eq!(e.code(), "JOB_MISSING");
     assert_eq!(e.to_string(), "no such job");
     match &e {
-        link_tokio::Error::Rpc(r) => assert_eq!(r.data().map(|d| d.to_serde()), Some(json!({"id": 7}))),
+        link_tokio::Error::Rpc(r) => {
+            assert_eq!(r.data().map(|d| d.to_serde()), Some(json!({"id": 7})))
+        }
         other => panic!("unexpected error {other:?}"),
     }
 
-    let e = c.rpc::<_, Value>("server", "fail.internal", &()).await.expect_err("internal");
+    let e = c
+        .rpc::<_, Value>("server", "fail.internal", &())
+        .await
+        .expect_err("internal");
     assert_eq!(e.code(), "RPC_HANDLER_ERROR");
     assert_eq!(e.to_string(), "Internal handler error");
 
-    let e = c.rpc::<_, Value>("server", "fail.panic", &()).await.expect_err("panic");
+    let e = c
+        .rpc::<_, Value>("server", "fail.panic", &())
+        .await
+        .expect_err("panic");
     assert_eq!(e.code(), "RPC_HANDLER_ERROR");
 
-    let e = c.rpc::<_, Value>("nobody", "x", &()).await.expect_err("no target");
+    let e = c
+        .rpc::<_, Value>("nobody", "x", &())
+        .await
+        .expect_err("no target");
     assert_eq!(e.code(), "RPC_NO_TARGET");
 
     let e = within(
         "timeout",
-        c.rpc::<_, Value>("slow", "sleep", &()).timeout(Duration::from_millis(100)).into_future(),
+        c.rpc::<_, Value>("slow", "sleep", &())
+            .timeout(Duration::from_millis(100))
+            .into_future(),
     )
     .await
     .expect_err("timeout");
     assert_eq!(e.code(), "RPC_TIMEOUT");
 
     // A response of the wrong shape is a decode error, not a panic.
-    let e = c.rpc::<_, Vec<u8>>("server", "link.health", &()).await.expect_err("decode");
+    let e = c
+        .rpc::<_, Vec<u8>>("server", "link.health", &())
+        .await
+        .expect_err("decode");
     assert_eq!(e.code(), "PAYLOAD_MISMATCH");
 
     // Integers a JavaScript peer would round are refused before sending.
-    let e = c.rpc::<_, Value>("slow", "sleep", &(1u64 << 60)).await.expect_err("unsafe int");
+    let e = c
+        .rpc::<_, Value>("slow", "sleep", &(1u64 << 60))
+        .await
+        .expect_err("unsafe int");
     assert_eq!(e.code(), "PAYLOAD_NOT_SERIALIZABLE");
 
     c.stop().await.expect("stop");
@@ -186,7 +248,10 @@ async fn dropping_an_rpc_future_cancels_the_remote_handler() {
     let caller = ready_client(&server, options("caller")).await;
     wait_for_peer(&caller, "worker").await;
 
-    let call = caller.rpc::<_, Value>("worker", "long", &()).timeout(Duration::ZERO).into_future();
+    let call = caller
+        .rpc::<_, Value>("worker", "long", &())
+        .timeout(Duration::ZERO)
+        .into_future();
     let running = tokio::spawn(call);
     within("handler start", started.notified()).await;
     running.abort();
@@ -218,12 +283,19 @@ async fn publish_subscribe_and_unsubscribe_on_drop() {
     let mut s1 = sub.subscribe("jobs.done").await.expect("subscribe");
     let mut s2 = sub.subscribe("jobs.done").await.expect("subscribe twice");
     next_hub_event(&mut hub_events, "topic.subscribe", |e| match e {
-        link_tokio::HubEvent::TopicSubscribe { kind, topic, .. } if kind == "sub" && topic == "jobs.done" => Some(()),
+        link_tokio::HubEvent::TopicSubscribe { kind, topic, .. }
+            if kind == "sub" && topic == "jobs.done" =>
+        {
+            Some(())
+        }
         _ => None,
     })
     .await;
 
-    publisher.publish("jobs.done", &json!({"id": 42})).await.expect("publish");
+    publisher
+        .publish("jobs.done", &json!({"id": 42}))
+        .await
+        .expect("publish");
     for s in [&mut s1, &mut s2] {
         let m = within("message", s.next()).await.expect("a message");
         assert_eq!(m.topic, "jobs.done");
@@ -232,14 +304,21 @@ async fn publish_subscribe_and_unsubscribe_on_drop() {
     }
 
     // Invalid topics are refused at the API.
-    let e = sub.subscribe("bad topic!").await.expect_err("invalid topic");
+    let e = sub
+        .subscribe("bad topic!")
+        .await
+        .expect_err("invalid topic");
     assert_eq!(e.code(), "INVALID_TOPIC");
 
     // Dropping one subscription keeps the hub subscription; dropping the last removes it.
     drop(s1);
     drop(s2);
     next_hub_event(&mut hub_events, "topic.unsubscribe", |e| match e {
-        link_tokio::HubEvent::TopicUnsubscribe { kind, topic, .. } if kind == "sub" && topic == "jobs.done" => Some(()),
+        link_tokio::HubEvent::TopicUnsubscribe { kind, topic, .. }
+            if kind == "sub" && topic == "jobs.done" =>
+        {
+            Some(())
+        }
         _ => None,
     })
     .await;
@@ -272,7 +351,9 @@ async fn slow_subscriber_gets_an_event_not_unbounded_memory() {
         publisher.publish("firehose", &i).await.expect("publish");
     }
     let dropped = next_event(&mut events, "slow subscriber", |e| match e {
-        link_tokio::Event::SlowSubscriber { topic, dropped } if topic == "firehose" => Some(*dropped),
+        link_tokio::Event::SlowSubscriber { topic, dropped } if topic == "firehose" => {
+            Some(*dropped)
+        }
         _ => None,
     })
     .await;
@@ -293,11 +374,19 @@ async fn direct_messages_arrive_as_events() {
     let sender = ready_client(&server, options("worker")).await;
     wait_for_peer(&sender, "coordinator").await;
     sender
-        .send("coordinator", "job.progress", &json!({"jobId": 1, "pct": 50}))
+        .send(
+            "coordinator",
+            "job.progress",
+            &json!({"jobId": 1, "pct": 50}),
+        )
         .await
         .expect("send");
     let (from, data) = next_link_event(&mut events, "direct", |e| match e {
-        ClientEvent::Direct { from, direct_type, data } if direct_type == "job.progress" => {
+        ClientEvent::Direct {
+            from,
+            direct_type,
+            data,
+        } if direct_type == "job.progress" => {
             Some((from.clone(), data.as_ref().map(|d| d.to_serde())))
         }
         _ => None,
@@ -317,7 +406,9 @@ async fn status_peers_and_health() {
     let mut events = observer.events();
     let worker = ready_client(
         &server,
-        options("worker").name("worker-1").status(|| json!({"state": "idle"})),
+        options("worker")
+            .name("worker-1")
+            .status(|| json!({"state": "idle"})),
     )
     .await;
 
@@ -334,12 +425,21 @@ async fn status_peers_and_health() {
         .await
         .expect("peer_status")
         .expect("a status");
-    assert_eq!(entry.status.map(|s| s.to_serde()), Some(json!({"state": "idle"})));
+    assert_eq!(
+        entry.status.map(|s| s.to_serde()),
+        Some(json!({"state": "idle"}))
+    );
 
     let peers = observer.peers().await.expect("peers");
     let kinds: Vec<&str> = peers.iter().map(|p| p.kind.as_str()).collect();
-    assert!(kinds.contains(&"observer") && kinds.contains(&"worker"), "{kinds:?}");
-    let w = peers.iter().find(|p| p.kind == "worker").expect("worker entry");
+    assert!(
+        kinds.contains(&"observer") && kinds.contains(&"worker"),
+        "{kinds:?}"
+    );
+    let w = peers
+        .iter()
+        .find(|p| p.kind == "worker")
+        .expect("worker entry");
     assert_eq!(w.hello.name.to_string_lossy(), "worker-1");
 
     let h = worker.health().await.expect("health");
@@ -371,7 +471,8 @@ async fn catch_all_handler_sees_every_unhandled_type() {
     let svc = options("svc").handle_all(|ctx, data: Value| async move {
         match ctx.rpc_type() {
             "a" | "b" => Ok(json!({ "type": ctx.rpc_type(), "data": data })),
-            other => Err(RpcHandlerError::new(format!("Unknown rpcType: {other}")).with_code("RPC_UNKNOWN_TYPE")),
+            other => Err(RpcHandlerError::new(format!("Unknown rpcType: {other}"))
+                .with_code("RPC_UNKNOWN_TYPE")),
         }
     });
     let svc = ready_client(&server, svc).await;
@@ -379,7 +480,10 @@ async fn catch_all_handler_sees_every_unhandled_type() {
     wait_for_peer(&c, "svc").await;
     let r: Value = c.rpc("svc", "b", &5).await.expect("catch-all");
     assert_eq!(r, json!({"type": "b", "data": 5}));
-    let e = c.rpc::<_, Value>("svc", "zzz", &()).await.expect_err("unknown");
+    let e = c
+        .rpc::<_, Value>("svc", "zzz", &())
+        .await
+        .expect_err("unknown");
     assert_eq!(e.code(), "RPC_UNKNOWN_TYPE");
     c.stop().await.expect("stop");
     svc.stop().await.expect("stop");

@@ -138,7 +138,9 @@ async fn clients_survive_a_hub_restart_on_the_same_port() {
     assert_eq!(m.payload_as::<Value>().expect("json"), json!({"n": 1}));
 
     // And everything works again, both ways.
-    within("publisher ready", publisher.ready()).await.expect("ready");
+    within("publisher ready", publisher.ready())
+        .await
+        .expect("ready");
     wait_for_peer(&publisher, "worker").await;
     let e = publisher
         .rpc::<_, Value>("worker", "nope", &())

@@ -11,7 +11,7 @@ use crate::runtime::{BoxFuture, ConnectSpec, Runtime, Timer, now, os_seed};
 use crate::transport::{Inbound, Outbound, Pump, Transport, TransportError, frame_text};
 use futures_util::FutureExt;
 use link_sansio::client::{
-    ClientEvent, ClientHealth, ClientError, Connection, HandlerError, InboundRpcId, Input, Output,
+    ClientError, ClientEvent, ClientHealth, Connection, HandlerError, InboundRpcId, Input, Output,
     RpcError, RpcId,
 };
 use link_sansio::wire::Value;
@@ -332,7 +332,7 @@ impl<R: Runtime> Driver<R> {
                 self.conn.handle_input(now(), Input::Timeout);
                 busy = true;
             }
-            self.drain_outputs();
+            busy |= self.drain_outputs();
             if let Some(p) = self.pump.as_mut() {
                 match p.poll_write(cx) {
                     Ok(0) => {}
@@ -346,7 +346,7 @@ impl<R: Runtime> Driver<R> {
                     }
                 }
             }
-            self.drain_outputs();
+            busy |= self.drain_outputs();
             if self.stopped && self.pump.is_none() && self.connecting.is_none() {
                 return Poll::Ready(());
             }
@@ -441,28 +441,34 @@ impl<R: Runtime> Driver<R> {
         }
     }
 
-    fn drain_outputs(&mut self) {
+    /// Carry out the core's outputs; returns whether there were any besides the
+    /// deadline (a new connect or queued frames need polling before sleeping).
+    fn drain_outputs(&mut self) -> bool {
+        let mut any = false;
         loop {
             match self.conn.poll_output() {
                 Output::Timeout(at) => {
                     self.deadline = Some(at);
-                    return;
+                    return any;
                 }
                 Output::Idle => {
                     self.deadline = None;
-                    return;
+                    return any;
                 }
                 Output::Transmit(text) => {
+                    any = true;
                     if let Some(p) = self.pump.as_mut() {
                         p.push(Outbound::Text(text));
                     }
                 }
                 Output::Ping => {
+                    any = true;
                     if let Some(p) = self.pump.as_mut() {
                         p.push(Outbound::Ping);
                     }
                 }
                 Output::Connect { url } => {
+                    any = true;
                     self.pump = None;
                     let mut spec = self.spec.clone();
                     spec.url = url;

@@ -138,7 +138,10 @@ impl LinkClient {
         self.shared.next_token.fetch_add(1, Ordering::Relaxed)
     }
 
-    async fn command<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, Error> {
+    async fn command<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, Error> {
         let (tx, rx) = oneshot::channel();
         self.shared
             .commands
@@ -300,7 +303,10 @@ impl LinkClient {
                 "more event streams than max_listeners: possible leak"
             );
         }
-        EventStream::new(self.shared.events.subscribe(), self.shared.listeners.clone())
+        EventStream::new(
+            self.shared.events.subscribe(),
+            self.shared.listeners.clone(),
+        )
     }
 
     /// The peers in the hub's latest `peers.update` (including this one).
@@ -329,7 +335,13 @@ impl LinkClient {
     /// `stop_drain`), close the connection, reject what is left with
     /// `RPC_DISCONNECT`. Resolves once the link has stopped; no reconnects follow.
     pub async fn stop(&self) -> Result<(), Error> {
-        match self.command(|reply| Command::Stop { graceful: true, reply }).await {
+        match self
+            .command(|reply| Command::Stop {
+                graceful: true,
+                reply,
+            })
+            .await
+        {
             Ok(()) | Err(Error::Stopped) => Ok(()),
             Err(e) => Err(e),
         }
@@ -337,7 +349,13 @@ impl LinkClient {
 
     /// Stop at once, without draining.
     pub async fn stop_now(&self) -> Result<(), Error> {
-        match self.command(|reply| Command::Stop { graceful: false, reply }).await {
+        match self
+            .command(|reply| Command::Stop {
+                graceful: false,
+                reply,
+            })
+            .await
+        {
             Ok(()) | Err(Error::Stopped) => Ok(()),
             Err(e) => Err(e),
         }

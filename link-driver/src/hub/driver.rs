@@ -3,7 +3,9 @@
 //! flushed bytes reported back).
 
 use super::options::{AclFns, ResolverFn};
-use super::{Hub, HubOptions, PublishCheck, RpcCheck, SendCheck, ServerRpcContext, Shared, SubscribeCheck};
+use super::{
+    Hub, HubOptions, PublishCheck, RpcCheck, SendCheck, ServerRpcContext, Shared, SubscribeCheck,
+};
 use crate::handler::{ErasedHandler, HandlerFailure};
 use crate::runtime::{BoxFuture, Runtime, Timer, now, os_seed};
 use crate::transport::{Inbound, Outbound, Pump, Transport, TransportError};
@@ -21,9 +23,16 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::Instrument;
+
+/// A sleep on the hub's runtime.
+pub(crate) type SleepFn = Arc<dyn Fn(Duration) -> BoxFuture<'static, ()> + Send + Sync>;
+
+/// How long a socket closed for an oversized message stays open so the peer can read
+/// the 1009 close frame (its unread remainder would otherwise reset the connection).
+const CLOSE_LINGER: Duration = Duration::from_secs(1);
 
 /// From connection tasks to the hub (bounded: a busy hub slows readers down).
 pub(crate) enum ConnMsg {
@@ -58,11 +67,22 @@ pub(crate) enum ConnOut {
 }
 
 pub(crate) enum HubCommand {
-    Health { reply: oneshot::Sender<HubHealth> },
-    State { reply: oneshot::Sender<HubStateSnapshot> },
-    Drain { reply: oneshot::Sender<()> },
-    TerminateAll { reply: oneshot::Sender<()> },
-    ConnectionCount { reply: oneshot::Sender<usize> },
+    Health {
+        reply: oneshot::Sender<HubHealth>,
+    },
+    State {
+        reply: oneshot::Sender<HubStateSnapshot>,
+    },
+    Drain {
+        close: Option<(u16, String)>,
+        reply: oneshot::Sender<()>,
+    },
+    TerminateAll {
+        reply: oneshot::Sender<()>,
+    },
+    ConnectionCount {
+        reply: oneshot::Sender<usize>,
+    },
 }
 
 pub(crate) enum HubControl {
@@ -120,6 +140,11 @@ pub(crate) fn spawn<R: Runtime>(opts: HubOptions<R>) -> Hub {
     let (cmd_tx, cmd_rx) = mpsc::channel(64);
     let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
     let (ev_tx, _) = broadcast::channel(opts.event_capacity);
+    let rt = opts.runtime.clone();
+    let sleep: SleepFn = Arc::new(move |d: Duration| {
+        let timer = rt.timer(Instant::now() + d);
+        Box::pin(timer) as BoxFuture<'static, ()>
+    });
     let driver = Driver {
         timer: opts.runtime.timer(t.instant),
         rt: opts.runtime.clone(),
@@ -150,6 +175,7 @@ pub(crate) fn spawn<R: Runtime>(opts: HubOptions<R>) -> Hub {
             events: ev_tx,
             next_conn: AtomicU64::new(1),
             max_message_bytes,
+            sleep,
         }),
     }
 }
@@ -231,7 +257,13 @@ impl<R: Runtime> Driver<R> {
                 self.hub.handle_input(t, Input::Opened { conn, remote });
             }
             ConnMsg::Frame { conn, bytes } => {
-                self.hub.handle_input(t, Input::Frame { conn, bytes: &bytes });
+                self.hub.handle_input(
+                    t,
+                    Input::Frame {
+                        conn,
+                        bytes: &bytes,
+                    },
+                );
             }
             ConnMsg::Pong { conn } => self.hub.handle_input(t, Input::Pong { conn }),
             ConnMsg::Flushed { conn, bytes } => {
@@ -291,10 +323,17 @@ impl<R: Runtime> Driver<R> {
             HubEvent::PeerConnected { kind, replaced, .. } => {
                 tracing::info!(%kind, replaced, "peer connected");
             }
-            HubEvent::PeerDisconnected { kind, code, reason, .. } => {
+            HubEvent::PeerDisconnected {
+                kind, code, reason, ..
+            } => {
                 tracing::info!(%kind, ?code, %reason, "peer disconnected");
             }
-            HubEvent::ProtocolError { kind, reason, detail, .. } => {
+            HubEvent::ProtocolError {
+                kind,
+                reason,
+                detail,
+                ..
+            } => {
                 tracing::debug!(?kind, reason = reason.as_str(), ?detail, "frame dropped");
             }
             HubEvent::Drained => {
@@ -443,13 +482,16 @@ impl<R: Runtime> Driver<R> {
         let t = now();
         match c {
             HubControl::Key { request, key } => {
-                self.hub.handle_input(t, Input::KeyResolved { request, key });
+                self.hub
+                    .handle_input(t, Input::KeyResolved { request, key });
             }
             HubControl::ServerRpcDone { call, reply } => {
-                self.hub.handle_input(t, Input::ServerRpcDone { call, reply });
+                self.hub
+                    .handle_input(t, Input::ServerRpcDone { call, reply });
             }
             HubControl::Acl { check, decision } => {
-                self.hub.handle_input(t, Input::AclDecided { check, decision });
+                self.hub
+                    .handle_input(t, Input::AclDecided { check, decision });
             }
             HubControl::Handle { rpc_type, handler } => match handler {
                 Some(h) => {
@@ -476,10 +518,17 @@ impl<R: Runtime> Driver<R> {
             HubCommand::State { reply } => {
                 let _ = reply.send(self.hub.state());
             }
-            HubCommand::Drain { reply } => {
+            HubCommand::Drain { close, reply } => {
                 if self.drained || self.hub.is_drained() {
                     let _ = reply.send(());
                 } else {
+                    // The server's own close frame goes first; the core's later close
+                    // of the same socket is then a no-op in the WebSocket library.
+                    if let Some((code, reason)) = close {
+                        for out in self.conns.values() {
+                            let _ = out.send(ConnOut::Frame(Outbound::Close(code, reason.clone())));
+                        }
+                    }
                     self.drain_waiters.push(reply);
                     self.hub.handle_input(now(), Input::Drain);
                 }
@@ -540,6 +589,7 @@ pub(crate) async fn run_connection<T: Transport>(
     socket: T,
     to_hub: mpsc::Sender<ConnMsg>,
     mut from_hub: mpsc::UnboundedReceiver<ConnOut>,
+    sleep: SleepFn,
 ) {
     let mut pump = Pump::new(socket);
     let mut close_frame: Option<(u16, String)> = None;
@@ -587,10 +637,12 @@ pub(crate) async fn run_connection<T: Transport>(
             Step::Failed(TransportError::TooBig { size, max }) => {
                 tracing::debug!(size, max, "message too big: closing with 1009");
                 pump.push(Outbound::Close(1009, "Max payload size exceeded".into()));
-                let _ = poll_fn(|cx| match pump.poll_write(cx) {
-                    Err(_) => Poll::Ready(()),
-                    Ok(_) if !pump.has_pending_writes() => Poll::Ready(()),
-                    Ok(_) => Poll::Pending,
+                let mut linger = sleep(CLOSE_LINGER);
+                poll_fn(|cx| {
+                    if pump.poll_write(cx).is_err() || linger.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(());
+                    }
+                    Poll::Pending
                 })
                 .await;
                 let _ = to_hub

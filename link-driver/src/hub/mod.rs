@@ -29,7 +29,6 @@ pub struct Hub {
     shared: Arc<Shared>,
 }
 
-#[derive(Debug)]
 struct Shared {
     commands: mpsc::Sender<HubCommand>,
     control: mpsc::UnboundedSender<HubControl>,
@@ -37,6 +36,16 @@ struct Shared {
     events: broadcast::Sender<HubEvent>,
     next_conn: AtomicU64,
     max_message_bytes: usize,
+    /// The runtime's timer, for connection tasks (which know no runtime).
+    sleep: driver::SleepFn,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub")
+            .field("max_message_bytes", &self.max_message_bytes)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What a server RPC handler learns about the call besides its data.
@@ -78,7 +87,10 @@ pub enum Event {
 }
 
 impl Hub {
-    async fn command<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> HubCommand) -> Result<T, Error> {
+    async fn command<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> HubCommand,
+    ) -> Result<T, Error> {
         let (tx, rx) = oneshot::channel();
         self.shared
             .commands
@@ -101,6 +113,7 @@ impl Hub {
     ) -> impl Future<Output = ()> + Send + use<T> {
         let conn = ConnId(self.shared.next_conn.fetch_add(1, Ordering::Relaxed));
         let inbound = self.shared.inbound.clone();
+        let sleep = self.shared.sleep.clone();
         let span = tracing::info_span!("link.hub.conn", conn = conn.0, remote = ?remote);
         async move {
             let (out_tx, out_rx) = mpsc::unbounded_channel();
@@ -115,7 +128,7 @@ impl Hub {
             {
                 return;
             }
-            driver::run_connection(conn, socket, inbound, out_rx).await;
+            driver::run_connection(conn, socket, inbound, out_rx, sleep).await;
         }
         .instrument(span)
     }
@@ -197,12 +210,22 @@ impl Hub {
     /// normally; resolves once every socket is gone. Bound it with a timeout and
     /// follow with [`Hub::terminate_all`].
     pub async fn drain(&self) -> Result<(), Error> {
-        self.command(|reply| HubCommand::Drain { reply }).await
+        self.command(|reply| HubCommand::Drain { close: None, reply })
+            .await
+    }
+
+    /// Like [`Hub::drain`], but every socket is first closed with `code` and `reason`
+    /// (`HubServer` uses 1001 `server shutdown`, as the reference's server does).
+    pub async fn drain_with(&self, code: u16, reason: &str) -> Result<(), Error> {
+        let close = Some((code, reason.to_owned()));
+        self.command(|reply| HubCommand::Drain { close, reply })
+            .await
     }
 
     /// Drop every remaining socket without a close frame (after a drain timed out).
     pub async fn terminate_all(&self) -> Result<(), Error> {
-        self.command(|reply| HubCommand::TerminateAll { reply }).await
+        self.command(|reply| HubCommand::TerminateAll { reply })
+            .await
     }
 
     /// Number of sockets currently attached.

@@ -14,7 +14,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub(crate) type ResolverFn = Arc<dyn Fn(String) -> BoxFuture<'static, Option<String>> + Send + Sync>;
+pub(crate) type ResolverFn =
+    Arc<dyn Fn(String) -> BoxFuture<'static, Option<String>> + Send + Sync>;
 pub(crate) type AclFn<Q> = Arc<dyn Fn(Q) -> BoxFuture<'static, AclDecision> + Send + Sync>;
 
 /// What an ACL hook may answer: `true`/`false` or a full [`AclDecision`] (a denial
@@ -135,11 +136,14 @@ pub struct HubOptions<R> {
 impl<R: fmt::Debug> fmt::Debug for HubOptions<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("HubOptions")
-            .field("keys", &match &self.config.keys {
-                Keys::Shared(_) => "shared",
-                Keys::PerKind(_) => "per-kind",
-                _ => "resolver",
-            })
+            .field(
+                "keys",
+                &match &self.config.keys {
+                    Keys::Shared(_) => "shared",
+                    Keys::PerKind(_) => "per-kind",
+                    _ => "resolver",
+                },
+            )
             .field("hash_algo", &self.config.hash_algo)
             .field("limits", &self.config.limits)
             .field("handlers", &self.handlers.keys().collect::<Vec<_>>())

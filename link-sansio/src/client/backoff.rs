@@ -80,7 +80,7 @@ impl Backoff {
         let ms = (self.base_ms * (1.0 - j / 2.0 + rng.unit() * j)).max(0.0);
         Retry::After {
             attempt,
-            delay: Duration::from_secs_f64(ms / 1000.0),
+            delay: Duration::try_from_secs_f64(ms / 1000.0).unwrap_or(Duration::MAX),
         }
     }
 

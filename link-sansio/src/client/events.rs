@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use super::error::RpcError;
 use super::rpc::{InboundRpcId, RpcId};
-use crate::wire::DropReason;
 use crate::wire::json::Value;
 use crate::wire::message::PeerEntry;
+use crate::wire::{DropReason, Envelope};
 
 /// One event from the connection, in the order things happened.
 #[derive(Debug, Clone, PartialEq)]
@@ -51,6 +51,8 @@ pub enum ClientEvent {
     /// No `hello.ack` within `hello_ack_diagnostic` of connecting (a
     /// `protocol-error` with reason `no-ack` or `clock-skew` in the reference).
     HelloAckDiagnostic(HelloAckDiagnosis),
+    /// Every verified message, when `ClientConfig::message_events` is on (`message`).
+    Message(Box<Envelope>),
     /// An inbound frame was dropped, or the keepalive failed (`protocol-error`).
     ProtocolError {
         /// The reference's reason.

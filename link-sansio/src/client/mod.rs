@@ -14,10 +14,12 @@
 //! - [`Output::Transmit`]: write this text frame; report [`Input::Flushed`] with the
 //!   byte count as the transport writes it (the `bufferedAmount` analogue).
 //! - [`Output::Close`] / [`Output::Terminate`]: close (with a close frame) or drop the
-//!   transport. Either ends it as far as the connection is concerned: report nothing
-//!   more about that transport.
+//!   transport, or abandon a connect still in progress. Either ends it as far as the
+//!   connection is concerned: report nothing more about that transport.
 //! - [`Output::Ping`]: send a WebSocket ping; report [`Input::Pong`] on a pong frame.
 //! - [`Output::Event`]: tell the application.
+//! - [`Output::Idle`]: only before the first call that carries a `now`; there is no
+//!   deadline yet.
 //!
 //! # Inbound RPCs
 //!
@@ -25,7 +27,10 @@
 //! [`Connection::handle`], or [`Connection::set_rpc_catch_all`] to see every type).
 //! A request of a declared type becomes [`ClientEvent::RpcRequest`], answered with
 //! [`Connection::respond`]; any other type is answered `RPC_UNKNOWN_TYPE` by the
-//! connection itself ([`ClientEvent::RpcRefused`]).
+//! connection itself ([`ClientEvent::RpcRefused`]). Answer every request once, even
+//! after [`ClientEvent::RpcCancelled`] (that answer is suppressed): like the
+//! reference's in-flight counter, a request counts against `max_concurrent_rpc` until
+//! its handler has finished.
 //!
 //! # Status
 //!
@@ -33,123 +38,45 @@
 //! on every ready and every `status_interval`; the application answers with
 //! [`Connection::push_status`].
 
-pub mod backoff;
+mod backoff;
+mod config;
 pub mod error;
 pub mod events;
-pub mod outbox;
-pub mod peers;
+mod inbound;
+mod lifecycle;
+mod outbox;
+mod peers;
 pub mod rpc;
-pub mod topics;
+mod send;
+mod topics;
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use crate::seeded::{Rng, SeededState};
 use crate::time::Now;
-use crate::wire::json::Value;
-use crate::wire::message::{PeerEntry, StatusEntry};
-use crate::wire::{HashAlgo, Limits};
+use crate::wire::envelope::js_string_of;
+use crate::wire::json::{JsString, Value};
+use crate::wire::message::{
+    Direct, Hello, HelloAck, HelloInfo, PeerEntry, RpcCancel, RpcReply, RpcRequest, RpcResponse,
+    StatusEntry, StatusUpdate, TopicMessage, TopicSubscribe, TopicUnsubscribe, types,
+};
+use crate::wire::validate::{check_json_safe, is_valid_topic};
+use crate::wire::{self, DropReason, Envelope, Frame, Header, Key, Message, ReplayGuard};
+use backoff::{Backoff, Retry};
+use error::RemoteFailure;
+use outbox::{Item, Outbox, Overflow};
+use peers::{PeerChange, Peers};
+use rpc::{Inbound, Pending};
+use topics::Subscriptions;
 
 pub use error::{ClientError, ConfigError, HandlerError, RpcError};
 pub use events::{CancelReason, ClientEvent, DisconnectInfo, HelloAckDiagnosis, RpcComplete};
 pub use rpc::{InboundRpcId, RpcId};
 
-/// Everything the reference `LinkClient` takes as options (PROTOCOL.md §13), with its
-/// defaults. Durations of zero mean "off" where the reference says 0 disables.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub struct ClientConfig {
-    /// Hub WebSocket URL (`url`).
-    pub url: String,
-    /// This peer's kind (`kind`): 1–256 of `[a-zA-Z0-9._-]`, not reserved.
-    pub kind: String,
-    /// The HMAC secret (`secret`).
-    pub secret: String,
-    /// Display name sent in `hello` (`name`; defaults to the kind).
-    pub name: Option<String>,
-    /// Process id sent in `hello` (the reference sends `process.pid`).
-    pub pid: Option<u32>,
-    /// HMAC hash (`hashAlgo`, sha256).
-    pub hash_algo: HashAlgo,
-    /// `maxMessageBytes` (1 MiB), `replayWindowMs` (300 000; 0 off), `maxRecentIds`
-    /// (10 000).
-    pub limits: Limits,
-    /// Transport backlog above which sends queue instead (`maxBufferedBytes`, 4 MiB).
-    pub max_buffered_bytes: usize,
-    /// Outbox cap (`maxOutboxBytes`, 16 MiB).
-    pub max_outbox_bytes: usize,
-    /// Default per-call RPC timeout (`defaultRpcTimeoutMs`, 5 s).
-    pub default_rpc_timeout: Duration,
-    /// Inbound handlers in flight before `RPC_OVERLOADED` (`maxConcurrentRpc`, 256;
-    /// 0 = unlimited).
-    pub max_concurrent_rpc: usize,
-    /// Whether the application supplies a status (`makeStatus` given): drives
-    /// [`ClientEvent::StatusWanted`].
-    pub make_status: bool,
-    /// Status push cadence (`statusIntervalMs`, 10 s).
-    pub status_interval: Duration,
-    /// Ping cadence (`keepaliveIntervalMs`, 30 s; zero disables).
-    pub keepalive_interval: Duration,
-    /// Delay of the missing-`hello.ack` diagnostic (`helloAckDiagnosticMs`, 5 s; zero
-    /// disables).
-    pub hello_ack_diagnostic: Duration,
-    /// First reconnect delay (`reconnectInitialMs`, 1 s).
-    pub reconnect_initial: Duration,
-    /// Reconnect delay cap (`reconnectMaxMs`, 10 s).
-    pub reconnect_max: Duration,
-    /// Backoff growth factor (`reconnectGrowth`, 1.5; at least 1).
-    pub reconnect_growth: f64,
-    /// Jitter fraction (`reconnectJitter`, 0.5; 0–1): delay = base × (1 − j/2 + rand·j).
-    pub reconnect_jitter: f64,
-    /// Give up after this many consecutive reconnects (`maxReconnectAttempts`;
-    /// `None` = Infinity).
-    pub max_reconnect_attempts: Option<u32>,
-    /// Graceful-stop budget (`stopDrainMs`, 5 s; zero = no limit).
-    pub stop_drain: Duration,
-    /// Keep retrying after `hello.ack ok:false` (`reconnectOnRejection`, false).
-    pub reconnect_on_rejection: bool,
-    /// Forward every handler error verbatim (`exposeRpcErrors`, false).
-    pub expose_rpc_errors: bool,
-    /// Pass-through for the adapter's WebSocket (`perMessageDeflate`, false).
-    pub per_message_deflate: bool,
-    /// RPC types the application handles (`rpcHandlers` keys).
-    pub rpc_handlers: BTreeSet<String>,
-}
-
-/// Outbox drain retry while the transport is congested (fixed in the reference).
-pub const DRAIN_RETRY: Duration = Duration::from_millis(25);
-
-impl ClientConfig {
-    /// A configuration with the reference's defaults.
-    pub fn new(url: impl Into<String>, kind: impl Into<String>, secret: impl Into<String>) -> Self {
-        Self {
-            url: url.into(),
-            kind: kind.into(),
-            secret: secret.into(),
-            name: None,
-            pid: None,
-            hash_algo: HashAlgo::Sha256,
-            limits: Limits::default(),
-            max_buffered_bytes: 4_194_304,
-            max_outbox_bytes: 16_777_216,
-            default_rpc_timeout: Duration::from_millis(5_000),
-            max_concurrent_rpc: 256,
-            make_status: false,
-            status_interval: Duration::from_millis(10_000),
-            keepalive_interval: Duration::from_millis(30_000),
-            hello_ack_diagnostic: Duration::from_millis(5_000),
-            reconnect_initial: Duration::from_millis(1_000),
-            reconnect_max: Duration::from_millis(10_000),
-            reconnect_growth: 1.5,
-            reconnect_jitter: 0.5,
-            max_reconnect_attempts: None,
-            stop_drain: Duration::from_millis(5_000),
-            reconnect_on_rejection: false,
-            expose_rpc_errors: false,
-            per_message_deflate: false,
-            rpc_handlers: BTreeSet::new(),
-        }
-    }
-}
+use config::validate;
+pub use config::{ClientConfig, DRAIN_RETRY};
+use lifecycle::{Drain, IDLE, Timers, Transport};
 
 /// What the adapter reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -245,38 +172,124 @@ pub struct ClientHealth {
 #[derive(Debug)]
 pub struct Connection {
     config: ClientConfig,
+    key: Key,
+    rng: Rng,
+    replay: ReplayGuard,
+    scratch: Vec<u8>,
     out: VecDeque<Output>,
     last: Option<Instant>,
-    peers: Vec<PeerEntry>,
-    features: Vec<String>,
+
+    transport: Transport,
+    stopped: bool,
+    drain: Option<Drain>,
+    verified: bool,
+    ready: bool,
+    features: Option<Vec<String>>,
+    last_verified_at: Option<u64>,
+    skew_drops: u32,
+    last_skew: f64,
+    pong_alive: bool,
+    disconnect_emitted: bool,
+    buffered: usize,
+    backoff: Backoff,
+    catch_all: bool,
+    timers: Timers,
+
+    outbox: Outbox,
+    subscriptions: Subscriptions,
+    peers: Peers,
+    pending: Pending,
+    inbound: Inbound,
 }
 
 impl Connection {
     /// A stopped connection; validates the configuration like the reference's
     /// constructor. `seed` drives ids and backoff jitter.
     pub fn new(config: ClientConfig, seed: u64) -> Result<Self, ConfigError> {
-        let _ = seed;
+        validate(&config)?;
+        let mut rng = Rng::new(seed);
+        let replay = ReplayGuard::new(&config.limits, SeededState::from_rng(&mut rng));
+        let pending = Pending::new(SeededState::from_rng(&mut rng));
+        let inbound = Inbound::new(SeededState::from_rng(&mut rng));
         Ok(Self {
-            config,
+            key: Key::new(&config.secret, config.hash_algo),
+            backoff: Backoff::new(
+                config.reconnect_initial,
+                config.reconnect_max,
+                config.reconnect_growth,
+                config.reconnect_jitter,
+                config.max_reconnect_attempts,
+            ),
+            outbox: Outbox::new(config.max_outbox_bytes),
+            rng,
+            replay,
+            scratch: Vec::new(),
             out: VecDeque::new(),
             last: None,
-            peers: Vec::new(),
-            features: Vec::new(),
+            transport: Transport::None,
+            stopped: false,
+            drain: None,
+            verified: false,
+            ready: false,
+            features: None,
+            last_verified_at: None,
+            skew_drops: 0,
+            last_skew: 0.0,
+            pong_alive: true,
+            disconnect_emitted: false,
+            buffered: 0,
+            catch_all: false,
+            timers: Timers::default(),
+            subscriptions: Subscriptions::default(),
+            peers: Peers::default(),
+            pending,
+            inbound,
+            config,
         })
     }
 
-    /// Starts (or restarts after `stop`): emits [`Output::Connect`].
+    /// Starts (or restarts after `stop`): emits [`Output::Connect`]. A no-op while a
+    /// transport is open or opening.
     pub fn start(&mut self, now: Now) {
         self.last = Some(now.instant);
-        self.out.push_back(Output::Connect {
-            url: self.config.url.clone(),
-        });
+        if let Some(d) = &mut self.drain {
+            // The reference restarts once the graceful stop's drain has finished.
+            d.restart = true;
+            return;
+        }
+        if self.transport != Transport::None {
+            self.stopped = false;
+            return;
+        }
+        self.timers.reconnect = None;
+        self.stopped = false;
+        self.connect();
     }
 
-    /// Feeds an input from the adapter.
+    /// Feeds an input from the adapter. Expired timers run first, as they would have
+    /// in an event loop.
     pub fn handle_input(&mut self, now: Now, input: Input<'_>) {
         self.last = Some(now.instant);
-        let _ = input;
+        self.run_timers(now);
+        match input {
+            Input::TransportUp => self.on_transport_up(now),
+            Input::Frame(bytes) => self.on_frame(now, bytes),
+            Input::TransportDown { code, reason } => {
+                if self.transport != Transport::None {
+                    self.on_transport_down(now, code, reason);
+                }
+            }
+            Input::Pong => self.pong_alive = true,
+            Input::Flushed(n) => {
+                self.buffered = self.buffered.saturating_sub(n);
+                // A graceful stop drains while no longer ready.
+                if (self.ready || self.drain.is_some()) && !self.outbox.is_empty() {
+                    self.drain_outbox(now);
+                }
+            }
+            Input::Timeout => {}
+        }
+        self.check_drained(now);
     }
 
     /// The next thing to do; drain until [`Output::Timeout`].
@@ -284,14 +297,22 @@ impl Connection {
         if let Some(o) = self.out.pop_front() {
             return o;
         }
-        match self.last {
-            Some(t) => Output::Timeout(t + Duration::from_secs(3600)),
-            None => Output::Idle,
-        }
+        let Some(last) = self.last else {
+            return Output::Idle;
+        };
+        let next = [self.timers.earliest(), self.pending.next_deadline()]
+            .into_iter()
+            .flatten()
+            .min();
+        Output::Timeout(next.unwrap_or_else(|| last.checked_add(IDLE).unwrap_or(last)))
     }
 
+    // ---------------------------------------------------------------------------
+    // Application commands
+
     /// Calls `rpc_type` on peer `to` (or `"server"`). `timeout`: `None` = the default,
-    /// `Some(ZERO)` = no timeout. The outcome arrives as [`ClientEvent::RpcComplete`].
+    /// `Some(ZERO)` = no timeout. The outcome arrives as [`ClientEvent::RpcComplete`],
+    /// which is also emitted for a call refused here (not ready, backpressure).
     pub fn rpc(
         &mut self,
         now: Now,
@@ -300,28 +321,103 @@ impl Connection {
         data: Option<Value>,
         timeout: Option<Duration>,
     ) -> Result<RpcId, RpcError> {
-        let _ = (now, data, timeout);
-        Err(RpcError::NotReady {
-            to: to.to_owned(),
-            rpc_type: rpc_type.to_owned(),
-        })
+        self.last = Some(now.instant);
+        if to.is_empty() {
+            return Err(RpcError::InvalidArgument(
+                "\"to\" must be a non-empty string",
+            ));
+        }
+        if rpc_type.is_empty() {
+            return Err(RpcError::InvalidArgument(
+                "\"rpcType\" must be a non-empty string",
+            ));
+        }
+        if let Some(d) = &data {
+            check_json_safe(d).map_err(RpcError::NotSerializable)?;
+        }
+        let id = self.pending.allocate();
+        if !self.writable() {
+            let err = RpcError::NotReady {
+                to: to.to_owned(),
+                rpc_type: rpc_type.to_owned(),
+            };
+            self.complete(id, to, rpc_type, Duration::ZERO, Err(err.clone()));
+            return Err(err);
+        }
+        let wire_id = JsString::from(self.rng.uuid());
+        let timeout = timeout.unwrap_or(self.config.default_rpc_timeout);
+        self.pending
+            .insert(id, wire_id.clone(), to, rpc_type, now.instant, timeout);
+        let message = Message::RpcRequest(RpcRequest::new(rpc_type, data));
+        let item = Item::new(
+            wire_id,
+            types::RPC_REQUEST,
+            Some(to.into()),
+            payload(&message),
+        );
+        if self.enqueue_or_send(now, item).is_err() {
+            self.pending.remove(id);
+            let err = RpcError::Backpressure {
+                to: to.to_owned(),
+                rpc_type: rpc_type.to_owned(),
+                max_outbox_bytes: self.config.max_outbox_bytes,
+            };
+            self.complete(id, to, rpc_type, Duration::ZERO, Err(err.clone()));
+            return Err(err);
+        }
+        Ok(id)
     }
 
     /// Aborts an outbound call (the caller's AbortSignal): `RPC_ABORT`, and an
-    /// `rpc.cancel` to the target while ready.
+    /// `rpc.cancel` to the target while ready. Unknown or settled ids are ignored.
     pub fn cancel_rpc(&mut self, now: Now, id: RpcId) {
-        let _ = (now, id);
+        self.last = Some(now.instant);
+        let Some(call) = self.pending.remove(id) else {
+            return;
+        };
+        self.outbox.remove_by_id(&call.wire_id);
+        self.send_rpc_cancel(now, &call.wire_id, &call.to);
+        let err = RpcError::Abort {
+            to: call.to.clone(),
+            rpc_type: call.rpc_type.clone(),
+        };
+        let took = now.instant.saturating_duration_since(call.started);
+        self.complete(id, &call.to, &call.rpc_type, took, Err(err));
     }
 
-    /// Answers an inbound request. Ignored if the request was cancelled or its
-    /// transport is gone (the reference suppresses such responses).
+    /// Answers an inbound request. Suppressed if the caller cancelled or the
+    /// transport it came on is gone (as the reference suppresses such responses);
+    /// ignored for unknown handles.
     pub fn respond(
         &mut self,
         now: Now,
         request: InboundRpcId,
         reply: Result<Option<Value>, HandlerError>,
     ) {
-        let _ = (now, request, reply);
+        self.last = Some(now.instant);
+        let Some(req) = self.inbound.remove(request) else {
+            return;
+        };
+        if req.aborted {
+            return;
+        }
+        let (body, hidden) = rpc::response_body(reply, self.config.expose_rpc_errors);
+        if let Some(message) = hidden {
+            self.emit(ClientEvent::RpcHandlerError {
+                from: req.from.as_ref().map(JsString::to_string_lossy),
+                rpc_type: req.rpc_type.clone(),
+                message,
+            });
+        }
+        let message = Message::RpcResponse(body);
+        let item = Item::new(
+            req.wire_id,
+            types::RPC_RESPONSE,
+            req.from,
+            payload(&message),
+        );
+        // Overflow is reported by the event; the caller times out, as in the reference.
+        let _ = self.enqueue_or_send(now, item);
     }
 
     /// Declares that the application handles `rpc_type`; returns whether it already
@@ -338,33 +434,62 @@ impl Connection {
     /// Routes every inbound RPC type to the application (which then answers unknown
     /// types itself, e.g. with [`HandlerError::UnknownType`]).
     pub fn set_rpc_catch_all(&mut self, on: bool) {
-        let _ = on;
+        self.catch_all = on;
     }
 
-    /// Subscribes to `topic`; replayed after every ready.
+    /// Subscribes to `topic`; the subscription is replayed after every ready.
     pub fn subscribe(&mut self, now: Now, topic: &str) -> Result<(), ClientError> {
-        let _ = (now, topic);
+        self.last = Some(now.instant);
+        if !is_valid_topic(topic) {
+            return Err(ClientError::InvalidTopic(topic.to_owned()));
+        }
+        if self.subscriptions.add(topic) && self.writable() {
+            self.send_topic_control(now, types::TOPIC_SUBSCRIBE, topic);
+        }
         Ok(())
     }
 
     /// Unsubscribes from `topic`; returns whether it was subscribed.
     pub fn unsubscribe(&mut self, now: Now, topic: &str) -> Result<bool, ClientError> {
-        let _ = (now, topic);
-        Ok(false)
+        self.last = Some(now.instant);
+        if !is_valid_topic(topic) {
+            return Err(ClientError::InvalidTopic(topic.to_owned()));
+        }
+        if !self.subscriptions.remove(topic) {
+            return Ok(false);
+        }
+        if self.writable() {
+            self.send_topic_control(now, types::TOPIC_UNSUBSCRIBE, topic);
+        }
+        Ok(true)
     }
 
-    /// Publishes to `topic` (queued until ready).
+    /// Publishes to `topic`. Queued while the link is down; refused after `stop()` or
+    /// when the hub's features are known and lack `topics`.
     pub fn publish(
         &mut self,
         now: Now,
         topic: &str,
-        payload: Option<Value>,
+        payload_value: Option<Value>,
     ) -> Result<(), ClientError> {
-        let _ = (now, topic, payload);
-        Ok(())
+        self.last = Some(now.instant);
+        if !is_valid_topic(topic) {
+            return Err(ClientError::InvalidTopic(topic.to_owned()));
+        }
+        self.check_sendable("publish")?;
+        if let Some(p) = &payload_value {
+            check_json_safe(p).map_err(ClientError::NotSerializable)?;
+        }
+        self.check_feature("publish", "topics")?;
+        let message = Message::TopicMessage(TopicMessage {
+            topic: Some(Value::from(topic)),
+            payload: payload_value,
+        });
+        self.send_app(now, types::TOPIC_MESSAGE, None, &message)
     }
 
-    /// Sends a directed message (queued until ready).
+    /// Sends a directed message. Queued while the link is down; refused after
+    /// `stop()` or when the hub's features are known and lack `direct`.
     pub fn send(
         &mut self,
         now: Now,
@@ -372,71 +497,149 @@ impl Connection {
         direct_type: &str,
         data: Option<Value>,
     ) -> Result<(), ClientError> {
-        let _ = (now, to, direct_type, data);
-        Ok(())
+        self.last = Some(now.instant);
+        if to.is_empty() {
+            return Err(ClientError::InvalidArgument(
+                "send(to, type, data): \"to\" must be a non-empty string",
+            ));
+        }
+        if direct_type.is_empty() {
+            return Err(ClientError::InvalidArgument(
+                "send(to, type, data): \"type\" must be a non-empty string",
+            ));
+        }
+        self.check_sendable("send")?;
+        if let Some(d) = &data {
+            check_json_safe(d).map_err(ClientError::NotSerializable)?;
+        }
+        self.check_feature("send", "direct")?;
+        let message = Message::Direct(Direct {
+            direct_type: Some(Value::from(direct_type)),
+            direct_data: data,
+        });
+        self.send_app(now, types::DIRECT, Some(to.into()), &message)
     }
 
-    /// Pushes this peer's status (answers [`ClientEvent::StatusWanted`]); conflated
-    /// with any status still queued.
+    /// Pushes this peer's status (the answer to [`ClientEvent::StatusWanted`]);
+    /// conflated with any status still queued.
     pub fn push_status(&mut self, now: Now, status: Option<Value>) -> Result<(), ClientError> {
-        let _ = (now, status);
-        Ok(())
+        self.last = Some(now.instant);
+        self.check_sendable("status")?;
+        if let Some(s) = &status {
+            check_json_safe(s).map_err(ClientError::NotSerializable)?;
+        }
+        let message = Message::StatusUpdate(StatusUpdate::new(status));
+        self.send_app(now, types::STATUS_UPDATE, None, &message)
     }
 
     /// Stops: `graceful` flushes the outbox and lets pending RPCs settle within
-    /// `stop_drain` first; otherwise everything ends now. Ends with
-    /// [`ClientEvent::Stopped`].
+    /// `stop_drain` before closing; otherwise everything ends now. Pending RPCs fail
+    /// with `RPC_DISCONNECT`, the outbox is cleared, and [`ClientEvent::Stopped`]
+    /// follows. An immediate stop during a graceful one cuts it short.
     pub fn stop(&mut self, now: Now, graceful: bool) {
-        let _ = (now, graceful);
+        self.last = Some(now.instant);
+        if self.drain.is_some() {
+            if !graceful {
+                self.hard_stop(now);
+            }
+            return;
+        }
+        if self.stopped && self.transport == Transport::None {
+            return;
+        }
+        self.stopped = true;
+        self.timers.clear_connection();
+        self.timers.drain_retry = None;
+        let was_ready = self.ready;
+        self.ready = false;
+        self.verified = false;
+        self.features = None;
+        self.drain = Some(Drain {
+            was_ready,
+            deadline: (!self.config.stop_drain.is_zero())
+                .then(|| now.instant.checked_add(self.config.stop_drain))
+                .flatten(),
+            restart: false,
+        });
+        if !graceful || self.transport != Transport::Open || self.settled() {
+            self.hard_stop(now);
+        } else {
+            self.stop_tick(now);
+        }
     }
+
+    // ---------------------------------------------------------------------------
+    // Introspection
 
     /// The reference's `health()`.
     pub fn health(&self) -> ClientHealth {
         ClientHealth {
-            connected: false,
-            verified: false,
-            ready: false,
-            last_verified_at: None,
+            connected: self.transport == Transport::Open,
+            verified: self.verified,
+            ready: self.ready,
+            last_verified_at: self.last_verified_at,
             peer_count: self.peers.len(),
-            pending_rpcs: 0,
-            subscriptions: 0,
-            buffered_bytes: 0,
-            outbox_size: 0,
-            outbox_bytes: 0,
-            in_flight_rpc: 0,
-            reconnect_attempt: 0,
-            stopped: true,
+            pending_rpcs: self.pending.len(),
+            subscriptions: self.subscriptions.len(),
+            buffered_bytes: self.buffered,
+            outbox_size: self.outbox.len(),
+            outbox_bytes: self.outbox.bytes(),
+            in_flight_rpc: self.inbound.len(),
+            reconnect_attempt: self.backoff.attempt(),
+            stopped: self.stopped,
         }
     }
 
     /// Whether the hub has accepted the hello (`isReady()`).
     pub fn is_ready(&self) -> bool {
-        false
+        self.ready
     }
 
     /// Whether the transport is open (`isConnected()`).
     pub fn is_connected(&self) -> bool {
-        false
+        self.transport == Transport::Open
     }
 
     /// The latest `peers.update`, including this peer (`getPeers()`).
     pub fn peers(&self) -> impl Iterator<Item = &PeerEntry> {
-        self.peers.iter()
+        self.peers.list().iter()
     }
 
     /// The last known status of `kind` (`getPeerStatus()`).
     pub fn peer_status(&self, kind: &str) -> Option<&StatusEntry> {
-        let _ = kind;
-        None
+        self.peers.status(kind)
     }
 
-    /// The hub's features from the last `hello.ack` (empty until then).
+    /// The hub's features from this transport's `hello.ack` (empty until then).
     pub fn hub_features(&self) -> &[String] {
-        &self.features
+        self.features.as_deref().unwrap_or(&[])
+    }
+
+    /// The hub's features, or `None` before this transport's `hello.ack` (the
+    /// reference's `hubFeatures`, `null` until acknowledged).
+    pub fn hub_features_known(&self) -> Option<&[String]> {
+        self.features.as_deref()
+    }
+
+    /// The topics subscribed locally.
+    pub fn subscriptions(&self) -> impl Iterator<Item = &str> {
+        self.subscriptions.iter()
     }
 
     /// The configuration.
     pub fn config(&self) -> &ClientConfig {
         &self.config
     }
+}
+
+/// The close code the hub uses for a displaced socket.
+pub const CLOSE_REPLACED: u16 = 4000;
+const CLOSE_NORMAL: u16 = 1000;
+const CLOSE_ABNORMAL: u16 = 1006;
+const SERVER: &str = "server";
+
+/// The canonical `data` of a message (`None` when it has none).
+fn payload(message: &Message) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    message.write_data(&mut out).then_some(out)
 }

@@ -5,17 +5,19 @@
 
 use std::collections::VecDeque;
 
+use crate::wire::json::JsString;
 use crate::wire::message::types;
 
 /// A message waiting to be signed and sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Item {
-    /// Envelope id (for `rpc.request`/`rpc.response`, the RPC's id).
-    pub id: String,
+    /// Envelope id (for `rpc.request`/`rpc.response`, the RPC's id; a response
+    /// echoes the caller's id exactly, lone surrogates included).
+    pub id: JsString,
     /// Message type.
     pub msg_type: &'static str,
     /// Envelope `to`.
-    pub to: Option<String>,
+    pub to: Option<JsString>,
     /// Canonical payload, or `None` to omit `data`.
     pub data: Option<Vec<u8>>,
     size: usize,
@@ -24,9 +26,9 @@ pub struct Item {
 impl Item {
     /// An item; its size is estimated once, here.
     pub fn new(
-        id: String,
+        id: JsString,
         msg_type: &'static str,
-        to: Option<String>,
+        to: Option<JsString>,
         data: Option<Vec<u8>>,
     ) -> Self {
         let mut item = Item {
@@ -41,6 +43,7 @@ impl Item {
     }
 
     /// The estimated size counted against the cap.
+    #[cfg(test)]
     pub fn size(&self) -> usize {
         self.size
     }
@@ -50,9 +53,9 @@ impl Item {
 /// of id, type and to, plus the JSON length of the payload (`null` when absent). The
 /// canonical text has the same length as `JSON.stringify`'s.
 pub fn estimate_size(item: &Item) -> usize {
-    200 + item.id.len()
+    200 + item.id.as_wtf8().len()
         + item.msg_type.len()
-        + item.to.as_ref().map_or(0, String::len)
+        + item.to.as_ref().map_or(0, |t| t.as_wtf8().len())
         + item.data.as_ref().map_or(4, Vec::len)
 }
 
@@ -111,6 +114,7 @@ impl Outbox {
     }
 
     /// The oldest item.
+    #[cfg(test)]
     pub fn front(&self) -> Option<&Item> {
         self.items.front()
     }
@@ -123,8 +127,8 @@ impl Outbox {
     }
 
     /// Removes the item with envelope id `id`; `true` if found.
-    pub fn remove_by_id(&mut self, id: &str) -> bool {
-        match self.items.iter().position(|it| it.id == id) {
+    pub fn remove_by_id(&mut self, id: &JsString) -> bool {
+        match self.items.iter().position(|it| it.id == *id) {
             Some(i) => {
                 if let Some(it) = self.items.remove(i) {
                     self.bytes -= it.size;
@@ -202,8 +206,11 @@ mod tests {
         o.push(item("s2", types::STATUS_UPDATE, "2"))
             .expect("replaces");
         assert_eq!(o.len(), 2);
-        assert_eq!(o.front().map(|i| i.id.as_str()), Some("s2"));
-        assert!(o.remove_by_id("a"));
+        assert_eq!(
+            o.front().map(|i| i.id.to_string_lossy()),
+            Some("s2".to_owned())
+        );
+        assert!(o.remove_by_id(&JsString::from("a")));
         assert_eq!(o.remove_where(|i| i.msg_type == types::STATUS_UPDATE), 1);
         assert_eq!((o.len(), o.bytes()), (0, 0));
     }

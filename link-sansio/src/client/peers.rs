@@ -5,6 +5,9 @@ use std::collections::BTreeMap;
 
 use crate::wire::message::{PeerEntry, StatusEntry};
 
+/// Most statuses remembered (far more kinds than a hub ever serves).
+pub const MAX_STATUSES: usize = 65_536;
+
 /// What changed between two `peers.update`s.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PeerChange {
@@ -60,8 +63,13 @@ impl Peers {
         changes
     }
 
-    /// Records a status (from a snapshot or a relay).
+    /// Records a status (from a snapshot or a relay). Beyond [`MAX_STATUSES`] kinds,
+    /// statuses of new kinds are not kept: the table is fed by the network, so it is
+    /// bounded even if the hub misbehaves.
     pub fn set_status(&mut self, kind: String, entry: StatusEntry) {
+        if self.statuses.len() >= MAX_STATUSES && !self.statuses.contains_key(&kind) {
+            return;
+        }
         self.statuses.insert(kind, entry);
     }
 
@@ -78,11 +86,6 @@ impl Peers {
     /// How many peers (this one included).
     pub fn len(&self) -> usize {
         self.list.len()
-    }
-
-    /// Whether the list is empty.
-    pub fn is_empty(&self) -> bool {
-        self.list.is_empty()
     }
 }
 
@@ -140,5 +143,32 @@ mod tests {
             "a departed kind's status is forgotten"
         );
         assert_eq!(p.len(), 2);
+    }
+
+    #[test]
+    fn statuses_are_bounded() {
+        let mut p = Peers::default();
+        for i in 0..MAX_STATUSES + 10 {
+            p.set_status(
+                format!("k{i}"),
+                StatusEntry {
+                    status: None,
+                    at: 1.0,
+                },
+            );
+        }
+        assert_eq!(p.statuses.len(), MAX_STATUSES);
+        p.set_status(
+            "k0".into(),
+            StatusEntry {
+                status: None,
+                at: 2.0,
+            },
+        );
+        assert_eq!(
+            p.status("k0").map(|s| s.at),
+            Some(2.0),
+            "known kinds still update"
+        );
     }
 }

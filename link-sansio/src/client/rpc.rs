@@ -2,7 +2,15 @@
 //! table of inbound requests the application is handling, plus the wire body of a
 //! handler's answer (sanitised as the reference does).
 
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
+use std::time::{Duration, Instant};
+
+use super::error::HandlerError;
+use crate::seeded::SeededState;
+use crate::wire::json::{JsString, Value};
+use crate::wire::message::RpcResponse;
+use crate::wire::validate::check_json_safe;
 
 /// Handle of an outbound RPC, returned by `Connection::rpc` and carried by its
 /// `RpcComplete` event.
@@ -23,5 +31,325 @@ pub struct InboundRpcId(pub u64);
 impl fmt::Display for InboundRpcId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "inbound#{}", self.0)
+    }
+}
+
+/// An outbound call awaiting its response.
+#[derive(Debug, Clone)]
+pub(crate) struct Call {
+    /// The envelope id of the `rpc.request` (and of its response).
+    pub wire_id: JsString,
+    /// The target kind.
+    pub to: String,
+    /// The RPC type.
+    pub rpc_type: String,
+    /// When the call was made.
+    pub started: Instant,
+    /// The call's timeout (zero = none).
+    pub timeout: Duration,
+    deadline: Option<Instant>,
+}
+
+/// Outbound calls by id, with their deadlines in order.
+#[derive(Debug)]
+pub(crate) struct Pending {
+    calls: BTreeMap<RpcId, Call>,
+    by_wire: HashMap<JsString, RpcId, SeededState>,
+    deadlines: BTreeSet<(Instant, RpcId)>,
+    next: u64,
+}
+
+impl Pending {
+    /// An empty table; `hasher` keys the lookup by response id (peer-chosen bytes).
+    pub fn new(hasher: SeededState) -> Self {
+        Self {
+            calls: BTreeMap::new(),
+            by_wire: HashMap::with_hasher(hasher),
+            deadlines: BTreeSet::new(),
+            next: 0,
+        }
+    }
+
+    /// A fresh handle (also used for calls refused before they were sent).
+    pub fn allocate(&mut self) -> RpcId {
+        self.next += 1;
+        RpcId(self.next)
+    }
+
+    /// Records a call made at `now` with `timeout` (zero = none).
+    pub fn insert(
+        &mut self,
+        id: RpcId,
+        wire_id: JsString,
+        to: &str,
+        rpc_type: &str,
+        now: Instant,
+        timeout: Duration,
+    ) {
+        // A timeout too long to represent never fires.
+        let deadline = (!timeout.is_zero())
+            .then(|| now.checked_add(timeout))
+            .flatten();
+        if let Some(d) = deadline {
+            self.deadlines.insert((d, id));
+        }
+        self.by_wire.insert(wire_id.clone(), id);
+        self.calls.insert(
+            id,
+            Call {
+                wire_id,
+                to: to.to_owned(),
+                rpc_type: rpc_type.to_owned(),
+                started: now,
+                timeout,
+                deadline,
+            },
+        );
+    }
+
+    /// The call a response id belongs to.
+    pub fn find(&self, wire_id: &JsString) -> Option<(RpcId, &Call)> {
+        let id = *self.by_wire.get(wire_id)?;
+        self.calls.get(&id).map(|c| (id, c))
+    }
+
+    /// Takes a call out of the table.
+    pub fn remove(&mut self, id: RpcId) -> Option<Call> {
+        let call = self.calls.remove(&id)?;
+        self.by_wire.remove(&call.wire_id);
+        if let Some(d) = call.deadline {
+            self.deadlines.remove(&(d, id));
+        }
+        Some(call)
+    }
+
+    /// The earliest deadline.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.deadlines.first().map(|(d, _)| *d)
+    }
+
+    /// The first call whose deadline is at or before `now`.
+    pub fn expired(&self, now: Instant) -> Option<RpcId> {
+        self.deadlines
+            .first()
+            .filter(|(d, _)| *d <= now)
+            .map(|(_, id)| *id)
+    }
+
+    /// Takes every call, oldest first.
+    pub fn take_all(&mut self) -> Vec<(RpcId, Call)> {
+        self.by_wire.clear();
+        self.deadlines.clear();
+        std::mem::take(&mut self.calls).into_iter().collect()
+    }
+
+    /// Calls awaiting a response.
+    pub fn len(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// Whether none.
+    pub fn is_empty(&self) -> bool {
+        self.calls.is_empty()
+    }
+}
+
+/// An inbound request the application is handling.
+#[derive(Debug, Clone)]
+pub(crate) struct Request {
+    /// The request's envelope id, echoed by the response.
+    pub wire_id: JsString,
+    /// The caller's authenticated kind (the response's `to`).
+    pub from: Option<JsString>,
+    /// The RPC type.
+    pub rpc_type: String,
+    /// Cancelled or orphaned: the handler's answer will be suppressed.
+    pub aborted: bool,
+}
+
+/// Inbound requests in flight, until the application answers them. An aborted
+/// request still counts against `max_concurrent_rpc` until its handler answers, as
+/// the reference's in-flight counter does.
+#[derive(Debug)]
+pub(crate) struct Inbound {
+    requests: BTreeMap<InboundRpcId, Request>,
+    by_wire: HashMap<JsString, InboundRpcId, SeededState>,
+    next: u64,
+}
+
+impl Inbound {
+    /// An empty table; `hasher` keys the lookup by request id (peer-chosen bytes).
+    pub fn new(hasher: SeededState) -> Self {
+        Self {
+            requests: BTreeMap::new(),
+            by_wire: HashMap::with_hasher(hasher),
+            next: 0,
+        }
+    }
+
+    /// Registers a request for the application.
+    pub fn insert(
+        &mut self,
+        wire_id: JsString,
+        from: Option<JsString>,
+        rpc_type: String,
+    ) -> InboundRpcId {
+        self.next += 1;
+        let id = InboundRpcId(self.next);
+        self.by_wire.insert(wire_id.clone(), id);
+        self.requests.insert(
+            id,
+            Request {
+                wire_id,
+                from,
+                rpc_type,
+                aborted: false,
+            },
+        );
+        id
+    }
+
+    /// The request with envelope id `wire_id`, for `rpc.cancel`.
+    pub fn find_mut(&mut self, wire_id: &JsString) -> Option<(InboundRpcId, &mut Request)> {
+        let id = *self.by_wire.get(wire_id)?;
+        self.requests.get_mut(&id).map(|r| (id, r))
+    }
+
+    /// Takes a request out (the application answered).
+    pub fn remove(&mut self, id: InboundRpcId) -> Option<Request> {
+        let r = self.requests.remove(&id)?;
+        if self.by_wire.get(&r.wire_id) == Some(&id) {
+            self.by_wire.remove(&r.wire_id);
+        }
+        Some(r)
+    }
+
+    /// Marks every live request aborted, returning those newly aborted.
+    pub fn abort_all(&mut self) -> Vec<(InboundRpcId, Request)> {
+        let mut out = Vec::new();
+        for (id, r) in &mut self.requests {
+            if !r.aborted {
+                r.aborted = true;
+                out.push((*id, r.clone()));
+            }
+        }
+        out
+    }
+
+    /// Handlers in flight (the reference's `inFlightRpc`).
+    pub fn len(&self) -> usize {
+        self.requests.len()
+    }
+}
+
+/// The wire body answering a request, and the real message of an error that was
+/// sanitised (for the local `RpcHandlerError` event).
+pub(crate) fn response_body(
+    reply: Result<Option<Value>, HandlerError>,
+    expose_all: bool,
+) -> (RpcResponse, Option<String>) {
+    const NOT_SERIALIZABLE: &str = "RPC handler returned a non-serializable result";
+    match reply {
+        Ok(result) => {
+            if let Some(v) = &result
+                && check_json_safe(v).is_err()
+            {
+                return (
+                    RpcResponse::err("RPC_RESULT_NOT_SERIALIZABLE", NOT_SERIALIZABLE, None),
+                    None,
+                );
+            }
+            (RpcResponse::ok(result), None)
+        }
+        Err(HandlerError::NotSerializable) => (
+            RpcResponse::err("RPC_RESULT_NOT_SERIALIZABLE", NOT_SERIALIZABLE, None),
+            None,
+        ),
+        Err(e @ HandlerError::UnknownType(_)) => {
+            (RpcResponse::err(e.code(), &e.to_string(), None), None)
+        }
+        Err(HandlerError::Failed {
+            code,
+            message,
+            data,
+            expose,
+        }) if expose || expose_all => {
+            // Data that would not arrive intact is stripped; the deliberate message
+            // and code still reach the caller.
+            let data = data.filter(|d| check_json_safe(d).is_ok());
+            let code = code.unwrap_or_else(|| "RPC_HANDLER_ERROR".to_owned());
+            (RpcResponse::err(&code, &message, data), None)
+        }
+        Err(HandlerError::Panicked) if expose_all => (
+            RpcResponse::err("RPC_HANDLER_ERROR", "RPC handler panicked", None),
+            None,
+        ),
+        Err(e) => (
+            RpcResponse::err("RPC_HANDLER_ERROR", "Internal handler error", None),
+            Some(e.to_string()),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(r: &RpcResponse) -> String {
+        String::from_utf8_lossy(&r.data.as_ref().map(Value::to_canonical).unwrap_or_default())
+            .into_owned()
+    }
+
+    #[test]
+    fn answers_are_sanitised_like_the_reference() {
+        let (r, hidden) = response_body(Ok(None), false);
+        assert_eq!((text(&r), hidden), (r#"{"ok":true}"#.to_owned(), None));
+        let (r, hidden) = response_body(Err(HandlerError::internal("db down")), false);
+        assert_eq!(
+            text(&r),
+            r#"{"code":"RPC_HANDLER_ERROR","error":"Internal handler error","ok":false}"#
+        );
+        assert_eq!(hidden.as_deref(), Some("db down"));
+        let (r, _) = response_body(Err(HandlerError::internal("db down")), true);
+        assert_eq!(
+            text(&r),
+            r#"{"code":"RPC_HANDLER_ERROR","error":"db down","ok":false}"#
+        );
+        let e = HandlerError::exposed("E_X", "nope").with_data(Value::Array(vec![
+            Value::Number(1.0),
+            Value::Number(f64::NAN),
+        ]));
+        let (r, _) = response_body(Err(e), false);
+        assert_eq!(text(&r), r#"{"code":"E_X","error":"nope","ok":false}"#);
+        let (r, _) = response_body(Ok(Some(Value::Number(1e300 * 1e300))), false);
+        assert_eq!(
+            text(&r),
+            r#"{"code":"RPC_RESULT_NOT_SERIALIZABLE","error":"RPC handler returned a non-serializable result","ok":false}"#
+        );
+        let (r, _) = response_body(Err(HandlerError::UnknownType("x.y".into())), false);
+        assert_eq!(
+            text(&r),
+            r#"{"code":"RPC_UNKNOWN_TYPE","error":"Unknown rpcType: x.y","ok":false}"#
+        );
+    }
+
+    #[test]
+    #[allow(clippy::disallowed_methods)] // a base for simulated time
+    fn pending_deadlines_come_out_in_order() {
+        let t0 = Instant::now();
+        let mut p = Pending::new(SeededState::new(1));
+        let a = p.allocate();
+        let b = p.allocate();
+        let c = p.allocate();
+        p.insert(a, "a".into(), "w", "x", t0, Duration::from_millis(50));
+        p.insert(b, "b".into(), "w", "x", t0, Duration::from_millis(10));
+        p.insert(c, "c".into(), "w", "x", t0, Duration::ZERO);
+        assert_eq!(p.next_deadline(), Some(t0 + Duration::from_millis(10)));
+        assert_eq!(p.expired(t0 + Duration::from_millis(9)), None);
+        assert_eq!(p.expired(t0 + Duration::from_millis(10)), Some(b));
+        assert!(p.remove(b).is_some());
+        assert_eq!(p.find(&"a".into()).map(|(id, _)| id), Some(a));
+        assert_eq!(p.take_all().len(), 2);
+        assert!(p.is_empty() && p.next_deadline().is_none());
     }
 }

@@ -34,9 +34,4 @@ impl Subscriptions {
     pub fn len(&self) -> usize {
         self.topics.len()
     }
-
-    /// Whether none.
-    pub fn is_empty(&self) -> bool {
-        self.topics.is_empty()
-    }
 }

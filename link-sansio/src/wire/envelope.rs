@@ -278,11 +278,10 @@ pub fn encode(
     out.extend_from_slice(b",\"type\":");
     json::write_string(msg_type.as_bytes(), out);
     out.extend_from_slice(b",\"v\":1}");
-    let mut sig = Vec::with_capacity(128);
-    key.sign_hex_into(out, &mut sig);
+    let (sig, sig_len) = key.sign_hex_array(out);
     out.pop();
     out.extend_from_slice(b",\"sig\":\"");
-    out.extend_from_slice(&sig);
+    out.extend_from_slice(&sig[..sig_len]);
     out.extend_from_slice(b"\"}");
 }
 

@@ -60,14 +60,17 @@ impl ReplayGuard {
         if msg_type.is_some_and(|t| *t == types::RPC_RESPONSE) {
             return Ok(());
         }
-        let hasher = &self.hasher;
-        let entry = self
-            .senders
-            .entry(sender.to_owned())
-            .or_insert_with(|| SenderIds {
-                ids: HashMap::with_hasher(hasher.clone()),
+        // Look up before inserting: the sender's name is only copied the first time.
+        if !self.senders.contains_key(sender) {
+            let fresh = SenderIds {
+                ids: HashMap::with_hasher(self.hasher.clone()),
                 order: VecDeque::new(),
-            });
+            };
+            self.senders.insert(sender.to_owned(), fresh);
+        }
+        let Some(entry) = self.senders.get_mut(sender) else {
+            return Ok(());
+        };
         // Expire from the front: ids were recorded in arrival order.
         while let Some((old, at)) = entry.order.front() {
             if now_ms - at <= self.window_ms && entry.order.len() <= self.max_ids {

@@ -87,8 +87,8 @@ impl fmt::Debug for Key {
     }
 }
 
-/// Largest digest produced by any supported algorithm.
-const MAX_DIGEST: usize = 64;
+/// Largest digest produced by any supported algorithm, in bytes.
+pub const MAX_DIGEST: usize = 64;
 
 impl Key {
     /// Keys `secret` (its UTF-8 bytes, as the reference does) for `algo`.
@@ -140,14 +140,22 @@ impl Key {
 
     /// Appends the lowercase hex signature of `msg` to `out`.
     pub fn sign_hex_into(&self, msg: &[u8], out: &mut Vec<u8>) {
+        let (hex, n) = self.sign_hex_array(msg);
+        out.extend_from_slice(&hex[..n]);
+    }
+
+    /// The lowercase hex signature of `msg` in a stack buffer, with its length (no
+    /// allocation on the signing hot path).
+    pub fn sign_hex_array(&self, msg: &[u8]) -> ([u8; MAX_DIGEST * 2], usize) {
         const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut tag = [0u8; MAX_DIGEST];
         let n = self.mac(msg, &mut tag);
-        out.reserve(n * 2);
-        for b in &tag[..n] {
-            out.push(HEX[usize::from(b >> 4)]);
-            out.push(HEX[usize::from(b & 0xF)]);
+        let mut hex = [0u8; MAX_DIGEST * 2];
+        for (i, b) in tag[..n].iter().enumerate() {
+            hex[2 * i] = HEX[usize::from(b >> 4)];
+            hex[2 * i + 1] = HEX[usize::from(b & 0xF)];
         }
+        (hex, n * 2)
     }
 
     /// The lowercase hex signature of `msg`.

@@ -64,6 +64,9 @@ pub async fn next_event<T>(
 ) -> T {
     within(what, async {
         while let Some(ev) = events.next().await {
+            if std::env::var_os("LINK_TEST_TRACE").is_some() {
+                eprintln!("client event: {ev:?}");
+            }
             if let Some(v) = pick(&ev) {
                 return v;
             }
@@ -94,6 +97,9 @@ pub async fn next_hub_event<T>(
 ) -> T {
     within(what, async {
         while let Some(ev) = events.next().await {
+            if std::env::var_os("LINK_TEST_TRACE").is_some() {
+                eprintln!("hub event: {ev:?}");
+            }
             if let HubStreamEvent::Hub(ev) = &ev
                 && let Some(v) = pick(ev)
             {
@@ -129,9 +135,7 @@ pub async fn http(addr: std::net::SocketAddr, method: &str, path: &str) -> (u16,
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     within("http response", async {
         let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
-        let req = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-        );
+        let req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
         s.write_all(req.as_bytes()).await.expect("write");
         let mut buf = Vec::new();
         s.read_to_end(&mut buf).await.expect("read");
