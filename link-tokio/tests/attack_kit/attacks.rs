@@ -150,14 +150,15 @@ pub async fn hello_flood() -> Report {
         let h = hub.health().await.map_err(|e| e.to_string())?;
         expect(h.pending_socket_count == PENDING_CAP, || format!("pending {} after the burst", h.pending_socket_count))?;
         let mut closes: BTreeMap<String, u64> = BTreeMap::new();
-        for s in first.iter_mut().chain(burst.iter_mut()) {
+        // (The four oldest were checked above.)
+        for s in first.iter_mut().skip(4).chain(burst.iter_mut()) {
             let key = match s.state().await? {
                 None => "open".to_owned(),
                 Some(e) => format!("{:?} {}", e.code, e.reason),
             };
             *closes.entry(key).or_default() += 1;
         }
-        let cap_closes = closes.get("Some(1008) pending cap").copied().unwrap_or(0);
+        let cap_closes = 4 + closes.get("Some(1008) pending cap").copied().unwrap_or(0);
         expect(cap_closes == evicted && closes.get("open").copied() == Some(PENDING_CAP as u64), || {
             format!("sockets ended as {closes:?}")
         })?;
@@ -252,6 +253,7 @@ pub async fn oversized_frames() -> Report {
         m.authenticate(&key, "mallory").await?;
         m.send_text("x".repeat(MAX_MESSAGE + 1)).await?;
         let end1 = m.ended().await?;
+        a.tally.wait_for("mallory gone", |c| c.disconnected.contains_key("mallory")).await?;
         // 2. Pre-hello socket, a 1 MiB binary frame.
         let mut p = a.attacker().await?;
         let _ = p.send_binary(vec![b'{'; 1 << 20]).await;
@@ -677,10 +679,32 @@ pub async fn never_reading_client() -> Report {
         expect(h.outbox_bytes <= MAX_OUTBOX && h.queued_sockets == 1, || format!("health {h:?}"))?;
         // Bigger than the room the refused publish left: the forward must be refused.
         let big = "q".repeat(40 * 1024);
-        let err = within("rpc to sloth", a.alice.rpc::<_, Json>("sloth", "anything", &big).timeout(Duration::from_secs(5)).into_future())
-            .await?
-            .expect_err("rpc to a congested peer cannot succeed");
-        expect(err.code() == "RPC_TARGET_UNAVAILABLE", || format!("rpc to sloth: {} ({err})", err.code()))?;
+        // The hub's kernel buffers may still take a little of the backlog right after
+        // the first overflow, so fill the outbox to the brim with small messages, then
+        // call with a payload larger than what is left. Bounded retries in case the
+        // transport drained in between (a forwarded call then times out quickly).
+        let big = "q".repeat(60 * 1024);
+        let small = "s".repeat(1024);
+        let mut attempts = 0;
+        let err = loop {
+            attempts += 1;
+            let before = a.tally.now().overflow;
+            for _ in 0..1000 {
+                a.alice.publish("firehose", &small).await.map_err(|e| format!("publish: {e}"))?;
+                published += 1;
+                if a.tally.now().overflow > before {
+                    break;
+                }
+            }
+            a.tally.wait_for("outbox full again", |c| c.overflow > before).await?;
+            let r = within("rpc to sloth", a.alice.rpc::<_, Json>("sloth", "anything", &big).timeout(Duration::from_millis(1000)).into_future()).await?;
+            match r {
+                Err(e) if e.code() == "RPC_TIMEOUT" && attempts < 5 => continue,
+                Err(e) => break e,
+                Ok(v) => return Err(format!("rpc to sloth answered {v}")),
+            }
+        };
+        expect(err.code() == "RPC_TARGET_UNAVAILABLE", || format!("rpc to sloth: {} ({err}) after {attempts} attempts", err.code()))?;
         a.legit_ok().await.map_err(|e| format!("legit while sloth congested: {e}"))?;
         let h2 = a.server.hub().health().await.map_err(|e| e.to_string())?;
         expect(h2.outbox_bytes <= MAX_OUTBOX, || format!("health after {h2:?}"))?;
@@ -689,7 +713,7 @@ pub async fn never_reading_client() -> Report {
         let h3 = a.server.hub().health().await.map_err(|e| e.to_string())?;
         expect(h3.outbox_bytes == 0 && h3.queued_sockets == 0, || format!("outbox kept after sloth left: {h3:?}"))?;
         Ok(format!(
-            "backpressure ×{}, outbox-overflow ×{} after {published} publishes of 32 KiB, outbox max {} KiB ≤ {} KiB, RPC_TARGET_UNAVAILABLE",
+            "backpressure ×{}, outbox-overflow ×{} after {published} publishes, outbox max {} KiB ≤ {} KiB, RPC_TARGET_UNAVAILABLE (attempt {attempts})",
             c.backpressure,
             a.tally.now().overflow,
             max_outbox / 1024,

@@ -586,7 +586,11 @@ pub fn now_ms() -> u64 {
 /// Texts the parser refuses get a dummy signature.
 pub fn sign_text(key: &Key, unsigned: &str) -> String {
     let sig = match json::parse(unsigned.as_bytes()) {
-        Ok(v) => {
+        Ok(mut v) => {
+            // Only the top-level `sig` is outside the MAC, whatever its value.
+            if let json::Value::Object(o) = &mut v {
+                o.remove("sig");
+            }
             let mut canon = Vec::new();
             json::write_canonical(&v, &mut canon);
             key.sign_hex(&canon)
