@@ -33,6 +33,11 @@ async fn garbage_and_non_utf8_frames() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_websocket_frames_close_with_the_ws_codes() {
+    attack("invalid websocket frames").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deep_json_nesting() {
     attack("deep nesting").await;
 }
@@ -70,4 +75,9 @@ async fn never_reading_client_is_capped() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rpc_burst_to_a_peer_that_drops() {
     attack("rpc burst, target drops").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hanging_key_resolver_does_not_keep_parked_hellos() {
+    attack("hanging key resolver").await;
 }

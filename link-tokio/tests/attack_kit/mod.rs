@@ -224,6 +224,11 @@ pub fn hub_options(keys: KeyMode) -> HubOptions {
             HubOptions::per_peer_keys(KNOWN_KINDS.iter().map(|k| (*k, keys.secret(k))))
         }
     };
+    with_caps(base)
+}
+
+/// The arena's caps on any hub options.
+pub fn with_caps(base: HubOptions) -> HubOptions {
     base.max_pending_sockets(PENDING_CAP)
         .hello_timeout(HELLO_TIMEOUT)
         .max_message_bytes(MAX_MESSAGE)
@@ -690,6 +695,11 @@ impl Attacker {
     /// Send a text frame whose payload is arbitrary bytes (invalid UTF-8 included).
     pub async fn send_raw_text(&mut self, bytes: impl Into<Bytes>) -> Result<(), String> {
         let frame = Frame::message(bytes.into(), OpCode::Data(Data::Text), true);
+        within("send", self.ws.send(Message::Frame(frame))).await?.map_err(|e| format!("send: {e}"))
+    }
+
+    /// Send any frame, however malformed.
+    pub async fn send_raw_frame(&mut self, frame: Frame) -> Result<(), String> {
         within("send", self.ws.send(Message::Frame(frame))).await?.map_err(|e| format!("send: {e}"))
     }
 
