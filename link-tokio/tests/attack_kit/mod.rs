@@ -66,6 +66,8 @@ pub struct Counts {
     pub replaced: BTreeMap<String, u64>,
     /// `outbox-overflow` events.
     pub overflow: u64,
+    /// `outbox-overflow` events by refused message type.
+    pub overflow_types: BTreeMap<String, u64>,
     /// `backpressure` events.
     pub backpressure: u64,
     /// `rpc.forwarded` events.
@@ -171,7 +173,10 @@ fn record(c: &mut Counts, ev: HubEvent) {
             c.disconnected.entry(kind).or_default().push(code);
         }
         HubEvent::PeerReplaced { kind, .. } => *c.replaced.entry(kind).or_default() += 1,
-        HubEvent::OutboxOverflow { .. } => c.overflow += 1,
+        HubEvent::OutboxOverflow { msg_type, .. } => {
+            c.overflow += 1;
+            *c.overflow_types.entry(msg_type).or_default() += 1;
+        }
         HubEvent::Backpressure { .. } => c.backpressure += 1,
         HubEvent::RpcForwarded { .. } => c.rpc_forwarded += 1,
         HubEvent::Direct { from, to, .. } => c.directs.push((from, to)),
