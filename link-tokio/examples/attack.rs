@@ -24,7 +24,10 @@ async fn main() {
         reports.push(attack_kit::attacks::run(name).await);
     }
     println!("{}", attack_kit::table(&reports));
-    println!("memory (hub accounting after the attack; RSS growth bound {} MiB):", attack_kit::RSS_BOUND >> 20);
+    println!(
+        "memory (hub accounting after the attack; RSS growth bound {} MiB):",
+        attack_kit::RSS_BOUND >> 20
+    );
     for r in &reports {
         let m = match &r.memory {
             Ok(m) => m.clone(),

@@ -71,11 +71,19 @@ fn expect(cond: bool, what: impl FnOnce() -> String) -> Result<(), String> {
 
 /// Frames a client receives, collected from its event stream until `marker` (a
 /// `direct` of that type) arrives: everything the hub delivered before it.
-async fn directs_until(events: &mut link_tokio::EventStream, marker: &str) -> Result<Vec<(Option<String>, String, Json)>, String> {
+async fn directs_until(
+    events: &mut link_tokio::EventStream,
+    marker: &str,
+) -> Result<Vec<(Option<String>, String, Json)>, String> {
     within("marker direct", async {
         let mut seen = Vec::new();
         while let Some(ev) = events.next().await {
-            if let Event::Link(ClientEvent::Direct { from, direct_type, data }) = ev {
+            if let Event::Link(ClientEvent::Direct {
+                from,
+                direct_type,
+                data,
+            }) = ev
+            {
                 let data = data.map(|d| d.to_serde()).unwrap_or(Json::Null);
                 let done = direct_type == marker;
                 seen.push((from, direct_type, data));
@@ -108,7 +116,11 @@ fn direct(key: &Key, from: &str, to: &str, direct_type: &str, data: Json) -> Str
 pub async fn hello_flood() -> Report {
     const NAME: &str = "hello flood";
     // Hello timeout out of the way: only the cap may reap sockets here.
-    let a = arena!(NAME, KeyMode::Shared, hub_options(KeyMode::Shared).hello_timeout(Duration::from_secs(30)));
+    let a = arena!(
+        NAME,
+        KeyMode::Shared,
+        hub_options(KeyMode::Shared).hello_timeout(Duration::from_secs(30))
+    );
     let counted = async {
         let hub = a.server.hub().clone();
         // Phase 1, one at a time so the hub's order is known: cap + 4 sockets.
@@ -118,7 +130,13 @@ pub async fn hello_flood() -> Report {
             if i < PENDING_CAP {
                 let want = i + 1;
                 let deadline = tokio::time::Instant::now() + WAIT;
-                while hub.health().await.map_err(|e| e.to_string())?.pending_socket_count < want {
+                while hub
+                    .health()
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .pending_socket_count
+                    < want
+                {
                     if tokio::time::Instant::now() >= deadline {
                         return Err(format!("socket {i} never became pending"));
                     }
@@ -126,14 +144,17 @@ pub async fn hello_flood() -> Report {
                 }
             } else {
                 let want = (i + 1 - PENDING_CAP) as u64;
-                a.tally.wait_for("eviction", |c| c.timeout("pending-cap") >= want).await?;
+                a.tally
+                    .wait_for("eviction", |c| c.timeout("pending-cap") >= want)
+                    .await?;
             }
         }
         for (i, s) in first.iter_mut().enumerate().take(4) {
             let end = s.ended().await?;
-            expect(end.code == Some(1008) && end.reason == "pending cap", || {
-                format!("oldest socket {i} ended with {end:?}")
-            })?;
+            expect(
+                end.code == Some(1008) && end.reason == "pending cap",
+                || format!("oldest socket {i} ended with {end:?}"),
+            )?;
         }
         for (i, s) in first.iter_mut().enumerate().skip(4) {
             let st = s.state().await?;
@@ -141,7 +162,9 @@ pub async fn hello_flood() -> Report {
         }
         // Phase 2: the pending table is full of attackers; a legitimate client evicts
         // the oldest and completes its hello.
-        a.legit_ok().await.map_err(|e| format!("legit during flood: {e}"))?;
+        a.legit_ok()
+            .await
+            .map_err(|e| format!("legit during flood: {e}"))?;
         // Phase 3: a burst all at once.
         const BURST: usize = 60;
         let burst = futures_util::future::join_all((0..BURST).map(|_| a.attacker())).await;
@@ -150,9 +173,14 @@ pub async fn hello_flood() -> Report {
         // Every attacker socket but the newest PENDING_CAP is evicted (the probe took
         // one pending slot while it was there, evicting one more, then left the table).
         let evicted = total - PENDING_CAP as u64;
-        let c = a.tally.wait_for("evictions", |c| c.timeout("pending-cap") >= evicted).await?;
+        let c = a
+            .tally
+            .wait_for("evictions", |c| c.timeout("pending-cap") >= evicted)
+            .await?;
         let h = hub.health().await.map_err(|e| e.to_string())?;
-        expect(h.pending_socket_count == PENDING_CAP, || format!("pending {} after the burst", h.pending_socket_count))?;
+        expect(h.pending_socket_count == PENDING_CAP, || {
+            format!("pending {} after the burst", h.pending_socket_count)
+        })?;
         let mut closes: BTreeMap<String, u64> = BTreeMap::new();
         // (The four oldest were checked above.)
         for s in first.iter_mut().skip(4).chain(burst.iter_mut()) {
@@ -163,13 +191,19 @@ pub async fn hello_flood() -> Report {
             *closes.entry(key).or_default() += 1;
         }
         let cap_closes = 4 + closes.get("Some(1008) pending cap").copied().unwrap_or(0);
-        expect(cap_closes == evicted && closes.get("open").copied() == Some(PENDING_CAP as u64), || {
-            format!("sockets ended as {closes:?}")
-        })?;
-        expect(c.timeout("pending-cap") == evicted && c.timeout("hello-timeout") == 0, || summary(&c))?;
+        expect(
+            cap_closes == evicted && closes.get("open").copied() == Some(PENDING_CAP as u64),
+            || format!("sockets ended as {closes:?}"),
+        )?;
+        expect(
+            c.timeout("pending-cap") == evicted && c.timeout("hello-timeout") == 0,
+            || summary(&c),
+        )?;
         drop(first);
         drop(burst);
-        Ok(format!("pending-cap ×{evicted}, close 1008 \"pending cap\" ×{cap_closes}, oldest first"))
+        Ok(format!(
+            "pending-cap ×{evicted}, close 1008 \"pending cap\" ×{cap_closes}, oldest first"
+        ))
     }
     .await;
     a.finish(NAME, counted).await
@@ -235,7 +269,9 @@ pub async fn oversized_frames() -> Report {
                         Some(hub) => ws
                             .max_message_size(4 * MAX_MESSAGE)
                             .max_frame_size(4 * MAX_MESSAGE)
-                            .on_upgrade(move |s| hub.attach(link_tokio::transport::AxumTransport::new(s), None))
+                            .on_upgrade(move |s| {
+                                hub.attach(link_tokio::transport::AxumTransport::new(s), None)
+                            })
                             .into_response(),
                         None => axum::http::StatusCode::SERVICE_UNAVAILABLE.into_response(),
                     }
@@ -257,7 +293,9 @@ pub async fn oversized_frames() -> Report {
         m.authenticate(&key, "mallory").await?;
         m.send_text("x".repeat(MAX_MESSAGE + 1)).await?;
         let end1 = m.ended().await?;
-        a.tally.wait_for("mallory gone", |c| c.disconnected.contains_key("mallory")).await?;
+        a.tally
+            .wait_for("mallory gone", |c| c.disconnected.contains_key("mallory"))
+            .await?;
         // 2. Pre-hello socket, a 1 MiB binary frame.
         let mut p = a.attacker().await?;
         let _ = p.send_binary(vec![b'{'; 1 << 20]).await;
@@ -265,20 +303,45 @@ pub async fn oversized_frames() -> Report {
         // 3. Loose route: the frame passes the transport, the hub drops it as oversize.
         let mut l = Attacker::connect(a.addr(), "/loose", None).await?;
         l.authenticate(&key, "mallory").await?;
-        let big = direct(&key, "mallory", "alice", "big", json!("y".repeat(MAX_MESSAGE)));
-        expect(big.len() > MAX_MESSAGE && big.len() < 4 * MAX_MESSAGE, || format!("big frame {} bytes", big.len()))?;
+        let big = direct(
+            &key,
+            "mallory",
+            "alice",
+            "big",
+            json!("y".repeat(MAX_MESSAGE)),
+        );
+        expect(
+            big.len() > MAX_MESSAGE && big.len() < 4 * MAX_MESSAGE,
+            || format!("big frame {} bytes", big.len()),
+        )?;
         l.send_text(big).await?;
-        l.send_text(direct(&key, "mallory", "alice", "small", json!(1))).await?;
+        l.send_text(direct(&key, "mallory", "alice", "small", json!(1)))
+            .await?;
         let got = directs_until(&mut alice_events, "small").await?;
-        let c = a.tally.wait_for("oversize", |c| c.reason("oversize") >= 1).await?;
-        expect(end1.code == Some(1009) && end2.code == Some(1009), || format!("closes {end1:?} {end2:?}"))?;
-        expect(got.len() == 1 && got[0].0.as_deref() == Some("mallory"), || format!("alice got {got:?}"))?;
+        let c = a
+            .tally
+            .wait_for("oversize", |c| c.reason("oversize") >= 1)
+            .await?;
+        expect(end1.code == Some(1009) && end2.code == Some(1009), || {
+            format!("closes {end1:?} {end2:?}")
+        })?;
+        expect(
+            got.len() == 1 && got[0].0.as_deref() == Some("mallory"),
+            || format!("alice got {got:?}"),
+        )?;
         let disc = c.disconnected.get("mallory").cloned().unwrap_or_default();
-        expect(disc.first() == Some(&Some(1009)), || format!("mallory disconnects {disc:?}"))?;
+        expect(disc.first() == Some(&Some(1009)), || {
+            format!("mallory disconnects {disc:?}")
+        })?;
         expect(c.reason("oversize") == 1, || summary(&c))?;
         let st = l.state().await?;
-        expect(st.is_none(), || format!("loose socket closed after oversize: {st:?}"))?;
-        Ok("close 1009 ×2 (peer and pre-hello), peer.disconnect 1009, oversize ×1 (socket kept)".to_owned())
+        expect(st.is_none(), || {
+            format!("loose socket closed after oversize: {st:?}")
+        })?;
+        Ok(
+            "close 1009 ×2 (peer and pre-hello), peer.disconnect 1009, oversize ×1 (socket kept)"
+                .to_owned(),
+        )
     }
     .await;
     a.finish(NAME, counted).await
@@ -617,23 +680,57 @@ pub async fn wrong_peer_key() -> Report {
         eve.send_text(hello(&keys.key("eve"), "eve")).await?;
         // Claims mallory with the shared-mode secret.
         let mut shared = a.attacker().await?;
-        shared.send_text(hello(&KeyMode::Shared.key("mallory"), "mallory")).await?;
+        shared
+            .send_text(hello(&KeyMode::Shared.key("mallory"), "mallory"))
+            .await?;
         // mallory, properly authenticated, signs a frame with alice's key.
         let mut m = a.attacker().await?;
         m.authenticate(&keys.key("mallory"), "mallory").await?;
-        m.send_text(direct(&keys.key("alice"), "alice", "bob", "impersonated", json!(1))).await?;
-        m.send_text(direct(&keys.key("mallory"), "mallory", "alice", "end", json!(0))).await?;
+        m.send_text(direct(
+            &keys.key("alice"),
+            "alice",
+            "bob",
+            "impersonated",
+            json!(1),
+        ))
+        .await?;
+        m.send_text(direct(
+            &keys.key("mallory"),
+            "mallory",
+            "alice",
+            "end",
+            json!(0),
+        ))
+        .await?;
         let got = directs_until(&mut alice_events, "end").await?;
         expect(got.len() == 1, || format!("alice got {got:?}"))?;
-        let c = a.tally.wait_for("hello timeouts", |c| c.timeout("hello-timeout") >= 3).await?;
-        for (s, who) in [(&mut imp, "impersonator"), (&mut eve, "eve"), (&mut shared, "shared-key")] {
+        let c = a
+            .tally
+            .wait_for("hello timeouts", |c| c.timeout("hello-timeout") >= 3)
+            .await?;
+        for (s, who) in [
+            (&mut imp, "impersonator"),
+            (&mut eve, "eve"),
+            (&mut shared, "shared-key"),
+        ] {
             let end = s.ended().await?;
-            expect(end.code == Some(1008) && end.reason == "hello timeout", || format!("{who} ended {end:?}"))?;
+            expect(
+                end.code == Some(1008) && end.reason == "hello timeout",
+                || format!("{who} ended {end:?}"),
+            )?;
         }
-        expect(c.reason("bad-signature") == TRIES + 2 && c.reason("unknown-kind") == 1, || summary(&c))?;
-        expect(c.replaced.is_empty() && c.connects("alice") == 1, || summary(&c))?;
+        expect(
+            c.reason("bad-signature") == TRIES + 2 && c.reason("unknown-kind") == 1,
+            || summary(&c),
+        )?;
+        expect(c.replaced.is_empty() && c.connects("alice") == 1, || {
+            summary(&c)
+        })?;
         expect(a.alice.is_ready(), || "alice lost her link".to_owned())?;
-        Ok(format!("bad-signature ×{}, unknown-kind ×1, hello-timeout ×3, never acked, nobody displaced", TRIES + 2))
+        Ok(format!(
+            "bad-signature ×{}, unknown-kind ×1, hello-timeout ×3, never acked, nobody displaced",
+            TRIES + 2
+        ))
     }
     .await;
     a.finish(NAME, counted).await
@@ -659,7 +756,7 @@ pub async fn never_reading_client() -> Report {
         for _ in 0..4000 {
             a.alice.publish("firehose", &json!({"seq": published, "pad": chunk})).await.map_err(|e| format!("publish: {e}"))?;
             published += 1;
-            if published % 8 == 0 {
+            if published.is_multiple_of(8) {
                 let h = a.server.hub().health().await.map_err(|e| e.to_string())?;
                 max_outbox = max_outbox.max(h.outbox_bytes);
                 // Sustained refusals: the kernel's send buffer (autotuned up to a few
@@ -763,7 +860,10 @@ pub async fn rpc_burst_target_drops() -> Report {
         let call = |i: usize| {
             let alice = a.alice.clone();
             tokio::spawn(async move {
-                let r = alice.rpc::<_, Json>("flaky", "work", &json!({ "i": i })).timeout(rpc_timeout).into_future();
+                let r = alice
+                    .rpc::<_, Json>("flaky", "work", &json!({ "i": i }))
+                    .timeout(rpc_timeout)
+                    .into_future();
                 match tokio::time::timeout(WAIT, r).await {
                     Ok(Ok(v)) => format!("ok {}", v == json!(i)),
                     Ok(Err(e)) => e.code().to_owned(),
@@ -785,16 +885,30 @@ pub async fn rpc_burst_target_drops() -> Report {
             let i = req["data"]["rpcData"]["i"].clone();
             let id = req["id"].as_str().unwrap_or_default().to_owned();
             flaky
-                .send_text(envelope_at(&key, &id, now_ms() as f64, "rpc.response", Some("flaky"), Some("alice"), Some(json!({"ok": true, "result": i}))))
+                .send_text(envelope_at(
+                    &key,
+                    &id,
+                    now_ms() as f64,
+                    "rpc.response",
+                    Some("flaky"),
+                    Some("alice"),
+                    Some(json!({"ok": true, "result": i})),
+                ))
                 .await?;
         }
         flaky.drop_abruptly();
-        a.tally.wait_for("flaky gone", |c| c.disconnected.contains_key("flaky")).await?;
+        a.tally
+            .wait_for("flaky gone", |c| c.disconnected.contains_key("flaky"))
+            .await?;
         calls.extend((BEFORE..BEFORE + AFTER).map(call));
         let mut outcomes: BTreeMap<String, usize> = BTreeMap::new();
         for (i, c) in calls.into_iter().enumerate() {
             let o = c.await.map_err(|e| format!("rpc task {i}: {e}"))?;
-            let key = if i < BEFORE { format!("before: {o}") } else { format!("after: {o}") };
+            let key = if i < BEFORE {
+                format!("before: {o}")
+            } else {
+                format!("after: {o}")
+            };
             *outcomes.entry(key).or_default() += 1;
         }
         let want: BTreeMap<String, usize> = [
@@ -893,12 +1007,23 @@ pub async fn invalid_websocket_frames() -> Report {
         u.authenticate(&key, "mallory").await?;
         u.send_raw_text(vec![b'{', 0xff, 0xfe, b'}']).await?;
         let utf8 = u.ended().await?;
-        a.tally.wait_for("mallory gone", |c| c.disconnected.contains_key("mallory")).await?;
+        a.tally
+            .wait_for("mallory gone", |c| c.disconnected.contains_key("mallory"))
+            .await?;
         let mut p = a.attacker().await?;
-        p.send_raw_frame(Frame::message(Bytes::from_static(b"{}"), OpCode::Data(Data::Reserved(3)), true)).await?;
+        p.send_raw_frame(Frame::message(
+            Bytes::from_static(b"{}"),
+            OpCode::Data(Data::Reserved(3)),
+            true,
+        ))
+        .await?;
         let reserved = p.ended().await?;
-        expect(utf8.code == Some(1007), || format!("invalid UTF-8 text ended with {utf8:?}, want close 1007"))?;
-        expect(reserved.code == Some(1002), || format!("reserved opcode ended with {reserved:?}, want close 1002"))?;
+        expect(utf8.code == Some(1007), || {
+            format!("invalid UTF-8 text ended with {utf8:?}, want close 1007")
+        })?;
+        expect(reserved.code == Some(1002), || {
+            format!("reserved opcode ended with {reserved:?}, want close 1002")
+        })?;
         Ok("invalid UTF-8 text → close 1007, reserved opcode → close 1002".to_owned())
     }
     .await;

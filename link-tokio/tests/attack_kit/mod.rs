@@ -131,11 +131,18 @@ impl Tally {
 
     /// A copy of the counts so far.
     pub fn now(&self) -> Counts {
-        self.counts.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.counts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Wait until `pred` holds (checked after every event), at most [`WAIT`].
-    pub async fn wait_for(&self, what: &str, pred: impl Fn(&Counts) -> bool) -> Result<Counts, String> {
+    pub async fn wait_for(
+        &self,
+        what: &str,
+        pred: impl Fn(&Counts) -> bool,
+    ) -> Result<Counts, String> {
         let mut rx = self.changed.clone();
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
@@ -146,7 +153,12 @@ impl Tally {
             match tokio::time::timeout_at(deadline, rx.changed()).await {
                 Ok(Ok(())) => {}
                 Ok(Err(_)) => return Err(format!("event stream ended waiting for {what}")),
-                Err(_) => return Err(format!("timed out waiting for {what}; counts: {}", summary(&c))),
+                Err(_) => {
+                    return Err(format!(
+                        "timed out waiting for {what}; counts: {}",
+                        summary(&c)
+                    ));
+                }
             }
         }
     }
@@ -157,7 +169,9 @@ fn record(c: &mut Counts, ev: HubEvent) {
         HubEvent::ProtocolError { reason, detail, .. } => {
             *c.reasons.entry(reason.as_str()).or_default() += 1;
             if let Some(d) = detail {
-                *c.details.entry(format!("{}/{d}", reason.as_str())).or_default() += 1;
+                *c.details
+                    .entry(format!("{}/{d}", reason.as_str()))
+                    .or_default() += 1;
             }
         }
         HubEvent::PeerTimeout { reason, .. } => {
@@ -189,7 +203,15 @@ fn record(c: &mut Counts, ev: HubEvent) {
 pub fn summary(c: &Counts) -> String {
     format!(
         "reasons {:?} details {:?} timeouts {:?} connected {:?} replaced {:?} overflow {} backpressure {} forwarded {} lagged {}",
-        c.reasons, c.details, c.timeouts, c.connected, c.replaced, c.overflow, c.backpressure, c.rpc_forwarded, c.lagged
+        c.reasons,
+        c.details,
+        c.timeouts,
+        c.connected,
+        c.replaced,
+        c.overflow,
+        c.backpressure,
+        c.rpc_forwarded,
+        c.lagged
     )
 }
 
@@ -251,7 +273,9 @@ pub fn legit_options(keys: KeyMode, kind: &str) -> LinkOptions {
         .reconnect_initial(Duration::from_millis(50))
         .reconnect_max(Duration::from_millis(200))
         .reconnect_jitter(0.0)
-        .handle("echo", |_ctx, v: Json| async move { Ok::<_, RpcHandlerError>(v) })
+        .handle("echo", |_ctx, v: Json| async move {
+            Ok::<_, RpcHandlerError>(v)
+        })
         .handle("whoami", |ctx, _v: Json| async move {
             Ok::<_, RpcHandlerError>(json!({ "caller": ctx.from() }))
         })
@@ -269,9 +293,11 @@ pub fn rss_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|n| n.parse::<u64>().ok()))
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|n| n.parse::<u64>().ok())
+            })
         })
         .map_or(0, |kb| kb * 1024)
 }
@@ -322,8 +348,12 @@ impl Arena {
         let bob = legit_options(keys, "bob")
             .connect(server.url())
             .map_err(|e| format!("bob: {e}"))?;
-        within("alice ready", alice.ready()).await?.map_err(|e| format!("alice ready: {e}"))?;
-        within("bob ready", bob.ready()).await?.map_err(|e| format!("bob ready: {e}"))?;
+        within("alice ready", alice.ready())
+            .await?
+            .map_err(|e| format!("alice ready: {e}"))?;
+        within("bob ready", bob.ready())
+            .await?
+            .map_err(|e| format!("bob ready: {e}"))?;
         wait_for_peer(&alice, "bob").await?;
         wait_for_peer(&bob, "alice").await?;
         Ok(Arena {
@@ -357,7 +387,13 @@ impl Arena {
             let want = json!({ "nonce": n, "from": caller.kind() });
             let got: Json = within("legit rpc", caller.rpc(target, "echo", &want).into_future())
                 .await?
-                .map_err(|e| format!("{} → {target} echo failed: {} ({e})", caller.kind(), e.code()))?;
+                .map_err(|e| {
+                    format!(
+                        "{} → {target} echo failed: {} ({e})",
+                        caller.kind(),
+                        e.code()
+                    )
+                })?;
             if got != want {
                 return Err(format!("{} → {target} echo returned {got}", caller.kind()));
             }
@@ -366,10 +402,15 @@ impl Arena {
             .connect(self.server.url())
             .map_err(|e| format!("probe: {e}"))?;
         let result = async {
-            within("probe ready", probe.ready()).await?.map_err(|e| format!("probe ready: {e}"))?;
-            let h: Json = within("probe link.health", probe.rpc("server", "link.health", &()).into_future())
+            within("probe ready", probe.ready())
                 .await?
-                .map_err(|e| format!("probe link.health: {} ({e})", e.code()))?;
+                .map_err(|e| format!("probe ready: {e}"))?;
+            let h: Json = within(
+                "probe link.health",
+                probe.rpc("server", "link.health", &()).into_future(),
+            )
+            .await?
+            .map_err(|e| format!("probe link.health: {} ({e})", e.code()))?;
             if h.get("peerCount").and_then(Json::as_u64).unwrap_or(0) < 3 {
                 return Err(format!("probe link.health: {h}"));
             }
@@ -383,7 +424,8 @@ impl Arena {
     /// `/health` answers 200 with `ok: true`.
     pub async fn hub_up(&self) -> Result<(), String> {
         let (status, body) = http_get(self.addr(), "/health").await?;
-        let v: Json = serde_json::from_str(&body).map_err(|e| format!("/health body {body:?}: {e}"))?;
+        let v: Json =
+            serde_json::from_str(&body).map_err(|e| format!("/health body {body:?}: {e}"))?;
         if status != 200 || v["ok"] != json!(true) {
             return Err(format!("/health: {status} {body}"));
         }
@@ -398,7 +440,10 @@ impl Arena {
         let deadline = tokio::time::Instant::now() + WAIT;
         let mut conns;
         loop {
-            conns = hub.connection_count().await.map_err(|e| format!("connection_count: {e}"))?;
+            conns = hub
+                .connection_count()
+                .await
+                .map_err(|e| format!("connection_count: {e}"))?;
             if conns <= 2 || tokio::time::Instant::now() >= deadline {
                 break;
             }
@@ -416,7 +461,9 @@ impl Arena {
         );
         let mut bad = Vec::new();
         if conns > 2 {
-            bad.push(format!("{conns} sockets still attached (want alice and bob only)"));
+            bad.push(format!(
+                "{conns} sockets still attached (want alice and bob only)"
+            ));
         }
         if h.pending_socket_count > PENDING_CAP {
             bad.push("pending over cap".to_owned());
@@ -430,7 +477,11 @@ impl Arena {
         if grew > RSS_BOUND {
             bad.push(format!("rss grew by {} MiB", grew >> 20));
         }
-        if bad.is_empty() { Ok(line) } else { Err(format!("{}: {line}", bad.join(", "))) }
+        if bad.is_empty() {
+            Ok(line)
+        } else {
+            Err(format!("{}: {line}", bad.join(", ")))
+        }
     }
 
     /// Judge the attack and stop everything.
@@ -469,10 +520,8 @@ pub async fn wait_for_peer(client: &LinkClient, kind: &str) -> Result<(), String
         while let Some(ev) = events.next().await {
             match ev {
                 Event::Link(ClientEvent::PeerConnected(p)) if p.kind == kind => return,
-                Event::Lagged { .. } => {
-                    if client.peers().await.map(present).unwrap_or(false) {
-                        return;
-                    }
+                Event::Lagged { .. } if client.peers().await.map(present).unwrap_or(false) => {
+                    return;
                 }
                 _ => {}
             }
@@ -487,7 +536,9 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> Result<(u16, String), Str
     within("http", async {
         let mut s = TcpStream::connect(addr).await.map_err(|e| e.to_string())?;
         let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-        s.write_all(req.as_bytes()).await.map_err(|e| e.to_string())?;
+        s.write_all(req.as_bytes())
+            .await
+            .map_err(|e| e.to_string())?;
         let mut buf = Vec::new();
         s.read_to_end(&mut buf).await.map_err(|e| e.to_string())?;
         let text = String::from_utf8_lossy(&buf).into_owned();
@@ -496,7 +547,10 @@ pub async fn http_get(addr: SocketAddr, path: &str) -> Result<(u16, String), Str
             .nth(1)
             .and_then(|s| s.parse().ok())
             .ok_or_else(|| format!("no status line in {text:?}"))?;
-        let body = text.find("\r\n\r\n").map(|i| text[i + 4..].to_owned()).unwrap_or_default();
+        let body = text
+            .find("\r\n\r\n")
+            .map(|i| text[i + 4..].to_owned())
+            .unwrap_or_default();
         Ok((status, body))
     })
     .await?
@@ -539,12 +593,20 @@ fn mark<T>(r: &Result<T, String>) -> &'static str {
 /// reason/code counted.
 pub fn table(reports: &[Report]) -> String {
     let mut out = String::new();
-    let w = reports.iter().map(|r| r.attack.len()).max().unwrap_or(6).max(6);
+    let w = reports
+        .iter()
+        .map(|r| r.attack.len())
+        .max()
+        .unwrap_or(6)
+        .max(6);
     out.push_str(&format!(
         "| {:w$} | hub up | legit peers ok | memory bounded | reason/code counted\n",
         "attack"
     ));
-    out.push_str(&format!("|{}|--------|----------------|----------------|--------------------\n", "-".repeat(w + 2)));
+    out.push_str(&format!(
+        "|{}|--------|----------------|----------------|--------------------\n",
+        "-".repeat(w + 2)
+    ));
     for r in reports {
         let counted = match &r.counted {
             Ok(s) => s.clone(),
@@ -579,7 +641,11 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// A fresh envelope id.
 pub fn fresh_id() -> String {
-    format!("atk-{}-{}", std::process::id(), NEXT_ID.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "atk-{}-{}",
+        std::process::id(),
+        NEXT_ID.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// Wall clock in ms.
@@ -613,7 +679,13 @@ pub fn sign_text(key: &Key, unsigned: &str) -> String {
 }
 
 /// A well-formed signed envelope with a fresh id and the current time.
-pub fn envelope(key: &Key, msg_type: &str, from: Option<&str>, to: Option<&str>, data: Option<Json>) -> String {
+pub fn envelope(
+    key: &Key,
+    msg_type: &str,
+    from: Option<&str>,
+    to: Option<&str>,
+    data: Option<Json>,
+) -> String {
     envelope_at(key, &fresh_id(), now_ms() as f64, msg_type, from, to, data)
 }
 
@@ -662,13 +734,20 @@ pub struct Attacker {
 impl Attacker {
     /// Connect to `addr` at `path`; `rcvbuf` shrinks the socket's receive buffer (a
     /// peer that never reads then stalls the hub's writes quickly).
-    pub async fn connect(addr: SocketAddr, path: &str, rcvbuf: Option<u32>) -> Result<Attacker, String> {
+    pub async fn connect(
+        addr: SocketAddr,
+        path: &str,
+        rcvbuf: Option<u32>,
+    ) -> Result<Attacker, String> {
         within("attacker connect", async {
             let sock = TcpSocket::new_v4().map_err(|e| e.to_string())?;
             if let Some(n) = rcvbuf {
                 sock.set_recv_buffer_size(n).map_err(|e| e.to_string())?;
             }
-            let tcp = sock.connect(addr).await.map_err(|e| format!("tcp connect: {e}"))?;
+            let tcp = sock
+                .connect(addr)
+                .await
+                .map_err(|e| format!("tcp connect: {e}"))?;
             let _ = tcp.set_nodelay(true);
             let config = WebSocketConfig::default()
                 .max_message_size(Some(64 << 20))
@@ -689,23 +768,31 @@ impl Attacker {
     /// Send one text frame.
     pub async fn send_text(&mut self, text: impl Into<String>) -> Result<(), String> {
         let text: String = text.into();
-        within("send", self.ws.send(Message::text(text))).await?.map_err(|e| format!("send: {e}"))
+        within("send", self.ws.send(Message::text(text)))
+            .await?
+            .map_err(|e| format!("send: {e}"))
     }
 
     /// Send one binary frame.
     pub async fn send_binary(&mut self, bytes: impl Into<Bytes>) -> Result<(), String> {
-        within("send", self.ws.send(Message::binary(bytes))).await?.map_err(|e| format!("send: {e}"))
+        within("send", self.ws.send(Message::binary(bytes)))
+            .await?
+            .map_err(|e| format!("send: {e}"))
     }
 
     /// Send a text frame whose payload is arbitrary bytes (invalid UTF-8 included).
     pub async fn send_raw_text(&mut self, bytes: impl Into<Bytes>) -> Result<(), String> {
         let frame = Frame::message(bytes.into(), OpCode::Data(Data::Text), true);
-        within("send", self.ws.send(Message::Frame(frame))).await?.map_err(|e| format!("send: {e}"))
+        within("send", self.ws.send(Message::Frame(frame)))
+            .await?
+            .map_err(|e| format!("send: {e}"))
     }
 
     /// Send any frame, however malformed.
     pub async fn send_raw_frame(&mut self, frame: Frame) -> Result<(), String> {
-        within("send", self.ws.send(Message::Frame(frame))).await?.map_err(|e| format!("send: {e}"))
+        within("send", self.ws.send(Message::Frame(frame)))
+            .await?
+            .map_err(|e| format!("send: {e}"))
     }
 
     /// Send `hello` and wait for `hello.ack`.
@@ -719,7 +806,9 @@ impl Attacker {
         loop {
             match within("frame", self.ws.next()).await? {
                 Some(Ok(Message::Text(t))) => {
-                    return serde_json::from_str(t.as_str()).map(Some).map_err(|e| e.to_string());
+                    return serde_json::from_str(t.as_str())
+                        .map(Some)
+                        .map_err(|e| e.to_string());
                 }
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return Ok(None),
                 Some(Ok(_)) => {}
