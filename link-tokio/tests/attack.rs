@@ -81,3 +81,13 @@ async fn rpc_burst_to_a_peer_that_drops() {
 async fn hanging_key_resolver_does_not_keep_parked_hellos() {
     attack("hanging key resolver").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn id_flood_keeps_the_replay_cache_bounded() {
+    attack("id flood").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_rpc_flood_is_refused_beyond_max_concurrent_rpc() {
+    attack("server rpc flood").await;
+}

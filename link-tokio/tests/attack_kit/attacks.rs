@@ -21,6 +21,8 @@ pub const ALL: &[&str] = &[
     "never-reading client",
     "rpc burst, target drops",
     "hanging key resolver",
+    "id flood",
+    "server rpc flood",
 ];
 
 /// Run the attack called `name`.
@@ -40,6 +42,8 @@ pub async fn run(name: &str) -> Report {
         "never-reading client" => never_reading_client().await,
         "rpc burst, target drops" => rpc_burst_target_drops().await,
         "hanging key resolver" => hanging_key_resolver().await,
+        "id flood" => id_flood().await,
+        "server rpc flood" => server_rpc_flood().await,
         other => panic!("no attack called {other}"),
     }
 }
@@ -1027,5 +1031,105 @@ pub async fn invalid_websocket_frames() -> Report {
         Ok("invalid UTF-8 text → close 1007, reserved opcode → close 1002".to_owned())
     }
     .await;
+    a.finish(NAME, counted).await
+}
+
+/// Thousands of frames with fresh ids from one peer: the replay cache keeps at most
+/// `maxRecentIds` per sender (an LRU), and still refuses the recent ones.
+pub async fn id_flood() -> Report {
+    const NAME: &str = "id flood";
+    const MAX_IDS: usize = 500;
+    const FRAMES: usize = 4 * MAX_IDS;
+    let a = arena!(
+        NAME,
+        KeyMode::Shared,
+        hub_options(KeyMode::Shared).max_recent_ids(MAX_IDS)
+    );
+    let counted = async {
+        let key = KeyMode::Shared.key("mallory");
+        let mut m = a.attacker().await?;
+        m.authenticate(&key, "mallory").await?;
+        let mut last = String::new();
+        for i in 0..FRAMES {
+            // A type the hub ignores: verified, remembered, no reply.
+            last = envelope(&key, "noise", Some("mallory"), None, Some(json!(i)));
+            m.send_text(last.clone()).await?;
+        }
+        m.send_text(last).await?;
+        let c = a
+            .tally
+            .wait_for("replay of the last id", |c| c.reason("replay-id") >= 1)
+            .await?;
+        let h = a.server.hub().health().await.map_err(|e| e.to_string())?;
+        // alice, bob and mallory each hold at most MAX_IDS.
+        expect(h.recent_ids_size <= 3 * MAX_IDS, || {
+            format!("replay cache {} ids", h.recent_ids_size)
+        })?;
+        expect(c.reason("replay-id") == 1, || summary(&c))?;
+        Ok(format!(
+            "{FRAMES} fresh ids → replay cache {} ≤ 3×{MAX_IDS}; replay-id ×1 on the newest",
+            h.recent_ids_size
+        ))
+    }
+    .await;
+    a.finish(NAME, counted).await
+}
+
+/// A peer fires far more `to: "server"` RPCs than `maxConcurrentRpc` at a slow
+/// handler: the excess is refused at once with `RPC_OVERLOADED`, the rest complete.
+pub async fn server_rpc_flood() -> Report {
+    const NAME: &str = "server rpc flood";
+    const MAX_RPC: usize = 16;
+    const CALLS: usize = 400;
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let hub = {
+        let gate = gate.clone();
+        hub_options(KeyMode::Shared)
+            .max_concurrent_rpc(MAX_RPC)
+            .handle("slow", move |_ctx, v: Json| {
+                let gate = gate.clone();
+                async move {
+                    let _ = gate.acquire().await.map(|p| p.forget());
+                    Ok::<_, RpcHandlerError>(v)
+                }
+            })
+    };
+    let a = arena!(NAME, KeyMode::Shared, hub);
+    let counted = async {
+        let key = KeyMode::Shared.key("mallory");
+        let mut m = a.attacker().await?;
+        m.authenticate(&key, "mallory").await?;
+        for i in 0..CALLS {
+            let req = envelope(&key, "rpc.request", Some("mallory"), Some("server"), Some(json!({"rpcType": "slow", "rpcData": i})));
+            m.send_text(req).await?;
+        }
+        let mut codes: BTreeMap<String, usize> = BTreeMap::new();
+        let mut overloaded = 0;
+        while overloaded < CALLS - MAX_RPC {
+            let r = m.until_type("rpc.response").await?;
+            let code = r["data"]["code"].as_str().unwrap_or("ok").to_owned();
+            overloaded += usize::from(code == "RPC_OVERLOADED");
+            *codes.entry(code).or_default() += 1;
+        }
+        let h = a.server.hub().health().await.map_err(|e| e.to_string())?;
+        expect(h.server_rpc_in_flight == MAX_RPC, || format!("in flight {}", h.server_rpc_in_flight))?;
+        // alice's own server call is refused too while the flood holds every slot.
+        let err = within("alice server rpc", a.alice.rpc::<_, Json>("server", "slow", &0).into_future())
+            .await?
+            .expect_err("no slot left");
+        expect(err.code() == "RPC_OVERLOADED", || format!("alice's server rpc: {}", err.code()))?;
+        gate.add_permits(MAX_RPC);
+        for _ in 0..MAX_RPC {
+            let r = m.until_type("rpc.response").await?;
+            let code = r["data"]["code"].as_str().unwrap_or("ok").to_owned();
+            *codes.entry(code).or_default() += 1;
+        }
+        gate.add_permits(1 << 20);
+        let want: BTreeMap<String, usize> = [("RPC_OVERLOADED".to_owned(), CALLS - MAX_RPC), ("ok".to_owned(), MAX_RPC)].into_iter().collect();
+        expect(codes == want, || format!("responses {codes:?}"))?;
+        Ok(format!("RPC_OVERLOADED ×{} at once, ok ×{MAX_RPC} once released; in flight held at the cap ({MAX_RPC})", CALLS - MAX_RPC))
+    }
+    .await;
+    gate.add_permits(1 << 20);
     a.finish(NAME, counted).await
 }
