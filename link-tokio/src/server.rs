@@ -264,6 +264,26 @@ impl std::fmt::Debug for TlsListener {
     }
 }
 
+/// A plain TCP listener that turns Nagle's algorithm off on every connection: link
+/// frames are small and latency-bound, and the transport batches writes itself.
+#[derive(Debug)]
+pub struct NoDelayListener(pub TcpListener);
+
+impl axum::serve::Listener for NoDelayListener {
+    type Io = TcpStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        let (stream, addr) = axum::serve::Listener::accept(&mut self.0).await;
+        let _ = stream.set_nodelay(true);
+        (stream, addr)
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.0.local_addr()
+    }
+}
+
 /// TLS handshakes that take longer than this are abandoned.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -497,7 +517,7 @@ impl HubServer {
         match tls {
             None => {
                 let serve = axum::serve(
-                    listener,
+                    NoDelayListener(listener),
                     app.into_make_service_with_connect_info::<RemoteAddr>(),
                 )
                 .with_graceful_shutdown(shutdown);

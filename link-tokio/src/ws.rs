@@ -27,6 +27,18 @@ impl
 
 impl
     axum::extract::connect_info::Connected<
+        axum::serve::IncomingStream<'_, crate::server::NoDelayListener>,
+    > for RemoteAddr
+{
+    fn connect_info(
+        stream: axum::serve::IncomingStream<'_, crate::server::NoDelayListener>,
+    ) -> Self {
+        RemoteAddr(*stream.remote_addr())
+    }
+}
+
+impl
+    axum::extract::connect_info::Connected<
         axum::serve::IncomingStream<'_, crate::server::TlsListener>,
     > for RemoteAddr
 {

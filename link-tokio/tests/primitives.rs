@@ -489,3 +489,40 @@ async fn catch_all_handler_sees_every_unhandled_type() {
     svc.stop().await.expect("stop");
     server.stop().await.expect("server stops");
 }
+
+#[tokio::test]
+async fn a_slow_event_stream_lags_instead_of_growing() {
+    let server = server(HubOptions::new(SECRET)).await;
+    let c = ready_client(&server, options("c").event_capacity(2)).await;
+    let mut events = c.events();
+    // Each RPC completion is an event; nobody reads the stream meanwhile.
+    for _ in 0..10 {
+        let _: Value = c.rpc("server", "link.health", &()).await.expect("rpc");
+    }
+    let missed = next_event(&mut events, "lagged", |e| match e {
+        link_tokio::Event::Lagged { missed } => Some(*missed),
+        _ => None,
+    })
+    .await;
+    assert!(missed >= 1);
+    c.stop().await.expect("stop");
+    server.stop().await.expect("server stops");
+}
+
+#[tokio::test]
+async fn event_streams_end_when_the_link_stops() {
+    let server = server(HubOptions::new(SECRET)).await;
+    let c = ready_client(&server, options("c")).await;
+    let events = c.events();
+    c.stop().await.expect("stop");
+    let all: Vec<_> = within("client stream end", events.collect()).await;
+    assert!(
+        all.iter()
+            .any(|e| matches!(e, link_tokio::Event::Link(ClientEvent::Stopped))),
+        "{all:?}"
+    );
+    assert!(c.events().next().await.is_none(), "no events after the end");
+    let e = c.publish("t", &1).await.expect_err("stopped");
+    assert_eq!(e.code(), "LINK_NOT_READY");
+    server.stop().await.expect("server stops");
+}

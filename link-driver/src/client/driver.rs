@@ -191,7 +191,7 @@ pub(crate) fn spawn<R: Runtime>(opts: LinkOptions<R>) -> Result<LinkClient, Erro
         shared: Arc::new(Shared {
             commands: cmd_tx,
             control: ctl_tx,
-            events: ev_tx,
+            events: ev_tx.downgrade(),
             listeners: Arc::new(AtomicU64::new(0)),
             max_listeners: opts.max_listeners,
             ready,

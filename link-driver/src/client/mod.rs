@@ -38,7 +38,8 @@ pub struct LinkClient {
 struct Shared {
     commands: mpsc::Sender<Command>,
     control: mpsc::UnboundedSender<Control>,
-    events: broadcast::Sender<Event>,
+    /// Weak, so that event streams end when the driver does.
+    events: broadcast::WeakSender<Event>,
     listeners: Arc<AtomicU64>,
     max_listeners: usize,
     ready: Arc<AtomicBool>,
@@ -304,7 +305,7 @@ impl LinkClient {
             );
         }
         EventStream::new(
-            self.shared.events.subscribe(),
+            self.shared.events.upgrade().map(|tx| tx.subscribe()),
             self.shared.listeners.clone(),
         )
     }
@@ -487,12 +488,13 @@ impl std::fmt::Debug for EventStream {
 }
 
 impl EventStream {
-    pub(crate) fn new(rx: broadcast::Receiver<Event>, listeners: Arc<AtomicU64>) -> Self {
-        let inner = futures_util::stream::unfold(rx, |mut rx| async move {
+    pub(crate) fn new(rx: Option<broadcast::Receiver<Event>>, listeners: Arc<AtomicU64>) -> Self {
+        let inner = futures_util::stream::unfold(rx, |rx| async move {
+            let mut rx = rx?;
             match rx.recv().await {
-                Ok(ev) => Some((ev, rx)),
+                Ok(ev) => Some((ev, Some(rx))),
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
-                    Some((Event::Lagged { missed }, rx))
+                    Some((Event::Lagged { missed }, Some(rx)))
                 }
                 Err(broadcast::error::RecvError::Closed) => None,
             }

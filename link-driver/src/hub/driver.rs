@@ -172,7 +172,7 @@ pub(crate) fn spawn<R: Runtime>(opts: HubOptions<R>) -> Hub {
             commands: cmd_tx,
             control: ctl_tx,
             inbound: in_tx,
-            events: ev_tx,
+            events: ev_tx.downgrade(),
             next_conn: AtomicU64::new(1),
             max_message_bytes,
             sleep,

@@ -33,7 +33,8 @@ struct Shared {
     commands: mpsc::Sender<HubCommand>,
     control: mpsc::UnboundedSender<HubControl>,
     inbound: mpsc::Sender<ConnMsg>,
-    events: broadcast::Sender<HubEvent>,
+    /// Weak, so that event streams end when the driver does.
+    events: broadcast::WeakSender<HubEvent>,
     next_conn: AtomicU64,
     max_message_bytes: usize,
     /// The runtime's timer, for connection tasks (which know no runtime).
@@ -181,12 +182,13 @@ impl Hub {
 
     /// Every hub event from now on (bounded: a slow stream gets [`Event::Lagged`]).
     pub fn events(&self) -> HubEvents {
-        let rx = self.shared.events.subscribe();
-        let inner = futures_util::stream::unfold(rx, |mut rx| async move {
+        let rx = self.shared.events.upgrade().map(|tx| tx.subscribe());
+        let inner = futures_util::stream::unfold(rx, |rx| async move {
+            let mut rx = rx?;
             match rx.recv().await {
-                Ok(ev) => Some((Event::Hub(ev), rx)),
+                Ok(ev) => Some((Event::Hub(ev), Some(rx))),
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
-                    Some((Event::Lagged { missed }, rx))
+                    Some((Event::Lagged { missed }, Some(rx)))
                 }
                 Err(broadcast::error::RecvError::Closed) => None,
             }
