@@ -615,3 +615,47 @@ fn messages_waiting_for_acl_answers_are_bounded_per_socket() {
         "the lane asks about its head only"
     );
 }
+
+#[test]
+fn a_publish_backlog_does_not_crowd_out_a_subscription_waiting_for_acl() {
+    let mut h = Hub::config(|c| {
+        c.acl.publish = true;
+        c.acl.subscribe = true;
+        c.max_outbox_bytes = 1_000;
+    });
+    h.connect(1, "alpha");
+    for _ in 0..6 {
+        h.send(
+            1,
+            "topic.message",
+            None,
+            Some(json!({"topic": "t", "payload": "x".repeat(100)})),
+        );
+    }
+    h.send(1, "topic.subscribe", None, Some(json!({"topic": "jobs"})));
+    let dropped: Vec<String> = h
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            HubEvent::AclBacklogOverflow { msg_type, .. } => Some(msg_type),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(dropped, ["topic.message", "topic.message", "topic.message"]);
+    // Subscriptions have their own budget, bounded all the same.
+    for i in 0..40 {
+        h.send(
+            1,
+            "topic.subscribe",
+            None,
+            Some(json!({"topic": format!("t{i}")})),
+        );
+    }
+    assert!(
+        h.events().iter().any(|e| matches!(
+            e,
+            HubEvent::AclBacklogOverflow { msg_type, .. } if msg_type == "topic.subscribe"
+        )),
+        "a flood of subscriptions still hits a bound"
+    );
+}

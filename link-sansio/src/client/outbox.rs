@@ -59,6 +59,10 @@ pub fn estimate_size(item: &Item) -> usize {
         + item.data.as_ref().map_or(4, Vec::len)
 }
 
+fn is_subscription_change(msg_type: &str) -> bool {
+    msg_type == types::TOPIC_SUBSCRIBE || msg_type == types::TOPIC_UNSUBSCRIBE
+}
+
 /// The queue was full; nothing was added.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Overflow {
@@ -86,7 +90,26 @@ impl Outbox {
 
     /// Appends `item`, or refuses it if the cap would be exceeded. A `status.update`
     /// replaces one already queued, in place (only the newest status matters).
+    ///
+    /// Subscription changes are never refused: the application cannot tell that a
+    /// queued `topic.subscribe` was lost, and the next ready's replay would go through
+    /// the same full queue, so a transient backlog would become a silent, lasting loss.
+    /// They are conflated per topic (the latest change wins), which bounds them by the
+    /// number of topics the application named.
     pub fn push(&mut self, item: Item) -> Result<(), Overflow> {
+        if is_subscription_change(item.msg_type) {
+            if let Some(i) = self
+                .items
+                .iter()
+                .position(|it| is_subscription_change(it.msg_type) && it.data == item.data)
+                && let Some(old) = self.items.remove(i)
+            {
+                self.bytes -= old.size;
+            }
+            self.bytes += item.size;
+            self.items.push_back(item);
+            return Ok(());
+        }
         if item.msg_type == types::STATUS_UPDATE
             && let Some(i) = self
                 .items
@@ -193,6 +216,29 @@ mod tests {
         assert_eq!(it.size(), 200 + 3 + 6 + 1 + 7);
         let none = Item::new("i".into(), types::STATUS_UPDATE, None, None);
         assert_eq!(none.size(), 200 + 1 + 13 + 4);
+    }
+
+    #[test]
+    fn subscription_changes_pass_a_full_queue_and_conflate_per_topic() {
+        let mut q = Outbox::new(250);
+        q.push(item("1", types::TOPIC_MESSAGE, "{}")).expect("fits");
+        assert!(q.push(item("2", types::TOPIC_MESSAGE, "{}")).is_err());
+        q.push(item("3", types::TOPIC_SUBSCRIBE, r#"{"topic":"a"}"#))
+            .expect("subscriptions are never refused");
+        q.push(item("4", types::TOPIC_SUBSCRIBE, r#"{"topic":"b"}"#))
+            .expect("subscriptions are never refused");
+        q.push(item("5", types::TOPIC_UNSUBSCRIBE, r#"{"topic":"a"}"#))
+            .expect("subscriptions are never refused");
+        assert_eq!(
+            q.len(),
+            3,
+            "the unsubscribe replaced the queued subscribe of a"
+        );
+        let ids: Vec<_> = std::iter::from_fn(|| q.pop())
+            .map(|i| i.id.to_string())
+            .collect();
+        assert_eq!(ids, ["1", "4", "5"]);
+        assert_eq!(q.bytes(), 0);
     }
 
     #[test]

@@ -61,12 +61,25 @@ pub(super) struct Lane {
     items: VecDeque<LaneItem>,
     /// Bytes of lane items and of RPCs awaiting `canRpc`, bounded by `max_outbox_bytes`.
     bytes: usize,
+    /// Bytes of queued `topic.subscribe` items, with a budget of their own: a backlog
+    /// of large publishes must not crowd out a reconnecting peer's subscription replay,
+    /// which the peer would never learn was lost.
+    subscribe_bytes: usize,
 }
 
 impl Lane {
     pub fn clear(&mut self) {
         self.items.clear();
         self.bytes = 0;
+        self.subscribe_bytes = 0;
+    }
+
+    /// The counter an item of this kind is charged to.
+    fn budget(&mut self, gated: &Gated) -> &mut usize {
+        match gated {
+            Gated::Subscribe { .. } => &mut self.subscribe_bytes,
+            _ => &mut self.bytes,
+        }
     }
 }
 
@@ -189,7 +202,7 @@ impl HubState {
             self.process_gated(conn, kind, gated);
             return;
         }
-        if c.lane.bytes + len > self.config.max_outbox_bytes {
+        if *c.lane.budget(&gated) + len > self.config.max_outbox_bytes {
             let msg_type = gated.msg_type().to_owned();
             self.emit(HubEvent::AclBacklogOverflow {
                 conn,
@@ -198,7 +211,7 @@ impl HubState {
             });
             return;
         }
-        c.lane.bytes += len;
+        *c.lane.budget(&gated) += len;
         c.lane.items.push_back(LaneItem {
             gated,
             bytes: len,
@@ -286,7 +299,7 @@ impl HubState {
             let Some(item) = c.lane.items.pop_front() else {
                 return;
             };
-            c.lane.bytes -= item.bytes;
+            *c.lane.budget(&item.gated) -= item.bytes;
             self.process_gated(conn, &kind, item.gated);
         }
     }
@@ -378,7 +391,7 @@ impl HubState {
                 let Some(item) = c.lane.items.pop_front() else {
                     return;
                 };
-                c.lane.bytes -= item.bytes;
+                *c.lane.budget(&item.gated) -= item.bytes;
                 let op = item.gated.op();
                 match denial(op, decision) {
                     None => self.process_gated(conn, &kind, item.gated),
