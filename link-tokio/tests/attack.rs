@@ -91,3 +91,13 @@ async fn id_flood_keeps_the_replay_cache_bounded() {
 async fn server_rpc_flood_is_refused_beyond_max_concurrent_rpc() {
     attack("server rpc flood").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_spam_is_conflated_for_a_stalled_peer() {
+    attack("status spam to a stalled peer").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscription_flood_is_released_on_disconnect() {
+    attack("subscription flood").await;
+}

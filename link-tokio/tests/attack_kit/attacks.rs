@@ -23,6 +23,8 @@ pub const ALL: &[&str] = &[
     "hanging key resolver",
     "id flood",
     "server rpc flood",
+    "status spam to a stalled peer",
+    "subscription flood",
 ];
 
 /// Run the attack called `name`.
@@ -44,6 +46,8 @@ pub async fn run(name: &str) -> Report {
         "hanging key resolver" => hanging_key_resolver().await,
         "id flood" => id_flood().await,
         "server rpc flood" => server_rpc_flood().await,
+        "status spam to a stalled peer" => status_spam().await,
+        "subscription flood" => subscription_flood().await,
         other => panic!("no attack called {other}"),
     }
 }
@@ -1131,5 +1135,118 @@ pub async fn server_rpc_flood() -> Report {
     }
     .await;
     gate.add_permits(1 << 20);
+    a.finish(NAME, counted).await
+}
+
+/// One peer spams large `status.update`s while another never reads: the hub relays
+/// them, and once the stalled peer's backlog is full it keeps only the newest status
+/// per origin in that peer's outbox (conflation), so nothing overflows.
+pub async fn status_spam() -> Report {
+    const NAME: &str = "status spam to a stalled peer";
+    const UPDATES: usize = 200;
+    let a = arena!(NAME, KeyMode::Shared, hub_options(KeyMode::Shared));
+    let counted = async {
+        let sloth_key = KeyMode::Shared.key("sloth");
+        let mut sloth = Attacker::connect(a.addr(), "/", Some(4096)).await?;
+        sloth.authenticate(&sloth_key, "sloth").await?;
+        let key = KeyMode::Shared.key("mallory");
+        let mut m = a.attacker().await?;
+        m.authenticate(&key, "mallory").await?;
+        let mut alice_events = a.alice.events();
+        let pad = "s".repeat(16 * 1024);
+        let mut max_outbox = 0;
+        for i in 0..UPDATES {
+            m.send_text(envelope(&key, "status.update", Some("mallory"), None, Some(json!({"seq": i, "pad": pad})))).await?;
+            if i % 16 == 15 {
+                let h = a.server.hub().health().await.map_err(|e| e.to_string())?;
+                max_outbox = max_outbox.max(h.outbox_bytes);
+            }
+        }
+        m.send_text(direct(&key, "mallory", "alice", "end", json!(0))).await?;
+        // Statuses go out before the direct (a queued status keeps its place in line).
+        directs_until(&mut alice_events, "end").await?;
+        let c = a.tally.now();
+        let h = a.server.hub().health().await.map_err(|e| e.to_string())?;
+        max_outbox = max_outbox.max(h.outbox_bytes);
+        expect(c.overflow == 0, || format!("overflow ×{}: {}", c.overflow, summary(&c)))?;
+        // At most one queued status per origin and recipient: sloth, and alice and bob
+        // when they fall behind for a moment.
+        expect(max_outbox <= 3 * (pad.len() + 1024), || format!("outbox reached {max_outbox} B"))?;
+        let latest = a.alice.peer_status("mallory").await.map_err(|e| e.to_string())?;
+        let seq = latest.and_then(|s| s.status).and_then(|v| v.get("seq").and_then(|x| x.as_f64()));
+        expect(seq == Some((UPDATES - 1) as f64), || format!("alice's latest mallory status {seq:?}"))?;
+        drop(sloth);
+        Ok(format!(
+            "{UPDATES} × 16 KiB statuses: backpressure ×{}, overflow ×0, outboxes ≤ {} KiB in all (one status per origin and recipient), alice sees the last",
+            c.backpressure,
+            max_outbox / 1024
+        ))
+    }
+    .await;
+    a.finish(NAME, counted).await
+}
+
+/// A peer subscribes to thousands of topics and leaves: every subscription goes with
+/// it (no topic or subscriber left behind).
+pub async fn subscription_flood() -> Report {
+    const NAME: &str = "subscription flood";
+    const TOPICS: usize = 3000;
+    let a = arena!(NAME, KeyMode::Shared, hub_options(KeyMode::Shared));
+    let counted = async {
+        let key = KeyMode::Shared.key("mallory");
+        let mut m = a.attacker().await?;
+        m.authenticate(&key, "mallory").await?;
+        for i in 0..TOPICS {
+            m.send_text(envelope(
+                &key,
+                "topic.subscribe",
+                Some("mallory"),
+                None,
+                Some(json!({"topic": format!("t.{i}")})),
+            ))
+            .await?;
+        }
+        // Invalid topics are refused, not stored.
+        for bad in [
+            json!("a b"),
+            json!(""),
+            json!("x".repeat(257)),
+            json!(42),
+            json!("*"),
+        ] {
+            m.send_text(envelope(
+                &key,
+                "topic.subscribe",
+                Some("mallory"),
+                None,
+                Some(json!({"topic": bad})),
+            ))
+            .await?;
+        }
+        let c = a
+            .tally
+            .wait_for("subscriptions", |c| {
+                c.subscribed.len() >= TOPICS && c.reason("invalid-topic") >= 5
+            })
+            .await?;
+        let h = a.server.hub().health().await.map_err(|e| e.to_string())?;
+        expect(
+            h.topic_count == TOPICS && h.total_subscribers == TOPICS,
+            || format!("while subscribed: {h:?}"),
+        )?;
+        expect(c.reason("invalid-topic") == 5, || summary(&c))?;
+        m.drop_abruptly();
+        a.tally
+            .wait_for("mallory gone", |c| c.disconnected.contains_key("mallory"))
+            .await?;
+        let h = a.server.hub().health().await.map_err(|e| e.to_string())?;
+        expect(h.topic_count == 0 && h.total_subscribers == 0, || {
+            format!("after leaving: {h:?}")
+        })?;
+        Ok(format!(
+            "{TOPICS} topics held then all released on disconnect; invalid-topic ×5"
+        ))
+    }
+    .await;
     a.finish(NAME, counted).await
 }
