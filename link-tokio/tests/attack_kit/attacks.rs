@@ -928,7 +928,10 @@ pub async fn rpc_burst_target_drops() -> Report {
         .collect();
         expect(outcomes == want, || format!("outcomes {outcomes:?}"))?;
         let c = a.tally.now();
-        expect(c.rpc_forwarded == BEFORE as u64, || summary(&c))?;
+        expect(
+            c.rpc_forwarded.get("flaky") == Some(&(BEFORE as u64)),
+            || summary(&c),
+        )?;
         Ok(format!(
             "{} calls settled: ok ×{ANSWERED}, RPC_TIMEOUT ×{}, RPC_NO_TARGET ×{AFTER}, none hung",
             BEFORE + AFTER,

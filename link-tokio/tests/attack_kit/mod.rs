@@ -70,8 +70,8 @@ pub struct Counts {
     pub overflow_types: BTreeMap<String, u64>,
     /// `backpressure` events.
     pub backpressure: u64,
-    /// `rpc.forwarded` events.
-    pub rpc_forwarded: u64,
+    /// `rpc.forwarded` events per target kind.
+    pub rpc_forwarded: BTreeMap<String, u64>,
     /// `direct` events (from, to).
     pub directs: Vec<(String, String)>,
     /// `topic.subscribe` events (kind, topic).
@@ -192,7 +192,7 @@ fn record(c: &mut Counts, ev: HubEvent) {
             *c.overflow_types.entry(msg_type).or_default() += 1;
         }
         HubEvent::Backpressure { .. } => c.backpressure += 1,
-        HubEvent::RpcForwarded { .. } => c.rpc_forwarded += 1,
+        HubEvent::RpcForwarded { to, .. } => *c.rpc_forwarded.entry(to).or_default() += 1,
         HubEvent::Direct { from, to, .. } => c.directs.push((from, to)),
         HubEvent::TopicSubscribe { kind, topic } => c.subscribed.push((kind, topic)),
         _ => {}
@@ -202,7 +202,7 @@ fn record(c: &mut Counts, ev: HubEvent) {
 /// The counts in one line (for failure messages).
 pub fn summary(c: &Counts) -> String {
     format!(
-        "reasons {:?} details {:?} timeouts {:?} connected {:?} replaced {:?} overflow {} backpressure {} forwarded {} lagged {}",
+        "reasons {:?} details {:?} timeouts {:?} connected {:?} replaced {:?} overflow {} backpressure {} forwarded {:?} lagged {}",
         c.reasons,
         c.details,
         c.timeouts,
@@ -321,6 +321,7 @@ pub struct Arena {
     rss_before: u64,
     started: Instant,
     nonce: AtomicU64,
+    heartbeat: Heartbeat,
     _serial: tokio::sync::MutexGuard<'static, ()>,
 }
 
@@ -356,6 +357,7 @@ impl Arena {
             .map_err(|e| format!("bob ready: {e}"))?;
         wait_for_peer(&alice, "bob").await?;
         wait_for_peer(&bob, "alice").await?;
+        let heartbeat = Heartbeat::start(alice.clone());
         Ok(Arena {
             server,
             tally,
@@ -365,6 +367,7 @@ impl Arena {
             rss_before,
             started: Instant::now(),
             nonce: AtomicU64::new(1),
+            heartbeat,
             _serial: serial,
         })
     }
@@ -485,14 +488,18 @@ impl Arena {
     }
 
     /// Judge the attack and stop everything.
-    pub async fn finish(self, attack: &'static str, counted: Result<String, String>) -> Report {
+    pub async fn finish(mut self, attack: &'static str, counted: Result<String, String>) -> Report {
         let lagged = self.tally.now().lagged;
         let counted = match counted {
             Ok(_) if lagged > 0 => Err(format!("the tally lagged by {lagged} events")),
             c => c,
         };
         let hub_up = self.hub_up().await;
-        let legit = self.legit_ok().await;
+        let beat = self.heartbeat.stop().await;
+        let legit = match (beat, self.legit_ok().await) {
+            (Ok(_), Ok(())) => Ok(()),
+            (Err(e), _) | (_, Err(e)) => Err(e),
+        };
         let memory = self.memory_bounded().await;
         let secs = self.started.elapsed().as_secs_f64();
         let _ = within("alice stop", self.alice.stop()).await;
@@ -505,6 +512,55 @@ impl Arena {
             memory,
             counted,
             secs,
+        }
+    }
+}
+
+/// alice calls bob in a loop for the whole attack: legitimate traffic must keep
+/// flowing *throughout*, not only once the attack is over.
+struct Heartbeat {
+    stop: watch::Sender<bool>,
+    task: Option<tokio::task::JoinHandle<Result<u64, String>>>,
+}
+
+impl Heartbeat {
+    fn start(alice: LinkClient) -> Heartbeat {
+        let (stop, mut stopped) = watch::channel(false);
+        let task = tokio::spawn(async move {
+            let mut beats = 0u64;
+            loop {
+                let want = json!({ "beat": beats });
+                let call = alice
+                    .rpc::<_, Json>("bob", "echo", &want)
+                    .timeout(WAIT)
+                    .into_future();
+                match call.await {
+                    Ok(v) if v == want => beats += 1,
+                    Ok(v) => return Err(format!("heartbeat {beats}: echo returned {v}")),
+                    Err(e) => return Err(format!("heartbeat {beats}: {} ({e})", e.code())),
+                }
+                // Pacing, so the heartbeat is a trickle and not a load of its own.
+                tokio::select! {
+                    _ = stopped.changed() => return Ok(beats),
+                    _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+                }
+            }
+        });
+        Heartbeat {
+            stop,
+            task: Some(task),
+        }
+    }
+
+    async fn stop(&mut self) -> Result<u64, String> {
+        let _ = self.stop.send(true);
+        let Some(task) = self.task.take() else {
+            return Err("heartbeat already stopped".to_owned());
+        };
+        match within("heartbeat", task).await? {
+            Ok(Ok(0)) => Err("no heartbeat completed during the attack".to_owned()),
+            Ok(r) => r,
+            Err(e) => Err(format!("heartbeat task: {e}")),
         }
     }
 }
