@@ -101,3 +101,8 @@ async fn status_spam_is_conflated_for_a_stalled_peer() {
 async fn subscription_flood_is_released_on_disconnect() {
     attack("subscription flood").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_http_requests_do_not_reach_the_hub() {
+    attack("stalled http requests").await;
+}

@@ -25,6 +25,7 @@ pub const ALL: &[&str] = &[
     "server rpc flood",
     "status spam to a stalled peer",
     "subscription flood",
+    "stalled http requests",
 ];
 
 /// Run the attack called `name`.
@@ -48,6 +49,7 @@ pub async fn run(name: &str) -> Report {
         "server rpc flood" => server_rpc_flood().await,
         "status spam to a stalled peer" => status_spam().await,
         "subscription flood" => subscription_flood().await,
+        "stalled http requests" => stalled_http_requests().await,
         other => panic!("no attack called {other}"),
     }
 }
@@ -1249,6 +1251,37 @@ pub async fn subscription_flood() -> Report {
         Ok(format!(
             "{TOPICS} topics held then all released on disconnect; invalid-topic ×5"
         ))
+    }
+    .await;
+    a.finish(NAME, counted).await
+}
+
+/// Slowloris before the upgrade: TCP connections that send half an HTTP request, or
+/// nothing, and stall. They never become hub sockets (nothing pending, nothing
+/// counted), and the hub and its peers carry on. (The HTTP server has no header
+/// timeout, so they stay open until the attacker leaves: see the findings note.)
+pub async fn stalled_http_requests() -> Report {
+    const NAME: &str = "stalled http requests";
+    const STALLED: usize = 200;
+    let a = arena!(NAME, KeyMode::Shared, hub_options(KeyMode::Shared));
+    let counted = async {
+        use tokio::io::AsyncWriteExt;
+        let mut held = Vec::new();
+        for i in 0..STALLED {
+            let mut s = TcpStream::connect(a.addr()).await.map_err(|e| format!("connect {i}: {e}"))?;
+            if i % 2 == 0 {
+                let partial = format!("GET / HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\n", a.addr());
+                s.write_all(partial.as_bytes()).await.map_err(|e| e.to_string())?;
+            }
+            held.push(s);
+        }
+        a.legit_ok().await.map_err(|e| format!("legit while {STALLED} requests stall: {e}"))?;
+        a.hub_up().await.map_err(|e| format!("/health while {STALLED} requests stall: {e}"))?;
+        let h = a.server.hub().health().await.map_err(|e| e.to_string())?;
+        let conns = a.server.hub().connection_count().await.map_err(|e| e.to_string())?;
+        expect(h.pending_socket_count == 0 && conns == 2, || format!("pending {} conns {conns}", h.pending_socket_count))?;
+        drop(held);
+        Ok(format!("{STALLED} stalled requests: none reached the hub (pending 0), /health and new peers served meanwhile"))
     }
     .await;
     a.finish(NAME, counted).await
