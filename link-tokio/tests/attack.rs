@@ -106,3 +106,8 @@ async fn subscription_flood_is_released_on_disconnect() {
 async fn stalled_http_requests_do_not_reach_the_hub() {
     attack("stalled http requests").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_under_attack_is_bounded() {
+    attack("stop under attack").await;
+}

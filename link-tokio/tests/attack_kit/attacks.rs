@@ -26,6 +26,7 @@ pub const ALL: &[&str] = &[
     "status spam to a stalled peer",
     "subscription flood",
     "stalled http requests",
+    "stop under attack",
 ];
 
 /// Run the attack called `name`.
@@ -50,6 +51,7 @@ pub async fn run(name: &str) -> Report {
         "status spam to a stalled peer" => status_spam().await,
         "subscription flood" => subscription_flood().await,
         "stalled http requests" => stalled_http_requests().await,
+        "stop under attack" => stop_under_attack().await,
         other => panic!("no attack called {other}"),
     }
 }
@@ -1285,4 +1287,78 @@ pub async fn stalled_http_requests() -> Report {
     }
     .await;
     a.finish(NAME, counted).await
+}
+
+/// Graceful shutdown while attacked: silent pending sockets, a peer that never reads
+/// (so never answers the close), and stalled HTTP requests. `stop()` must succeed
+/// within its drain delay plus a margin (an attacker must not hold it hostage until
+/// `shutdown_timeout`) and close pending sockets with 1001 `server shutdown`.
+pub async fn stop_under_attack() -> Report {
+    const NAME: &str = "stop under attack";
+    let drain_delay = Duration::from_millis(250);
+    let shutdown_timeout = Duration::from_secs(3);
+    let opts = HubServerOptions::new(hub_options(KeyMode::Shared))
+        .drain_delay(drain_delay)
+        .shutdown_timeout(shutdown_timeout);
+    let a = match Arena::start_with(KeyMode::Shared, opts).await {
+        Ok(a) => a,
+        Err(e) => return not_started(NAME, e),
+    };
+    let counted = async {
+        use tokio::io::AsyncWriteExt;
+        let mut pending = Vec::new();
+        for _ in 0..4 {
+            pending.push(a.attacker().await?);
+        }
+        let key = KeyMode::Shared.key("sloth");
+        let mut sloth = Attacker::connect(a.addr(), "/", Some(4096)).await?;
+        sloth.authenticate(&key, "sloth").await?;
+        let mut stalled = Vec::new();
+        for _ in 0..3 {
+            let mut s = TcpStream::connect(a.addr())
+                .await
+                .map_err(|e| e.to_string())?;
+            s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n")
+                .await
+                .map_err(|e| e.to_string())?;
+            stalled.push(s);
+        }
+        a.legit_ok().await?;
+        Ok((pending, sloth, stalled))
+    }
+    .await;
+    let (mut pending, sloth, stalled) = match counted {
+        Ok(x) => x,
+        Err(e) => return a.finish(NAME, Err(e)).await,
+    };
+    let alice_events = a.alice.events();
+    let started = Instant::now();
+    let stopped = within("stop", a.server.stop())
+        .await
+        .and_then(|r| r.map_err(|e| e.to_string()));
+    let took = started.elapsed();
+    let stopped = match stopped {
+        Ok(()) if took < drain_delay + Duration::from_secs(2) => Ok(()),
+        Ok(()) => Err(format!("stop() took {took:?}")),
+        Err(e) => Err(format!("stop() failed after {took:?}: {e}")),
+    };
+    let counted = async {
+        let mut ends = BTreeMap::new();
+        for p in pending.iter_mut() {
+            let e = p.ended().await?;
+            *ends
+                .entry(format!("{:?} {}", e.code, e.reason))
+                .or_insert(0) += 1;
+        }
+        expect(ends.get("Some(1001) server shutdown") == Some(&4), || {
+            format!("pending sockets ended {ends:?}")
+        })?;
+        Ok(format!(
+            "stop() in {} ms; pending sockets closed 1001 \"server shutdown\", peers 1001",
+            took.as_millis()
+        ))
+    }
+    .await;
+    drop((stalled, sloth, pending));
+    a.finish_stopped(NAME, stopped, alice_events, counted).await
 }

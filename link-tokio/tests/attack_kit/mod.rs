@@ -501,6 +501,68 @@ impl Arena {
             (Err(e), _) | (_, Err(e)) => Err(e),
         };
         let memory = self.memory_bounded().await;
+        self.wind_up(attack, hub_up, legit, memory, counted).await
+    }
+
+    /// Judge an attack that ends with the server stopped: the stop itself is the
+    /// "hub up" verdict (it must succeed), alice and bob must see the hub go with
+    /// 1001 and expect to reconnect, and the hub must hold no socket afterwards.
+    pub async fn finish_stopped(
+        mut self,
+        attack: &'static str,
+        stopped: Result<(), String>,
+        mut alice_events: link_tokio::EventStream,
+        counted: Result<String, String>,
+    ) -> Report {
+        let beat = self.heartbeat.stop().await;
+        let seen = within("alice sees the hub go", async {
+            while let Some(ev) = alice_events.next().await {
+                if let Event::Link(ClientEvent::Disconnected(d)) = ev {
+                    return Ok(d);
+                }
+            }
+            Err("alice's event stream ended".to_owned())
+        })
+        .await
+        .and_then(|r| r);
+        let legit = match seen {
+            Ok(d) if d.will_reconnect && d.code == Some(1001) => Ok(()),
+            Ok(d) => Err(format!("alice saw {d:?}")),
+            Err(e) => Err(e),
+        };
+        // The heartbeat may have been cut by the stop itself; only earlier failures count.
+        let legit = match (legit, beat) {
+            (Ok(()), Err(e)) if !e.contains("RPC_DISCONNECT") && !e.contains("LINK_NOT_READY") => {
+                Err(e)
+            }
+            (l, _) => l,
+        };
+        let conns = self
+            .server
+            .hub()
+            .connection_count()
+            .await
+            .unwrap_or(usize::MAX);
+        let grew = rss_bytes().saturating_sub(self.rss_before);
+        let memory = if conns == 0 && grew <= RSS_BOUND {
+            Ok(format!("conns 0 after stop, rss +{} KiB", grew / 1024))
+        } else {
+            Err(format!(
+                "conns {conns} after stop, rss +{} KiB",
+                grew / 1024
+            ))
+        };
+        self.wind_up(attack, stopped, legit, memory, counted).await
+    }
+
+    async fn wind_up(
+        self,
+        attack: &'static str,
+        hub_up: Result<(), String>,
+        legit: Result<(), String>,
+        memory: Result<String, String>,
+        counted: Result<String, String>,
+    ) -> Report {
         let secs = self.started.elapsed().as_secs_f64();
         let _ = within("alice stop", self.alice.stop()).await;
         let _ = within("bob stop", self.bob.stop()).await;
