@@ -111,3 +111,8 @@ async fn stalled_http_requests_do_not_reach_the_hub() {
 async fn stop_under_attack_is_bounded() {
     attack("stop under attack").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn captured_hello_replayed_does_not_impersonate() {
+    attack("captured hello replayed").await;
+}

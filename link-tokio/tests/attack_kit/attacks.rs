@@ -27,6 +27,7 @@ pub const ALL: &[&str] = &[
     "subscription flood",
     "stalled http requests",
     "stop under attack",
+    "captured hello replayed",
 ];
 
 /// Run the attack called `name`.
@@ -52,6 +53,7 @@ pub async fn run(name: &str) -> Report {
         "subscription flood" => subscription_flood().await,
         "stalled http requests" => stalled_http_requests().await,
         "stop under attack" => stop_under_attack().await,
+        "captured hello replayed" => captured_hello_replayed().await,
         other => panic!("no attack called {other}"),
     }
 }
@@ -1361,4 +1363,55 @@ pub async fn stop_under_attack() -> Report {
     .await;
     drop((stalled, sloth, pending));
     a.finish_stopped(NAME, stopped, alice_events, counted).await
+}
+
+/// An eavesdropper (no key) captures carol's frames on the wire and replays them:
+/// into carol's own stream (`replay-id`), as her hello on a new socket while she is
+/// connected (`replay-id`, nobody displaced), and her hello again after she has left —
+/// which must not hand the eavesdropper carol's identity and the traffic meant for her.
+pub async fn captured_hello_replayed() -> Report {
+    const NAME: &str = "captured hello replayed";
+    let a = arena!(NAME, KeyMode::Shared, hub_options(KeyMode::Shared));
+    let counted = async {
+        let tap = Tap::start(a.addr()).await?;
+        let carol = legit_options(KeyMode::Shared, "carol")
+            .connect(format!("ws://{}/", tap.addr))
+            .map_err(|e| e.to_string())?;
+        within("carol ready", carol.ready()).await?.map_err(|e| e.to_string())?;
+        wait_for_peer(&a.alice, "carol").await?;
+        let mut alice_events = a.alice.events();
+        carol.send("alice", "from-carol", &1).await.map_err(|e| e.to_string())?;
+        let captured_hello = tap.first("hello").ok_or("no hello captured")?;
+        let got = directs_until(&mut alice_events, "from-carol").await?;
+        expect(got.len() == 1 && got[0].0.as_deref() == Some("carol"), || format!("alice got {got:?}"))?;
+        let captured_direct = tap.first("direct").ok_or("no direct captured")?;
+        // 1. The captured direct, injected into carol's own connection.
+        tap.inject(captured_direct.clone());
+        a.tally.wait_for("replay-id (injected)", |c| c.reason("replay-id") >= 1).await?;
+        // 2. The captured hello on a fresh socket while carol is connected.
+        let mut r1 = a.attacker().await?;
+        r1.send_text(captured_hello.clone()).await?;
+        a.tally.wait_for("replay-id (hello)", |c| c.reason("replay-id") >= 2).await?;
+        expect(carol.is_ready() && a.tally.now().replaced.is_empty(), || "carol was displaced".to_owned())?;
+        // 3. carol leaves; the eavesdropper replays her hello within the window.
+        within("carol stop", carol.stop()).await?.map_err(|e| e.to_string())?;
+        a.tally.wait_for("carol gone", |c| c.disconnected.contains_key("carol")).await?;
+        let mut r2 = a.attacker().await?;
+        r2.send_text(captured_hello).await?;
+        let c = a.tally.wait_for("replay-id (hello after carol left)", |c| c.reason("replay-id") >= 3 || c.connects("carol") >= 2).await?;
+        let impersonated = c.connects("carol") >= 2;
+        let mut leak = String::new();
+        if impersonated {
+            // What the impersonator now receives: alice's message for carol.
+            a.alice.send("carol", "secret-for-carol", &"the launch code").await.map_err(|e| e.to_string())?;
+            if let Ok(v) = r2.until_type("direct").await {
+                leak = v["data"].to_string();
+            }
+        }
+        expect(!impersonated, || format!("the eavesdropper became carol with a replayed hello and received {leak}"))?;
+        drop((r1, r2));
+        Ok(format!("replay-id ×{}: injected frame, hello while connected, hello after carol left; nobody displaced or impersonated", c.reason("replay-id")))
+    }
+    .await;
+    a.finish(NAME, counted).await
 }

@@ -1002,3 +1002,93 @@ impl Attacker {
         drop(self.ws);
     }
 }
+
+/// A man in the middle between one legitimate client and the hub: relays WebSocket
+/// messages both ways, records the client's frames (what an eavesdropper captures)
+/// and can inject frames into the client's stream towards the hub.
+pub struct Tap {
+    /// Where the client connects instead of the hub.
+    pub addr: SocketAddr,
+    captured: Arc<Mutex<Vec<String>>>,
+    inject: tokio::sync::mpsc::UnboundedSender<String>,
+}
+
+impl Tap {
+    /// Start relaying to the hub at `hub`.
+    pub async fn start(hub: SocketAddr) -> Result<Tap, String> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| e.to_string())?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let captured = Arc::new(Mutex::new(Vec::new()));
+        let (inject, injected) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let cap = captured.clone();
+        tokio::spawn(async move {
+            let mut injected = Some(injected);
+            while let Ok((tcp, _)) = listener.accept().await {
+                let Ok(client) = tokio_tungstenite::accept_async(tcp).await else {
+                    continue;
+                };
+                let Ok((upstream, _)) =
+                    tokio_tungstenite::connect_async(format!("ws://{hub}/")).await
+                else {
+                    continue;
+                };
+                let cap = cap.clone();
+                // Injection goes into the first relayed connection only.
+                let mut inj = injected.take();
+                tokio::spawn(async move {
+                    let (mut c_tx, mut c_rx) = client.split();
+                    let (mut h_tx, mut h_rx) = upstream.split();
+                    loop {
+                        tokio::select! {
+                            m = c_rx.next() => match m {
+                                Some(Ok(m)) => {
+                                    if let Message::Text(t) = &m {
+                                        cap.lock().unwrap_or_else(|p| p.into_inner()).push(t.as_str().to_owned());
+                                    }
+                                    if h_tx.send(m).await.is_err() { break; }
+                                }
+                                _ => break,
+                            },
+                            m = h_rx.next() => match m {
+                                Some(Ok(m)) => if c_tx.send(m).await.is_err() { break; },
+                                _ => break,
+                            },
+                            Some(t) = async { match inj.as_mut() { Some(r) => r.recv().await, None => std::future::pending().await } } => {
+                                if h_tx.send(Message::text(t)).await.is_err() { break; }
+                            }
+                        }
+                    }
+                    let _ = h_tx.close().await;
+                    let _ = c_tx.close().await;
+                });
+            }
+        });
+        Ok(Tap {
+            addr,
+            captured,
+            inject,
+        })
+    }
+
+    /// The client's frames so far.
+    pub fn captured(&self) -> Vec<String> {
+        self.captured
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The first captured frame of `msg_type`.
+    pub fn first(&self, msg_type: &str) -> Option<String> {
+        self.captured()
+            .into_iter()
+            .find(|t| serde_json::from_str::<Json>(t).is_ok_and(|v| v["type"] == msg_type))
+    }
+
+    /// Send `text` to the hub on the client's connection.
+    pub fn inject(&self, text: String) {
+        let _ = self.inject.send(text);
+    }
+}
