@@ -116,3 +116,8 @@ async fn stop_under_attack_is_bounded() {
 async fn captured_hello_replayed_does_not_impersonate() {
     attack("captured hello replayed").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_rpc_response_is_refused_by_the_caller() {
+    attack("forged rpc response").await;
+}

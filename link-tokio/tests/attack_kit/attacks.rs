@@ -28,6 +28,7 @@ pub const ALL: &[&str] = &[
     "stalled http requests",
     "stop under attack",
     "captured hello replayed",
+    "forged rpc response",
 ];
 
 /// Run the attack called `name`.
@@ -54,6 +55,7 @@ pub async fn run(name: &str) -> Report {
         "stalled http requests" => stalled_http_requests().await,
         "stop under attack" => stop_under_attack().await,
         "captured hello replayed" => captured_hello_replayed().await,
+        "forged rpc response" => forged_rpc_response().await,
         other => panic!("no attack called {other}"),
     }
 }
@@ -1411,6 +1413,67 @@ pub async fn captured_hello_replayed() -> Report {
         expect(!impersonated, || format!("the eavesdropper became carol with a replayed hello and received {leak}"))?;
         drop((r1, r2));
         Ok(format!("replay-id ×{}: injected frame, hello while connected, hello after carol left; nobody displaced or impersonated", c.reason("replay-id")))
+    }
+    .await;
+    a.finish(NAME, counted).await
+}
+
+/// mallory learns the id of carol's call to bob (a tap on carol's link) and answers it
+/// first with a forged `rpc.response`: the hub stamps it `from: mallory`, carol's client
+/// refuses it (`rpc-response-mismatch`) and still gets bob's real answer.
+pub async fn forged_rpc_response() -> Report {
+    const NAME: &str = "forged rpc response";
+    let a = arena!(NAME, KeyMode::Shared, hub_options(KeyMode::Shared));
+    let counted = async {
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        let g = gate.clone();
+        a.bob.handle("hold", move |_ctx, v: Json| {
+            let g = g.clone();
+            async move {
+                let _ = g.acquire().await.map(|p| p.forget());
+                Ok::<_, RpcHandlerError>(json!({ "real": v }))
+            }
+        });
+        let tap = Tap::start(a.addr()).await?;
+        let carol = legit_options(KeyMode::Shared, "carol")
+            .connect(format!("ws://{}/", tap.addr))
+            .map_err(|e| e.to_string())?;
+        within("carol ready", carol.ready()).await?.map_err(|e| e.to_string())?;
+        wait_for_peer(&carol, "bob").await?;
+        let mut carol_events = carol.events();
+        let call = {
+            let carol = carol.clone();
+            tokio::spawn(async move { carol.rpc::<_, Json>("bob", "hold", &7).into_future().await })
+        };
+        // The request passes the tap on its way to the hub: an eavesdropper's view.
+        let request = tap.wait_first("rpc.request").await?;
+        let id = serde_json::from_str::<Json>(&request).map_err(|e| e.to_string())?["id"].as_str().unwrap_or_default().to_owned();
+        let key = KeyMode::Shared.key("mallory");
+        let mut m = a.attacker().await?;
+        m.authenticate(&key, "mallory").await?;
+        for from in ["bob", "server"] {
+            m.send_text(envelope_at(&key, &id, now_ms() as f64, "rpc.response", Some(from), Some("carol"), Some(json!({"ok": true, "result": "forged"})))).await?;
+        }
+        let refused = within("carol refuses the forgeries", async {
+            let mut n = 0;
+            while let Some(ev) = carol_events.next().await {
+                if let Event::Link(ClientEvent::ProtocolError { reason, .. }) = ev
+                    && reason.as_str() == "rpc-response-mismatch"
+                {
+                    n += 1;
+                    if n == 2 {
+                        return Ok(n);
+                    }
+                }
+            }
+            Err("carol's events ended".to_owned())
+        })
+        .await??;
+        gate.add_permits(1);
+        let got = within("carol's call", call).await?.map_err(|e| e.to_string())?.map_err(|e| format!("carol's call: {} ({e})", e.code()))?;
+        expect(got == json!({"real": 7}), || format!("carol's call returned {got}"))?;
+        let _ = within("carol stop", carol.stop()).await;
+        Ok(format!("2 forged responses (claiming bob, server) stamped from=mallory, rpc-response-mismatch ×{refused} at carol; the real answer arrived"))
     }
     .await;
     a.finish(NAME, counted).await

@@ -1010,6 +1010,7 @@ pub struct Tap {
     /// Where the client connects instead of the hub.
     pub addr: SocketAddr,
     captured: Arc<Mutex<Vec<String>>>,
+    new_frame: Arc<tokio::sync::Notify>,
     inject: tokio::sync::mpsc::UnboundedSender<String>,
 }
 
@@ -1023,6 +1024,8 @@ impl Tap {
         let captured = Arc::new(Mutex::new(Vec::new()));
         let (inject, injected) = tokio::sync::mpsc::unbounded_channel::<String>();
         let cap = captured.clone();
+        let new_frame = Arc::new(tokio::sync::Notify::new());
+        let notify = new_frame.clone();
         tokio::spawn(async move {
             let mut injected = Some(injected);
             while let Ok((tcp, _)) = listener.accept().await {
@@ -1035,6 +1038,7 @@ impl Tap {
                     continue;
                 };
                 let cap = cap.clone();
+                let notify = notify.clone();
                 // Injection goes into the first relayed connection only.
                 let mut inj = injected.take();
                 tokio::spawn(async move {
@@ -1046,6 +1050,7 @@ impl Tap {
                                 Some(Ok(m)) => {
                                     if let Message::Text(t) = &m {
                                         cap.lock().unwrap_or_else(|p| p.into_inner()).push(t.as_str().to_owned());
+                                        notify.notify_waiters();
                                     }
                                     if h_tx.send(m).await.is_err() { break; }
                                 }
@@ -1068,6 +1073,7 @@ impl Tap {
         Ok(Tap {
             addr,
             captured,
+            new_frame,
             inject,
         })
     }
@@ -1085,6 +1091,20 @@ impl Tap {
         self.captured()
             .into_iter()
             .find(|t| serde_json::from_str::<Json>(t).is_ok_and(|v| v["type"] == msg_type))
+    }
+
+    /// Wait (at most [`WAIT`]) for the first captured frame of `msg_type`.
+    pub async fn wait_first(&self, msg_type: &str) -> Result<String, String> {
+        within(msg_type, async {
+            loop {
+                let next = self.new_frame.notified();
+                if let Some(f) = self.first(msg_type) {
+                    return f;
+                }
+                next.await;
+            }
+        })
+        .await
     }
 
     /// Send `text` to the hub on the client's connection.
