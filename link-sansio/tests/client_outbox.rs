@@ -301,3 +301,30 @@ fn start_during_a_graceful_stop_reconnects_once_the_drain_ends() {
     h.ack(&["topics", "direct"]);
     assert!(h.conn.is_ready());
 }
+
+#[test]
+fn graceful_stop_before_the_ack_closes_without_pipelining_the_outbox() {
+    let mut h = Harness::new(config("pub"));
+    h.conn.start(h.now);
+    h.pump();
+    h.up();
+    h.conn
+        .send(h.now, "w", "note", Some(v(json!(1))))
+        .expect("queued while not ready");
+    h.pump();
+    assert_eq!(
+        h.take_sent()
+            .iter()
+            .map(|s| s.msg_type.as_str())
+            .collect::<Vec<_>>(),
+        ["hello"]
+    );
+    h.conn.stop(h.now, true);
+    h.pump();
+    assert!(
+        h.take_sent().is_empty(),
+        "nothing may follow an unacknowledged hello"
+    );
+    assert_eq!(h.take_actions(), vec![Action::Close(1000, String::new())]);
+    assert!(h.take_events().contains(&ClientEvent::Stopped));
+}

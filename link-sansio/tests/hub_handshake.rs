@@ -361,3 +361,35 @@ fn sha512_hubs_sign_with_sha512() {
             .all(|f| f["sig"].as_str().map(str::len) == Some(128))
     );
 }
+
+#[test]
+fn hellos_waiting_for_a_silent_resolver_are_bounded_and_released_when_their_socket_closes() {
+    // Room for about two parked hellos (each frame is ~250 bytes).
+    let mut h = Hub::new({
+        let mut c = HubConfig::new(Keys::Resolver);
+        c.max_outbox_bytes = 600;
+        c
+    });
+    let key_requests = |h: &mut Hub| {
+        h.take()
+            .iter()
+            .filter(|o| matches!(o, Output::ResolveKey { .. }))
+            .count()
+    };
+    for conn in 1..=3 {
+        h.open(conn);
+        h.hello_with(conn, "w", "k");
+    }
+    assert_eq!(Hub::drops(&h.events()), [("hello-backlog", None)]);
+    assert_eq!(key_requests(&mut h), 2, "the resolver never answers");
+    // The parked hellos' sockets go away: their budget comes back.
+    h.close_from_client(1, 1000);
+    h.close_from_client(2, 1000);
+    h.events();
+    for conn in 4..=5 {
+        h.open(conn);
+        h.hello_with(conn, "w", "k");
+    }
+    assert!(Hub::drops(&h.events()).is_empty());
+    assert_eq!(key_requests(&mut h), 2);
+}

@@ -347,7 +347,14 @@ impl<R: Runtime> Driver<R> {
                 }
             }
             busy |= self.drain_outputs();
-            if self.stopped && self.pump.is_none() && self.connecting.is_none() {
+            if self.stopped {
+                // The core is done with any transport: a connect still in flight is
+                // abandoned, an open socket closed politely in the background.
+                self.connecting = None;
+                if let Some(mut p) = self.pump.take() {
+                    p.push(Outbound::Close(1000, String::new()));
+                    self.rt.spawn(close_gracefully(self.rt.clone(), p));
+                }
                 return Poll::Ready(());
             }
             if busy {

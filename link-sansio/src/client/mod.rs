@@ -561,7 +561,9 @@ impl Connection {
                 .flatten(),
             restart: false,
         });
-        if !graceful || self.transport != Transport::Open || self.settled() {
+        // A link the hub never acknowledged cannot be drained: anything sent after the
+        // hello but before its ack is dropped by the hub as `pre-hello-message`.
+        if !graceful || !was_ready || self.transport != Transport::Open || self.settled() {
             self.hard_stop(now);
         } else {
             self.stop_tick(now);

@@ -229,6 +229,7 @@ impl HubState {
     /// Drops a socket without a close frame.
     fn terminate(&mut self, conn: ConnId, code: Option<u16>) {
         self.outputs.push_back(Output::Terminate { conn });
+        self.keys.forget_conn(conn);
         if let Some(c) = self.conns.remove(&conn) {
             match c.phase {
                 Phase::Pending { seq, .. } => {
@@ -241,6 +242,7 @@ impl HubState {
     }
 
     pub(super) fn on_closed(&mut self, conn: ConnId, code: Option<u16>, reason: &str) {
+        self.keys.forget_conn(conn);
         let Some(c) = self.conns.remove(&conn) else {
             return;
         };

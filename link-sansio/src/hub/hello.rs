@@ -58,9 +58,20 @@ impl HubState {
                     );
                     return;
                 }
-                c.hellos_in_flight += 1;
                 let kind = hello.kind.clone();
-                let request = self.keys.park(conn, frame, hello);
+                let Some(request) = self.keys.park(conn, frame, hello) else {
+                    self.protocol_error(
+                        conn,
+                        Some(&kind),
+                        DropReason::HelloBacklog,
+                        Some(types::HELLO),
+                        None,
+                    );
+                    return;
+                };
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.hellos_in_flight += 1;
+                }
                 self.outputs.push_back(Output::ResolveKey { request, kind });
             }
         }

@@ -37,11 +37,15 @@ pub(super) struct KeyStore {
     mode: Mode,
     algo: HashAlgo,
     waiting: HashMap<KeyRequestId, WaitingHello, SeededState>,
+    /// Bytes of parked hello frames, bounded by `max_parked_bytes`: a resolver that
+    /// never answers must not let hellos pile up without limit.
+    parked_bytes: usize,
+    max_parked_bytes: usize,
     next_id: u64,
 }
 
 impl KeyStore {
-    pub fn new(keys: &Keys, algo: HashAlgo, hasher: SeededState) -> Self {
+    pub fn new(keys: &Keys, algo: HashAlgo, hasher: SeededState, max_parked_bytes: usize) -> Self {
         let mode = match keys {
             Keys::Shared(secret) => Mode::Shared(Box::new(Key::new(secret, algo))),
             Keys::PerKind(map) => {
@@ -59,6 +63,8 @@ impl KeyStore {
             mode,
             algo,
             waiting: HashMap::with_hasher(hasher),
+            parked_bytes: 0,
+            max_parked_bytes,
             next_id: 0,
         }
     }
@@ -75,13 +81,33 @@ impl KeyStore {
         }
     }
 
-    /// Parks a hello until the application answers the returned request.
-    pub fn park(&mut self, conn: ConnId, frame: Frame, hello: HelloInfo) -> KeyRequestId {
+    /// Parks a hello until the application answers the returned request, or refuses
+    /// it (`None`) when parked hellos already fill their budget.
+    pub fn park(&mut self, conn: ConnId, frame: Frame, hello: HelloInfo) -> Option<KeyRequestId> {
+        if self.parked_bytes + frame.len() > self.max_parked_bytes {
+            return None;
+        }
+        self.parked_bytes += frame.len();
         self.next_id += 1;
         let id = KeyRequestId(self.next_id);
         self.waiting.insert(id, WaitingHello { conn, frame, hello });
-        id
+        Some(id)
     }
+
+    /// Drops the hellos parked for a socket that has gone; a late answer for them is
+    /// ignored like any unknown request.
+    pub fn forget_conn(&mut self, conn: ConnId) {
+        let mut freed = 0;
+        self.waiting.retain(|_, w| {
+            let keep = w.conn != conn;
+            if !keep {
+                freed += w.frame.len();
+            }
+            keep
+        });
+        self.parked_bytes -= freed;
+    }
+
 
     /// The parked hello for `request` and the key the application gave (if usable).
     pub fn resolved(
@@ -90,6 +116,7 @@ impl KeyStore {
         secret: Option<String>,
     ) -> Option<(WaitingHello, Option<Key>)> {
         let waiting = self.waiting.remove(&request)?;
+        self.parked_bytes -= waiting.frame.len();
         let key = secret
             .filter(|s| !s.is_empty())
             .map(|s| Key::new(&s, self.algo));

@@ -411,7 +411,12 @@ impl HubState {
         let mut rng = Rng::new(seed);
         let hasher = SeededState::from_rng(&mut rng);
         let replay = ReplayGuard::new(&config.limits, SeededState::from_rng(&mut rng));
-        let keys = keys::KeyStore::new(&config.keys, config.hash_algo, hasher.clone());
+        let keys = keys::KeyStore::new(
+            &config.keys,
+            config.hash_algo,
+            hasher.clone(),
+            config.max_outbox_bytes,
+        );
         let next_keepalive =
             (!config.keepalive_interval.is_zero()).then(|| now.instant + config.keepalive_interval);
         Self {

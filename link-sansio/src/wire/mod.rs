@@ -92,6 +92,9 @@ pub enum DropReason {
     /// A message arrived on a socket that has since been replaced or closed.
     #[error("stale-socket")]
     StaleSocket,
+    /// (hub) hellos waiting for the key resolver already fill their budget.
+    #[error("hello-backlog")]
+    HelloBacklog,
 }
 
 impl DropReason {
@@ -114,6 +117,7 @@ impl DropReason {
             DropReason::RpcResponseMismatch => "rpc-response-mismatch",
             DropReason::KeepaliveTimeout => "keepalive-timeout",
             DropReason::StaleSocket => "stale-socket",
+            DropReason::HelloBacklog => "hello-backlog",
         }
     }
 }
