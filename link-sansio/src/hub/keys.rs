@@ -108,7 +108,6 @@ impl KeyStore {
         self.parked_bytes -= freed;
     }
 
-
     /// The parked hello for `request` and the key the application gave (if usable).
     pub fn resolved(
         &mut self,
