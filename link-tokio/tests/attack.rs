@@ -121,3 +121,8 @@ async fn captured_hello_replayed_does_not_impersonate() {
 async fn forged_rpc_response_is_refused_by_the_caller() {
     attack("forged rpc response").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expensive_frame_flood_is_read_at_the_hubs_pace() {
+    attack("expensive frame flood").await;
+}

@@ -29,6 +29,7 @@ pub const ALL: &[&str] = &[
     "stop under attack",
     "captured hello replayed",
     "forged rpc response",
+    "expensive frame flood",
 ];
 
 /// Run the attack called `name`.
@@ -56,6 +57,7 @@ pub async fn run(name: &str) -> Report {
         "stop under attack" => stop_under_attack().await,
         "captured hello replayed" => captured_hello_replayed().await,
         "forged rpc response" => forged_rpc_response().await,
+        "expensive frame flood" => expensive_frame_flood().await,
         other => panic!("no attack called {other}"),
     }
 }
@@ -1485,6 +1487,54 @@ pub async fn forged_rpc_response() -> Report {
         expect(got == json!({"real": 7}), || format!("carol's call returned {got}"))?;
         let _ = within("carol stop", carol.stop()).await;
         Ok(format!("2 forged responses (claiming bob, server) stamped from=mallory, rpc-response-mismatch ×{refused} at carol; the real answer arrived"))
+    }
+    .await;
+    a.finish(NAME, counted).await
+}
+
+/// An unauthenticated socket streams large frames that are valid JSON (expensive to
+/// parse) faster than the hub can handle them. Reading must slow down to the hub's
+/// pace (TCP backpressure, as with the reference's inline `JSON.parse`) instead of
+/// queueing the frames in memory; legitimate traffic keeps flowing meanwhile.
+pub async fn expensive_frame_flood() -> Report {
+    const NAME: &str = "expensive frame flood";
+    const FRAME: usize = 250 * 1024;
+    const PER_SOCKET: usize = 120;
+    const SOCKETS: usize = 2;
+    let hub = hub_options(KeyMode::Shared)
+        .max_message_bytes(FRAME + 1024)
+        .hello_timeout(Duration::from_secs(60));
+    let a = arena!(NAME, KeyMode::Shared, hub);
+    let counted = async {
+        let frame = format!("{{\"id\":\"x\",\"type\":\"noise\",\"p\":\"{}\"}}", "a".repeat(FRAME - 64));
+        let before = rss_bytes();
+        let mut peak = 0;
+        let mut socks = Vec::new();
+        for _ in 0..SOCKETS {
+            socks.push(a.attacker().await?);
+        }
+        for i in 0..PER_SOCKET {
+            for s in socks.iter_mut() {
+                s.send_text(frame.clone()).await?;
+            }
+            if i % 10 == 0 {
+                peak = peak.max(rss_bytes().saturating_sub(before));
+            }
+        }
+        let sent = (SOCKETS * PER_SOCKET) as u64;
+        let c = a.tally.wait_for("every frame handled", |c| c.reason("pre-hello-message") >= sent).await?;
+        peak = peak.max(rss_bytes().saturating_sub(before));
+        drop(socks);
+        let sent_bytes = sent as usize * FRAME;
+        expect(peak < (sent_bytes / 2) as u64, || {
+            format!("rss peaked at +{} MiB while {} MiB of frames were sent: the hub queued them instead of reading slower", peak >> 20, sent_bytes >> 20)
+        })?;
+        Ok(format!(
+            "pre-hello-message ×{}; {} MiB streamed by {SOCKETS} unauthenticated sockets, rss peak +{} MiB",
+            c.reason("pre-hello-message"),
+            sent_bytes >> 20,
+            peak >> 20
+        ))
     }
     .await;
     a.finish(NAME, counted).await
