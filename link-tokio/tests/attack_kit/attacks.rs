@@ -1294,11 +1294,11 @@ pub async fn stalled_http_requests() -> Report {
             }
             held.push(s);
         }
-        a.legit_ok().await.map_err(|e| format!("legit while {STALLED} requests stall: {e}"))?;
-        a.hub_up().await.map_err(|e| format!("/health while {STALLED} requests stall: {e}"))?;
         let h = a.server.hub().health().await.map_err(|e| e.to_string())?;
         let conns = a.server.hub().connection_count().await.map_err(|e| e.to_string())?;
         expect(h.pending_socket_count == 0 && conns == 2, || format!("pending {} conns {conns}", h.pending_socket_count))?;
+        a.legit_ok().await.map_err(|e| format!("legit while {STALLED} requests stall: {e}"))?;
+        a.hub_up().await.map_err(|e| format!("/health while {STALLED} requests stall: {e}"))?;
         drop(held);
         Ok(format!("{STALLED} stalled requests: none reached the hub (pending 0), /health and new peers served meanwhile"))
     }
