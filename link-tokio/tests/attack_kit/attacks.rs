@@ -403,7 +403,7 @@ pub async fn garbage_frames() -> Report {
         let got = directs_until(&mut alice_events, "after-garbage").await?;
         let types: Vec<&str> = got.iter().map(|g| g.1.as_str()).collect();
         expect(types == ["via-binary", "after-garbage"], || format!("alice got {types:?}"))?;
-        let c = a.tally.now();
+        let c = a.tally.wait_for("the tally to catch up", |c| c.directs.len() >= 2).await?;
         let want = [
             ("parse-error", parse_errors.len() as u64 + 1),
             ("missing-id", 3),
@@ -540,7 +540,7 @@ pub async fn huge_numbers() -> Report {
         expect(by_type.get("digits") == Some(&&Json::Null), || format!("digits: {:?}", by_type.get("digits")))?;
         expect(by_type.get("fraction").and_then(|v| v.as_f64()) == Some(1.0), || format!("fraction: {:?}", by_type.get("fraction")))?;
         expect(!by_type.contains_key("ts") && got.len() == 5, || format!("alice got {:?}", by_type.keys()))?;
-        let c = a.tally.now();
+        let c = a.tally.wait_for("the tally to catch up", |c| c.directs.len() >= 5).await?;
         expect(c.reason("replay-window") == 5 && c.reason("missing-id") == 1 && c.reason("bad-version") == 1, || summary(&c))?;
         Ok("1e400→null, 30-digit int rounded, 32k digits→null (as JSON.parse); replay-window ×5 (huge/absent ts), missing-id ×1, bad-version ×1".to_owned())
     }
@@ -589,7 +589,7 @@ pub async fn duplicate_keys() -> Report {
             || format!("alice got {alice_types:?}"),
         )?;
         expect(bob_types == ["dup-to", "end"], || format!("bob got {bob_types:?}"))?;
-        let c = a.tally.now();
+        let c = a.tally.wait_for("the tally to catch up", |c| c.directs.len() >= 7).await?;
         expect(c.reason("replay-id") == 1 && c.reason("bad-signature") == 1, || summary(&c))?;
         Ok("last key wins (to, type, data, id, sig); replay-id ×1 on the last id, bad-signature ×1 on a trailing forged sig".to_owned())
     }
@@ -671,7 +671,7 @@ pub async fn forged_from() -> Report {
         expect(resp["id"] == json!(rpc_id) && resp["data"]["result"]["caller"] == json!("mallory") && resp["from"] == json!("alice"), || format!("response {resp}"))?;
         let bob_status = a.alice.peer_status("bob").await.map_err(|e| e.to_string())?;
         expect(bob_status.is_none(), || format!("bob's status was forged: {bob_status:?}"))?;
-        let c = a.tally.now();
+        let c = a.tally.wait_for("the tally to catch up", |c| c.directs.len() >= 2).await?;
         expect(c.directs.iter().all(|(f, _)| f == "mallory") && c.directs.len() == 2, || format!("hub directs {:?}", c.directs))?;
         Ok("direct, topic.message, rpc.request, status.update: all stamped from=mallory (claimed bob/server)".to_owned())
     }
@@ -937,7 +937,12 @@ pub async fn rpc_burst_target_drops() -> Report {
         .into_iter()
         .collect();
         expect(outcomes == want, || format!("outcomes {outcomes:?}"))?;
-        let c = a.tally.now();
+        let c = a
+            .tally
+            .wait_for("the tally to catch up", |c| {
+                c.rpc_forwarded.get("flaky") >= Some(&(BEFORE as u64))
+            })
+            .await?;
         expect(
             c.rpc_forwarded.get("flaky") == Some(&(BEFORE as u64)),
             || summary(&c),
@@ -1189,7 +1194,7 @@ pub async fn status_spam() -> Report {
         m.send_text(direct(&key, "mallory", "alice", "end", json!(0))).await?;
         // Statuses go out before the direct (a queued status keeps its place in line).
         directs_until(&mut alice_events, "end").await?;
-        let c = a.tally.now();
+        let c = a.tally.wait_for("the tally to catch up", |c| !c.directs.is_empty()).await?;
         let h = a.server.hub().health().await.map_err(|e| e.to_string())?;
         max_outbox = max_outbox.max(h.outbox_bytes);
         expect(c.overflow == 0, || format!("overflow ×{}: {}", c.overflow, summary(&c)))?;
