@@ -33,7 +33,7 @@ async fn main() {
             Ok(m) => m.clone(),
             Err(e) => format!("NO: {e}"),
         };
-        println!("  {:26} {m} ({:.1} s)", r.attack, r.secs);
+        println!("  {:30} {m} ({:.1} s)", r.attack, r.secs);
     }
     if reports.iter().any(|r| !r.ok()) {
         std::process::exit(1);
