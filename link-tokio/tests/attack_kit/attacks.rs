@@ -1394,11 +1394,17 @@ pub async fn stop_under_attack() -> Report {
 
 /// An eavesdropper (no key) captures carol's frames on the wire and replays them:
 /// into carol's own stream (`replay-id`), as her hello on a new socket while she is
-/// connected (`replay-id`, nobody displaced), and her hello again after she has left —
-/// which must not hand the eavesdropper carol's identity and the traffic meant for her.
+/// connected (`replay-id`, nobody displaced), again once carol's traffic has pushed the
+/// hello's id out of the `maxRecentIds` cache, and after she has left — neither may
+/// displace carol nor hand the eavesdropper her identity and the traffic meant for her.
 pub async fn captured_hello_replayed() -> Report {
     const NAME: &str = "captured hello replayed";
-    let a = arena!(NAME, KeyMode::Shared, hub_options(KeyMode::Shared));
+    const MAX_IDS: usize = 200;
+    let a = arena!(
+        NAME,
+        KeyMode::Shared,
+        hub_options(KeyMode::Shared).max_recent_ids(MAX_IDS)
+    );
     let counted = async {
         let tap = Tap::start(a.addr()).await?;
         let carol = legit_options(KeyMode::Shared, "carol")
@@ -1420,12 +1426,23 @@ pub async fn captured_hello_replayed() -> Report {
         r1.send_text(captured_hello.clone()).await?;
         a.tally.wait_for("replay-id (hello)", |c| c.reason("replay-id") >= 2).await?;
         expect(carol.is_ready() && a.tally.now().replaced.is_empty(), || "carol was displaced".to_owned())?;
-        // 3. carol leaves; the eavesdropper replays her hello within the window.
+        // 3. carol is busy: her hello's id ages out of the main cache (`maxRecentIds`),
+        // and the captured hello is replayed again while she is connected.
+        for i in 0..=MAX_IDS {
+            carol.publish("void", &i).await.map_err(|e| e.to_string())?;
+        }
+        carol.send("alice", "busy-done", &0).await.map_err(|e| e.to_string())?;
+        directs_until(&mut alice_events, "busy-done").await?;
+        let mut r3 = a.attacker().await?;
+        r3.send_text(captured_hello.clone()).await?;
+        let c = a.tally.wait_for("replay-id (hello of a busy peer)", |c| c.reason("replay-id") >= 3 || !c.replaced.is_empty()).await?;
+        expect(c.replaced.is_empty() && carol.is_ready(), || format!("a replayed hello displaced busy carol: {}", summary(&c)))?;
+        // 4. carol leaves; the eavesdropper replays her hello within the window.
         within("carol stop", carol.stop()).await?.map_err(|e| e.to_string())?;
         a.tally.wait_for("carol gone", |c| c.disconnected.contains_key("carol")).await?;
         let mut r2 = a.attacker().await?;
         r2.send_text(captured_hello).await?;
-        let c = a.tally.wait_for("replay-id (hello after carol left)", |c| c.reason("replay-id") >= 3 || c.connects("carol") >= 2).await?;
+        let c = a.tally.wait_for("replay-id (hello after carol left)", |c| c.reason("replay-id") >= 4 || c.connects("carol") >= 2).await?;
         let impersonated = c.connects("carol") >= 2;
         let mut leak = String::new();
         if impersonated {
@@ -1436,8 +1453,8 @@ pub async fn captured_hello_replayed() -> Report {
             }
         }
         expect(!impersonated, || format!("the eavesdropper became carol with a replayed hello and received {leak}"))?;
-        drop((r1, r2));
-        Ok(format!("replay-id ×{}: injected frame, hello while connected, hello after carol left; nobody displaced or impersonated", c.reason("replay-id")))
+        drop((r1, r2, r3));
+        Ok(format!("replay-id ×{}: injected frame, hello while connected, hello once its id aged out of the busy cache, hello after carol left; nobody displaced or impersonated", c.reason("replay-id")))
     }
     .await;
     a.finish(NAME, counted).await
