@@ -1511,11 +1511,14 @@ pub async fn forged_rpc_response() -> Report {
             Err("carol's events ended".to_owned())
         })
         .await??;
+        // And a forged cancel: bob must not drop carol's call for mallory's say-so.
+        m.send_text(envelope(&key, "rpc.cancel", Some("carol"), Some("bob"), Some(json!({ "id": id })))).await?;
+        a.tally.wait_for("the cancel handled", |c| c.cancelled.iter().any(|(from, _)| from == "mallory")).await?;
         gate.add_permits(1);
         let got = within("carol's call", call).await?.map_err(|e| e.to_string())?.map_err(|e| format!("carol's call: {} ({e})", e.code()))?;
         expect(got == json!({"real": 7}), || format!("carol's call returned {got}"))?;
         let _ = within("carol stop", carol.stop()).await;
-        Ok(format!("2 forged responses (claiming bob, server) stamped from=mallory, rpc-response-mismatch ×{refused} at carol; the real answer arrived"))
+        Ok(format!("2 forged responses (claiming bob, server) stamped from=mallory, rpc-response-mismatch ×{refused} at carol; a forged rpc.cancel ignored by bob; the real answer arrived"))
     }
     .await;
     a.finish(NAME, counted).await

@@ -76,6 +76,8 @@ pub struct Counts {
     pub directs: Vec<(String, String)>,
     /// `topic.subscribe` events (kind, topic).
     pub subscribed: Vec<(String, String)>,
+    /// `rpc.cancelled` events (canceller, target).
+    pub cancelled: Vec<(String, String)>,
     /// Events the tally missed (its stream lagged): any is a test failure.
     pub lagged: u64,
 }
@@ -195,6 +197,7 @@ fn record(c: &mut Counts, ev: HubEvent) {
         HubEvent::RpcForwarded { to, .. } => *c.rpc_forwarded.entry(to).or_default() += 1,
         HubEvent::Direct { from, to, .. } => c.directs.push((from, to)),
         HubEvent::TopicSubscribe { kind, topic } => c.subscribed.push((kind, topic)),
+        HubEvent::RpcCancelled { from, to, .. } => c.cancelled.push((from, to)),
         _ => {}
     }
 }
