@@ -118,15 +118,26 @@ impl HubState {
             }
             Phase::Closing => return,
         }
-        let checked = frame.verify(&key, &mut self.scratch).and_then(|()| {
-            self.replay.check(
-                &hello.kind,
-                frame.id(),
-                frame.ts(),
-                frame.msg_type(),
-                self.now.ms(),
-            )
-        });
+        let checked = frame
+            .verify(&key, &mut self.scratch)
+            .and_then(|()| {
+                self.replay.check(
+                    &hello.kind,
+                    frame.id(),
+                    frame.ts(),
+                    frame.msg_type(),
+                    self.now.ms(),
+                )
+            })
+            .and_then(|()| {
+                // The reference forgets a kind's ids when it disconnects; a captured
+                // hello would then log an eavesdropper in as that kind. Honest peers
+                // sign a fresh hello per connection, so refusing repeats costs nothing.
+                let now = self.now.ms();
+                self.hello_ids.sweep(now);
+                self.hello_ids
+                    .check(&hello.kind, frame.id(), frame.ts(), frame.msg_type(), now)
+            });
         if let Err(reason) = checked {
             self.protocol_error(conn, Some(&hello.kind), reason, Some(types::HELLO), None);
             return;
