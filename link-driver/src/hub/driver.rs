@@ -675,9 +675,10 @@ pub(crate) async fn run_connection<T: Transport>(
                 tracing::debug!("terminated by the hub");
                 return;
             }
-            Step::Failed(TransportError::TooBig { size, max }) => {
-                tracing::debug!(size, max, "message too big: closing with 1009");
-                pump.push(Outbound::Close(1009, "Max payload size exceeded".into()));
+            Step::Failed(e) if e.close().is_some() => {
+                let (code, reason) = e.close().unwrap_or((1006, ""));
+                tracing::debug!(error = %e, code, "bad frame: closing");
+                pump.push(Outbound::Close(code, reason.into()));
                 let mut linger = sleep(CLOSE_LINGER);
                 poll_fn(|cx| {
                     if pump.poll_write(cx).is_err() || linger.as_mut().poll(cx).is_ready() {
@@ -689,7 +690,7 @@ pub(crate) async fn run_connection<T: Transport>(
                 let _ = to_hub
                     .send(ConnMsg::Closed {
                         conn,
-                        code: Some(1009),
+                        code: Some(code),
                         reason: String::new(),
                     })
                     .await;
