@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use hub_harness::{Hub, SECRET, c};
 use link_sansio::hub::{HubConfig, HubEvent, Input, Keys, Output, PeerTimeoutReason};
-use link_sansio::wire::Key;
+use link_sansio::wire::{HashAlgo, Key};
 use serde_json::json;
 
 #[test]
@@ -392,6 +392,48 @@ fn hellos_waiting_for_a_silent_resolver_are_bounded_and_released_when_their_sock
     }
     assert!(Hub::drops(&h.events()).is_empty());
     assert_eq!(key_requests(&mut h), 2);
+}
+
+#[test]
+fn a_captured_hello_replayed_after_its_peer_left_does_not_let_anyone_in() {
+    let mut h = Hub::shared();
+    let key = Key::new(SECRET, HashAlgo::Sha256);
+    let hello = h.sign(
+        &key,
+        "captured-hello",
+        "hello",
+        Some("carol"),
+        None,
+        Some(json!({"kind": "carol", "name": "carol"})),
+    );
+    let connected = |outs: &[Output]| {
+        outs.iter()
+            .any(|o| matches!(o, Output::Event(HubEvent::PeerConnected { .. })))
+    };
+    h.open(1);
+    h.raw(1, &hello);
+    assert!(connected(&h.take()), "the original hello is accepted");
+    // Carol leaves; her per-sender id cache goes with her, as in the reference.
+    h.close_from_client(1, 1000);
+    h.take();
+    // An eavesdropper replays her hello on a fresh socket inside the window.
+    h.advance(Duration::from_secs(1));
+    h.open(2);
+    h.raw(2, &hello);
+    assert_eq!(Hub::drops(&h.events()), [("replay-id", None)]);
+    let outs = h.take();
+    assert!(
+        !connected(&outs),
+        "a replayed hello lets nobody in: {outs:?}"
+    );
+    assert!(
+        !outs
+            .iter()
+            .any(|o| matches!(o, Output::Transmit { conn, .. } if *conn == c(2))),
+        "no ack for a replayed hello"
+    );
+    // Carol herself, with a fresh hello, still gets in.
+    h.connect(3, "carol");
 }
 
 #[test]

@@ -9,7 +9,7 @@ use super::keys::KeyFor;
 use super::{ConnId, HubEvent, HubState, KeyRequestId, Output};
 use crate::wire::message::{HelloAck, HelloInfo, Message, StatusSnapshot, types};
 use crate::wire::validate::{BadHello, sanitize_hello};
-use crate::wire::{DropReason, Frame, Key};
+use crate::wire::{DropReason, Frame, JsString, Key};
 
 /// Most key lookups one pending socket may have in flight; more hellos are refused
 /// as concurrent (the reference does not bound them).
@@ -130,13 +130,10 @@ impl HubState {
                 )
             })
             .and_then(|()| {
-                // The reference forgets a kind's ids when it disconnects; a captured
-                // hello would then log an eavesdropper in as that kind. Honest peers
-                // sign a fresh hello per connection, so refusing repeats costs nothing.
-                let now = self.now.ms();
-                self.hello_ids.sweep(now);
-                self.hello_ids
-                    .check(&hello.kind, frame.id(), frame.ts(), frame.msg_type(), now)
+                // One table for all kinds: kinds never contain the separator.
+                let id = JsString::joined(hello.kind.as_bytes(), b'\0', frame.id());
+                self.hellos
+                    .check("", &id, frame.ts(), frame.msg_type(), self.now.ms())
             });
         if let Err(reason) = checked {
             self.protocol_error(conn, Some(&hello.kind), reason, Some(types::HELLO), None);

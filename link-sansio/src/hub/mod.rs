@@ -43,10 +43,6 @@ use crate::wire::{HashAlgo, JsString, Limits, ReplayGuard, Value};
 
 use conn::Conn;
 
-/// Hello ids remembered per kind within the replay window (an honest peer says hello
-/// once per connection, so this is many reconnects' worth).
-const HELLO_IDS_PER_KIND: usize = 64;
-
 /// A socket, as the adapter names it. The adapter allocates them; never reuse one
 /// while the hub may still know it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -393,10 +389,11 @@ pub struct HubState {
     topics: topics::Topics,
     status: status::Statuses,
     replay: ReplayGuard,
-    /// Hello ids per claimed kind, kept across disconnects and apart from the busy main
-    /// cache: a captured hello must not become replayable once its peer has left, nor
-    /// once other traffic has pushed its id out of the main cache.
-    hello_ids: ReplayGuard,
+    /// Every accepted hello's id, per kind, for the whole replay window. The reference
+    /// forgets a sender's ids when it disconnects (and evicts old ones as it talks), so
+    /// a captured hello replayed later would let an eavesdropper without the key take
+    /// over the kind; this guard outlives the socket and sees only hellos.
+    hellos: ReplayGuard,
     rpc: rpc::ServerCalls,
     acl: acl::AclChecks,
     server_rpc: rpc::ServerHandlers,
@@ -419,11 +416,7 @@ impl HubState {
         let mut rng = Rng::new(seed);
         let hasher = SeededState::from_rng(&mut rng);
         let replay = ReplayGuard::new(&config.limits, SeededState::from_rng(&mut rng));
-        let hello_limits = Limits {
-            max_recent_ids: HELLO_IDS_PER_KIND,
-            ..config.limits.clone()
-        };
-        let hello_ids = ReplayGuard::new(&hello_limits, hasher.clone());
+        let hellos = ReplayGuard::new(&config.limits, SeededState::from_rng(&mut rng));
         let keys = keys::KeyStore::new(
             &config.keys,
             config.hash_algo,
@@ -443,7 +436,7 @@ impl HubState {
             topics: topics::Topics::new(hasher.clone()),
             status: status::Statuses::default(),
             replay,
-            hello_ids,
+            hellos,
             rpc: rpc::ServerCalls::new(hasher.clone()),
             acl: acl::AclChecks::new(hasher.clone()),
             server_rpc: rpc::ServerHandlers::new(hasher.clone()),

@@ -99,6 +99,16 @@ impl JsString {
         }
     }
 
+    /// `prefix`, one separator byte (ASCII), then `rest`: a composite key.
+    pub fn joined(prefix: &[u8], separator: u8, rest: &JsString) -> JsString {
+        debug_assert!(separator.is_ascii() && std::str::from_utf8(prefix).is_ok());
+        let mut bytes = Vec::with_capacity(prefix.len() + 1 + rest.wtf8.len());
+        bytes.extend_from_slice(prefix);
+        bytes.push(separator);
+        bytes.extend_from_slice(&rest.wtf8);
+        JsString::from_wtf8(bytes)
+    }
+
     /// Whether the string is empty.
     pub fn is_empty(&self) -> bool {
         self.wtf8.is_empty()

@@ -101,22 +101,6 @@ impl ReplayGuard {
         Ok(())
     }
 
-    /// Drops the senders with nothing inside the window any more (their newest id is
-    /// older than `replay_window_ms`), so a guard that outlives its senders' sockets
-    /// stays bounded.
-    pub fn sweep(&mut self, now_ms: f64) {
-        let window = self.window_ms;
-        let mut dropped = 0;
-        self.senders.retain(|_, s| {
-            let live = s.order.back().is_some_and(|(_, at)| now_ms - at <= window);
-            if !live {
-                dropped += s.order.len();
-            }
-            live
-        });
-        self.total -= dropped;
-    }
-
     /// Discards everything remembered about `sender`.
     pub fn forget(&mut self, sender: &str) {
         if let Some(s) = self.senders.remove(sender) {
@@ -150,24 +134,6 @@ mod tests {
 
     fn id(s: &str) -> JsString {
         JsString::from(s)
-    }
-
-    #[test]
-    fn sweep_drops_only_senders_outside_the_window() {
-        let mut g = guard(1000, 10);
-        let hello = JsString::from("hello");
-        assert!(g.check("old", &id("a"), 0.0, Some(&hello), 0.0).is_ok());
-        assert!(g.check("new", &id("b"), 900.0, Some(&hello), 900.0).is_ok());
-        g.sweep(1500.0);
-        assert_eq!(g.len(), 1);
-        assert_eq!(
-            g.check("new", &id("b"), 1500.0, Some(&hello), 1500.0),
-            Err(DropReason::ReplayId)
-        );
-        assert!(
-            g.check("old", &id("a"), 1500.0, Some(&hello), 1500.0)
-                .is_ok()
-        );
     }
 
     #[test]

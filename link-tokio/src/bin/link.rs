@@ -1,0 +1,618 @@
+//! `link`: the command line for humans and scripts. Connects to a hub as one peer
+//! (`LINK_URL`, `LINK_SECRET`, `LINK_KIND`; flags override), does one thing, and exits
+//! with a status scripts can rely on: 0 ok, 1 remote error (or a rejected frame for
+//! `verify`), 2 usage, 3 timeout or not connected. Errors go to stderr as
+//! `link: CODE: message`.
+//!
+//! ```text
+//! link rpc worker job.run '{"jobId": 1}'     # prints the result as JSON
+//! link pub jobs.progress '{"pct": 50}'
+//! link sub jobs.progress                     # one JSON line per message
+//! link send worker cache.flush
+//! link reply job.run --echo                  # serve an RPC type until stopped
+//! link peers | link health | link verify < frames.jsonl
+//! ```
+
+use clap::{ArgGroup, Args as ClapArgs, Parser, Subcommand};
+use link_tokio::core::wire::{self, HashAlgo, Key, Limits};
+use link_tokio::{ClientEvent, Error, Event, LinkClient, LinkOptions, RpcHandlerError};
+use serde_json::Value;
+use std::io::{BufRead, Write};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::sync::Notify;
+
+const EXIT_REMOTE: u8 = 1;
+const EXIT_USAGE: u8 = 2;
+const EXIT_NOT_CONNECTED: u8 = 3;
+
+/// Talk to a link hub from the command line.
+#[derive(Debug, Parser)]
+#[command(name = "link", version, about, long_about = None)]
+struct Cli {
+    #[command(flatten)]
+    conn: Conn,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// How to reach the hub; every subcommand accepts these.
+#[derive(Debug, ClapArgs)]
+struct Conn {
+    /// Hub URL.
+    #[arg(
+        long,
+        env = "LINK_URL",
+        global = true,
+        default_value = "ws://127.0.0.1:8080"
+    )]
+    url: String,
+
+    /// HMAC secret: the hub's shared secret, or this kind's own key.
+    #[arg(long, env = "LINK_SECRET", global = true, hide_env_values = true)]
+    secret: Option<String>,
+
+    /// This peer's kind (default: `link-cli-<pid>`; `reply` needs one). The hub keeps
+    /// one connection per kind: give concurrent commands different kinds.
+    #[arg(long, env = "LINK_KIND", global = true)]
+    kind: Option<String>,
+
+    /// HMAC hash: sha256, sha384 or sha512 (must match the hub).
+    #[arg(long, env = "LINK_HASH_ALGO", global = true)]
+    hash_algo: Option<HashAlgo>,
+
+    /// Seconds to wait for the hub to accept this peer, and for each RPC.
+    #[arg(long, global = true, default_value_t = 10.0, value_name = "SECONDS")]
+    timeout: f64,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Call an RPC on a peer (or `server` for the hub) and print the result as JSON.
+    Rpc {
+        /// Target kind, or `server`.
+        to: String,
+        /// RPC type.
+        rpc_type: String,
+        /// Request data as JSON (default: none).
+        json: Option<String>,
+    },
+    /// Publish a JSON payload on a topic.
+    Pub {
+        /// Topic.
+        topic: String,
+        /// Payload as JSON.
+        json: String,
+    },
+    /// Print every message on a topic as one JSON line `{"topic", "from", "payload"}`.
+    Sub {
+        /// Topic.
+        topic: String,
+        /// Exit after this many messages.
+        #[arg(long)]
+        count: Option<u64>,
+    },
+    /// Send a fire-and-forget direct message to a peer.
+    Send {
+        /// Target kind.
+        to: String,
+        /// Message type.
+        direct_type: String,
+        /// Data as JSON (default: none).
+        json: Option<String>,
+    },
+    /// Serve RPCs of one type as this kind until stopped (Ctrl-C).
+    Reply(Reply),
+    /// Print the connected peers, one JSON line each.
+    Peers,
+    /// Print the hub's health snapshot (`link.health`) as JSON.
+    Health,
+    /// Check frames (one JSON text per line on stdin, or as arguments) with the secret:
+    /// prints `ok` or the drop reason per frame; exits 1 if any is rejected.
+    Verify {
+        /// After `ok`, print a tab and the canonical text that was signed.
+        #[arg(long)]
+        canonical: bool,
+        /// Frames to check instead of stdin.
+        frames: Vec<String>,
+    },
+}
+
+#[derive(Debug, ClapArgs)]
+#[command(group(ArgGroup::new("answer").required(true).args(["echo", "json", "command"])))]
+struct Reply {
+    /// RPC type to serve.
+    rpc_type: String,
+    /// Answer with the request data.
+    #[arg(long)]
+    echo: bool,
+    /// Answer with this JSON result.
+    #[arg(long, value_name = "RESULT")]
+    json: Option<String>,
+    /// Run this shell command with the request JSON on stdin; its stdout (JSON) is the
+    /// result, a non-zero exit an error.
+    #[arg(long, value_name = "CMD")]
+    command: Option<String>,
+    /// Exit after answering this many requests.
+    #[arg(long)]
+    count: Option<u64>,
+}
+
+/// Why a command failed: the code printed on stderr and the exit status.
+#[derive(Debug)]
+struct Failure {
+    code: String,
+    message: String,
+    exit: u8,
+}
+
+impl Failure {
+    fn usage(message: impl Into<String>) -> Self {
+        Failure {
+            code: "USAGE".into(),
+            message: message.into(),
+            exit: EXIT_USAGE,
+        }
+    }
+
+    fn not_connected(message: impl Into<String>) -> Self {
+        Failure {
+            code: "LINK_NOT_READY".into(),
+            message: message.into(),
+            exit: EXIT_NOT_CONNECTED,
+        }
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        let exit = match &e {
+            Error::Rpc(r) => match r.reason() {
+                "timeout" | "disconnect" | "not-ready" => EXIT_NOT_CONNECTED,
+                "invalid-argument" => EXIT_USAGE,
+                _ => EXIT_REMOTE,
+            },
+            Error::Client(c) => match c.code() {
+                "LINK_NOT_READY" => EXIT_NOT_CONNECTED,
+                "INVALID_TOPIC" | "INVALID_ARGUMENT" | "PAYLOAD_NOT_SERIALIZABLE" => EXIT_USAGE,
+                _ => EXIT_REMOTE,
+            },
+            Error::Config(_) | Error::Unsupported { .. } | Error::Env { .. } | Error::Encode(_) => {
+                EXIT_USAGE
+            }
+            Error::Stopped
+            | Error::Timeout(_)
+            | Error::Transport(_)
+            | Error::HelloRejected { .. } => EXIT_NOT_CONNECTED,
+            _ => EXIT_REMOTE,
+        };
+        let mut message = e.to_string();
+        if let Error::Rpc(r) = &e
+            && let Some(data) = r.data()
+        {
+            message = format!("{message} {}", data.to_serde());
+        }
+        Failure {
+            code: e.code().to_owned(),
+            message,
+            exit,
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let result = match cli.command {
+        Command::Verify { canonical, frames } => verify(&cli.conn, canonical, frames),
+        command => match tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt.block_on(run(cli.conn, command)),
+            Err(e) => Err(Failure {
+                code: "IO_ERROR".into(),
+                message: format!("cannot start the runtime: {e}"),
+                exit: EXIT_REMOTE,
+            }),
+        },
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(f) => {
+            eprintln!("link: {}: {}", f.code, f.message);
+            ExitCode::from(f.exit)
+        }
+    }
+}
+
+fn parse_json(what: &str, text: &str) -> Result<Value, Failure> {
+    serde_json::from_str(text).map_err(|e| Failure::usage(format!("{what} is not JSON: {e}")))
+}
+
+/// Write one line to stdout; `false` once the reader has gone away (`| head`).
+fn print_line(line: &str) -> bool {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}").and_then(|()| out.flush()).is_ok()
+}
+
+impl Conn {
+    fn timeout(&self) -> Result<Duration, Failure> {
+        Duration::try_from_secs_f64(self.timeout)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| Failure::usage("--timeout must be a positive number of seconds"))
+    }
+
+    /// Connect as this peer, with `configure` adding handlers, and wait (bounded by
+    /// `--timeout`) until the hub has accepted the hello.
+    async fn connect(
+        &self,
+        configure: impl FnOnce(LinkOptions) -> LinkOptions,
+    ) -> Result<LinkClient, Failure> {
+        let timeout = self.timeout()?;
+        let secret = self
+            .secret
+            .clone()
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| Failure::usage("no secret: pass --secret or set LINK_SECRET"))?;
+        let kind = self
+            .kind
+            .clone()
+            .unwrap_or_else(|| format!("link-cli-{}", std::process::id()));
+        let mut options = LinkOptions::from_env()?
+            .kind(kind)
+            .secret(secret)
+            .default_rpc_timeout(timeout)
+            // A command line is waiting: retry a missing hub quickly, within --timeout.
+            .reconnect_initial(Duration::from_millis(200))
+            .reconnect_max(Duration::from_secs(2));
+        if let Some(algo) = self.hash_algo {
+            options = options.hash_algo(algo);
+        }
+        let client = configure(options).connect(self.url.clone())?;
+        let mut events = client.events();
+        let mut last_problem: Option<String> = None;
+        let wait = async {
+            let ready = client.ready();
+            tokio::pin!(ready);
+            loop {
+                tokio::select! {
+                    r = &mut ready => return r,
+                    ev = futures_util::StreamExt::next(&mut events) => match ev {
+                        Some(Event::TransportError { error }) => last_problem = Some(error),
+                        Some(Event::Link(ClientEvent::HelloAckDiagnostic(d))) => {
+                            last_problem = Some(format!(
+                                "the hub did not acknowledge the hello ({}): wrong secret or unknown kind?",
+                                d.as_str()
+                            ));
+                        }
+                        Some(_) => {}
+                        None => return client.ready().await,
+                    },
+                }
+            }
+        };
+        match tokio::time::timeout(timeout, wait).await {
+            Ok(Ok(_)) => Ok(client),
+            Ok(Err(e)) => {
+                stop_now(&client).await;
+                Err(e.into())
+            }
+            Err(_) => {
+                stop_now(&client).await;
+                let why = last_problem
+                    .map(|p| format!(" ({p})"))
+                    .unwrap_or_else(|| " (wrong secret or unknown kind?)".into());
+                Err(Failure::not_connected(format!(
+                    "not accepted by the hub at {} within {:?}{why}",
+                    self.url, timeout
+                )))
+            }
+        }
+    }
+}
+
+/// Stopping is bounded: a command line must exit even if the hub stops answering.
+const STOP_BUDGET: Duration = Duration::from_secs(5);
+
+async fn stop(client: &LinkClient) {
+    let _ = tokio::time::timeout(STOP_BUDGET, client.stop()).await;
+}
+
+async fn stop_now(client: &LinkClient) {
+    let _ = tokio::time::timeout(STOP_BUDGET, client.stop_now()).await;
+}
+
+async fn run(conn: Conn, command: Command) -> Result<u8, Failure> {
+    match command {
+        Command::Rpc { to, rpc_type, json } => {
+            let data = json
+                .as_deref()
+                .map(|j| parse_json("request data", j))
+                .transpose()?;
+            let client = conn.connect(|o| o).await?;
+            let result: Result<Value, Error> = match &data {
+                Some(d) => client.rpc(&to, &rpc_type, d).await,
+                None => client.rpc(&to, &rpc_type, &()).await,
+            };
+            stop_now(&client).await;
+            print_line(&result?.to_string());
+            Ok(0)
+        }
+        Command::Pub { topic, json } => {
+            let payload = parse_json("payload", &json)?;
+            let client = conn.connect(|o| o).await?;
+            let published = client.publish(&topic, &payload).await;
+            // A graceful stop flushes the message before the socket closes.
+            stop(&client).await;
+            published?;
+            Ok(0)
+        }
+        Command::Send {
+            to,
+            direct_type,
+            json,
+        } => {
+            let data = json.as_deref().map(|j| parse_json("data", j)).transpose()?;
+            let client = conn.connect(|o| o).await?;
+            let sent = match &data {
+                Some(d) => client.send(&to, &direct_type, d).await,
+                None => client.send(&to, &direct_type, &()).await,
+            };
+            stop(&client).await;
+            sent?;
+            Ok(0)
+        }
+        Command::Sub { topic, count } => sub(&conn, &topic, count).await,
+        Command::Reply(reply) => serve(&conn, reply).await,
+        Command::Peers => {
+            let client = conn.connect(|o| o).await?;
+            // The hub sends `peers.update` right after `hello.ack`; any server RPC
+            // answered on this socket proves it has arrived.
+            let _ = client.rpc::<_, Value>("server", "link.health", &()).await;
+            let peers = client.peers().await;
+            stop_now(&client).await;
+            for p in peers? {
+                let line = serde_json::json!({
+                    "kind": p.kind,
+                    "hello": p.hello.to_value().to_serde(),
+                    "connectedAt": wire::Value::Number(p.connected_at).to_serde(),
+                    "connected": p.connected,
+                });
+                if !print_line(&line.to_string()) {
+                    break;
+                }
+            }
+            Ok(0)
+        }
+        Command::Health => {
+            let client = conn.connect(|o| o).await?;
+            let health: Result<Value, Error> = client.rpc("server", "link.health", &()).await;
+            stop_now(&client).await;
+            print_line(&health?.to_string());
+            Ok(0)
+        }
+        Command::Verify { .. } => Err(Failure::usage("verify runs without a hub")),
+    }
+}
+
+async fn sub(conn: &Conn, topic: &str, count: Option<u64>) -> Result<u8, Failure> {
+    let client = conn.connect(|o| o.subscription_capacity(65_536)).await?;
+    let mut subscription = client.subscribe(topic).await?;
+    // Frames on one socket are handled in order: once this RPC is answered, the hub
+    // has registered the subscription, so a publish from now on reaches us.
+    let listed = client
+        .rpc::<_, Value>(
+            "server",
+            "link.topic.list",
+            &serde_json::json!({ "topic": topic }),
+        )
+        .await;
+    if let Err(e) = listed {
+        tracing::debug!(error = %e, "link.topic.list unavailable; subscription not confirmed");
+    }
+    eprintln!("subscribed {topic}");
+    let mut seen = 0u64;
+    let outcome = loop {
+        if count.is_some_and(|n| seen >= n) {
+            break Ok(0);
+        }
+        tokio::select! {
+            msg = subscription.recv() => match msg {
+                Some(m) => {
+                    let line = serde_json::json!({
+                        "topic": m.topic,
+                        "from": m.from,
+                        "payload": m.payload.as_ref().map(|p| p.to_serde()),
+                    });
+                    if !print_line(&line.to_string()) {
+                        break Ok(0);
+                    }
+                    seen += 1;
+                }
+                None => break Err(Failure::not_connected("the link stopped (replaced by another connection of this kind?)")),
+            },
+            _ = tokio::signal::ctrl_c() => break Ok(0),
+        }
+    };
+    drop(subscription);
+    stop(&client).await;
+    outcome
+}
+
+async fn serve(conn: &Conn, reply: Reply) -> Result<u8, Failure> {
+    if conn.kind.is_none() {
+        return Err(Failure::usage(
+            "reply serves as a kind that callers name: pass --kind or set LINK_KIND",
+        ));
+    }
+    enum Answer {
+        Echo,
+        Fixed(Value),
+        Command(String),
+    }
+    let answer = Arc::new(match (reply.echo, reply.json, reply.command) {
+        (true, _, _) => Answer::Echo,
+        (_, Some(j), _) => Answer::Fixed(parse_json("--json result", &j)?),
+        (_, _, Some(c)) => Answer::Command(c),
+        _ => {
+            return Err(Failure::usage(
+                "one of --echo, --json, --command is required",
+            ));
+        }
+    });
+    let answered = Arc::new(AtomicU64::new(0));
+    let done = Arc::new(Notify::new());
+    let (counter, notify, limit) = (answered.clone(), done.clone(), reply.count);
+    let handler = move |_ctx, req: Value| {
+        let answer = answer.clone();
+        let (counter, notify) = (counter.clone(), notify.clone());
+        async move {
+            let result = match &*answer {
+                Answer::Echo => Ok(req),
+                Answer::Fixed(v) => Ok(v.clone()),
+                Answer::Command(cmd) => run_command(cmd.clone(), req).await,
+            };
+            let n = counter.fetch_add(1, Ordering::AcqRel) + 1;
+            if limit.is_some_and(|l| n >= l) {
+                notify.notify_one();
+            }
+            result
+        }
+    };
+    let rpc_type = reply.rpc_type.clone();
+    let client = conn.connect(move |o| o.handle(rpc_type, handler)).await?;
+    eprintln!("serving {} as {}", reply.rpc_type, client.kind());
+    let mut events = client.events();
+    let outcome = loop {
+        tokio::select! {
+            _ = done.notified() => {
+                // The last answer leaves the handler before the link has sent it:
+                // wait (bounded) until no handler is in flight and the outbox is empty.
+                let settle = async {
+                    while let Ok(h) = client.health().await {
+                        if h.in_flight_rpc == 0 && h.outbox_size == 0 {
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                };
+                let _ = tokio::time::timeout(STOP_BUDGET, settle).await;
+                break Ok(0);
+            }
+            _ = tokio::signal::ctrl_c() => break Ok(0),
+            ev = futures_util::StreamExt::next(&mut events) => match ev {
+                Some(Event::Link(ClientEvent::Stopped)) | None => {
+                    break Err(Failure::not_connected("the link stopped (replaced by another connection of this kind?)"));
+                }
+                Some(_) => {}
+            },
+        }
+    };
+    // A graceful stop sends the last responses before closing.
+    stop(&client).await;
+    outcome
+}
+
+/// `--command`: the request JSON on the command's stdin, its stdout parsed as the
+/// result (empty = null), a failure reported to the caller as `COMMAND_FAILED`.
+async fn run_command(cmd: String, req: Value) -> Result<Value, RpcHandlerError> {
+    let out = tokio::task::spawn_blocking(move || -> std::io::Result<std::process::Output> {
+        let mut child = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&cmd)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()?;
+        if let Some(mut stdin) = child.stdin.take() {
+            // A command that ignores its input may close stdin early: not an error.
+            let _ = writeln!(stdin, "{req}");
+        }
+        child.wait_with_output()
+    })
+    .await
+    .map_err(|e| {
+        RpcHandlerError::new(format!("command task failed: {e}")).with_code("COMMAND_FAILED")
+    })?
+    .map_err(|e| {
+        RpcHandlerError::new(format!("cannot run command: {e}")).with_code("COMMAND_FAILED")
+    })?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        return Err(RpcHandlerError::new(format!(
+            "command failed ({}): {}",
+            out.status,
+            stderr.trim()
+        ))
+        .with_code("COMMAND_FAILED"));
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let text = stdout.trim();
+    if text.is_empty() {
+        return Ok(Value::Null);
+    }
+    serde_json::from_str(text).map_err(|e| {
+        RpcHandlerError::new(format!("command output is not JSON: {e}")).with_code("COMMAND_FAILED")
+    })
+}
+
+/// `link verify`: the `verify` example's checks and output (`ok`, `ok<TAB>canonical`,
+/// or the drop reason), over stdin lines or the given frames.
+fn verify(conn: &Conn, canonical: bool, frames: Vec<String>) -> Result<u8, Failure> {
+    let secret = conn
+        .secret
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| Failure::usage("no secret: pass --secret or set LINK_SECRET"))?;
+    let key = Key::new(secret, conn.hash_algo.unwrap_or_default());
+    let limits = Limits::default();
+    let mut rejected = false;
+    let mut check = |frame: &[u8]| -> bool {
+        let frame = frame.strip_suffix(b"\r").unwrap_or(frame);
+        if frame.iter().all(u8::is_ascii_whitespace) {
+            return true;
+        }
+        let line = match wire::inspect(frame, &key, &limits) {
+            // Canonical text is always UTF-8 without raw tabs or newlines.
+            Ok(text) if canonical => format!("ok\t{}", String::from_utf8_lossy(&text)),
+            Ok(_) => "ok".to_owned(),
+            Err(reason) => {
+                rejected = true;
+                reason.as_str().to_owned()
+            }
+        };
+        print_line(&line)
+    };
+    if frames.is_empty() {
+        // Lines are read as bytes: a frame that is not UTF-8 is a parse error to
+        // report, not a reason to stop.
+        for line in std::io::stdin().lock().split(b'\n') {
+            let line = line.map_err(|e| Failure {
+                code: "IO_ERROR".into(),
+                message: format!("reading stdin: {e}"),
+                exit: EXIT_REMOTE,
+            })?;
+            if !check(&line) {
+                break;
+            }
+        }
+    } else {
+        for f in &frames {
+            if !check(f.as_bytes()) {
+                break;
+            }
+        }
+    }
+    Ok(if rejected { EXIT_REMOTE } else { 0 })
+}
