@@ -537,8 +537,11 @@ impl HubServer {
             if !matches!(drained, Some(Ok(()))) {
                 let _ = inner.hub.terminate_all().await;
             }
+            // The listener is closed and every socket is gone. An HTTP connection still
+            // in the middle of a request (a stalled or hostile client) must not hold the
+            // shutdown until `shutdown_timeout`.
             let mut http_done = inner.http_done.clone();
-            let _ = http_done.wait_for(|d| *d).await;
+            let _ = timeout((inner.sleep)(inner.drain_delay), http_done.wait_for(|d| *d)).await;
             let hook = match inner.on_shutdown.lock() {
                 Ok(mut g) => g.take(),
                 Err(p) => p.into_inner().take(),

@@ -58,6 +58,16 @@ pub enum TransportError {
         /// The cap.
         max: usize,
     },
+    /// The peer broke the WebSocket protocol: invalid UTF-8 in a text frame (the
+    /// connection closes with 1007) or a malformed frame (1002), as the reference's
+    /// `ws` library answers.
+    #[error("invalid frame: {reason}")]
+    Invalid {
+        /// The close code the connection is closed with.
+        code: u16,
+        /// What was wrong.
+        reason: String,
+    },
     /// The connection is closed.
     #[error("connection closed")]
     Closed,
@@ -70,10 +80,22 @@ pub enum TransportError {
 }
 
 impl TransportError {
+    /// The close frame this failure is answered with before the socket is dropped
+    /// (1009 too big, 1007 / 1002 invalid), like the reference's `ws`; `None` when the
+    /// connection is simply gone.
+    pub fn close(&self) -> Option<(u16, &'static str)> {
+        match self {
+            TransportError::TooBig { .. } => Some((1009, "Max payload size exceeded")),
+            TransportError::Invalid { code, .. } => Some((*code, "")),
+            _ => None,
+        }
+    }
+
     /// A stable code for logs and metrics.
     pub fn code(&self) -> &'static str {
         match self {
             TransportError::TooBig { .. } => "MESSAGE_TOO_BIG",
+            TransportError::Invalid { .. } => "INVALID_FRAME",
             TransportError::Closed => "CONNECTION_CLOSED",
             TransportError::Connect(_) => "CONNECT_FAILED",
             TransportError::Io(_) => "WEBSOCKET_ERROR",

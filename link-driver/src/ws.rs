@@ -40,8 +40,33 @@ pub fn map_ws_error(e: tungstenite::Error) -> TransportError {
         tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed => {
             TransportError::Closed
         }
+        tungstenite::Error::Utf8(reason) => TransportError::Invalid { code: 1007, reason },
+        tungstenite::Error::Protocol(p) if peer_broke_protocol(&p) => TransportError::Invalid {
+            code: 1002,
+            reason: p.to_string(),
+        },
         other => TransportError::Io(other.to_string()),
     }
+}
+
+/// Frames the peer should never have sent (answered with 1002, as the reference's `ws`
+/// does), as opposed to handshake and local state errors.
+fn peer_broke_protocol(p: &tungstenite::error::ProtocolError) -> bool {
+    use tungstenite::error::ProtocolError as P;
+    matches!(
+        p,
+        P::NonZeroReservedBits
+            | P::UnmaskedFrameFromClient
+            | P::MaskedFrameFromServer
+            | P::FragmentedControlFrame
+            | P::ControlFrameTooBig
+            | P::UnknownControlFrameType(_)
+            | P::UnknownDataFrameType(_)
+            | P::UnexpectedContinueFrame
+            | P::ExpectedFragment(_)
+            | P::InvalidOpcode(_)
+            | P::InvalidCloseSequence
+    )
 }
 
 fn inbound_of(msg: Message) -> Option<Inbound> {

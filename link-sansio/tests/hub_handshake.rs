@@ -435,3 +435,43 @@ fn a_captured_hello_replayed_after_its_peer_left_does_not_let_anyone_in() {
     // Carol herself, with a fresh hello, still gets in.
     h.connect(3, "carol");
 }
+
+#[test]
+fn a_replayed_hello_is_refused_once_its_id_aged_out_and_after_its_peer_left() {
+    let mut h = Hub::config(|c| c.limits.max_recent_ids = 3);
+    h.open(1);
+    let key = Key::new(SECRET, h.algo);
+    h.keys.insert(c(1), key.clone());
+    let hello = h.sign(
+        &key,
+        "hello-1",
+        "hello",
+        Some("worker"),
+        None,
+        Some(json!({"kind": "worker"})),
+    );
+    h.raw(1, &hello);
+    // A busy peer: its later frames push the hello's id out of the main id cache.
+    for _ in 0..5 {
+        h.send(1, "status.update", None, Some(json!(1)));
+    }
+    h.take();
+    // An eavesdropper replays the captured hello while the peer is connected.
+    h.open(2);
+    h.raw(2, &hello);
+    let events = h.events();
+    assert_eq!(Hub::drops(&events), [("replay-id", None)]);
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, HubEvent::PeerReplaced { .. }))
+    );
+    // And once the peer has left.
+    h.close_from_client(1, 1000);
+    h.take();
+    h.open(3);
+    h.raw(3, &hello);
+    let events = h.events();
+    assert_eq!(Hub::drops(&events), [("replay-id", None)]);
+    assert_eq!(h.hub.health().peer_count, 0);
+}

@@ -416,11 +416,11 @@ impl<R: Runtime> Driver<R> {
         self.broadcast(Event::TransportError {
             error: reason.clone(),
         });
-        let code = match (&e, self.pump.take()) {
-            (TransportError::TooBig { .. }, Some(mut p)) => {
-                p.push(Outbound::Close(1009, "Max payload size exceeded".into()));
+        let code = match (e.close(), self.pump.take()) {
+            (Some((code, why)), Some(mut p)) => {
+                p.push(Outbound::Close(code, why.into()));
                 self.rt.spawn(close_gracefully(self.rt.clone(), p));
-                1009
+                code
             }
             _ => 1006,
         };

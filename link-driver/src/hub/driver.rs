@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, mpsc, oneshot};
 use tracing::Instrument;
 
 /// A sleep on the hub's runtime.
@@ -44,6 +44,9 @@ pub(crate) enum ConnMsg {
     Frame {
         conn: ConnId,
         bytes: Bytes,
+        /// The frame's share of the inbound byte budget, released once the hub has
+        /// handled it (when this message is dropped).
+        _held: OwnedSemaphorePermit,
     },
     Pong {
         conn: ConnId,
@@ -57,6 +60,36 @@ pub(crate) enum ConnMsg {
         code: Option<u16>,
         reason: String,
     },
+}
+
+/// Bytes of frames read from sockets and not yet handled by the hub, shared by every
+/// connection. The channel to the hub counts frames, not bytes; without this, a socket
+/// streaming large frames that are expensive to parse would queue thousands of them in
+/// memory. Holding permits makes readers wait, so TCP slows the sender down instead
+/// (as the reference's inline `JSON.parse` does).
+#[derive(Clone, Debug)]
+pub(crate) struct InboundBudget {
+    permits: Arc<Semaphore>,
+    total: usize,
+}
+
+impl InboundBudget {
+    /// A budget of a few maximal frames (at least 1 MiB).
+    pub(crate) fn new(max_message_bytes: usize) -> Self {
+        let total = max_message_bytes
+            .saturating_mul(4)
+            .clamp(1 << 20, Semaphore::MAX_PERMITS.min(u32::MAX as usize));
+        Self {
+            permits: Arc::new(Semaphore::new(total)),
+            total,
+        }
+    }
+
+    /// Wait until `len` bytes (capped at the whole budget) may be in flight.
+    async fn hold(&self, len: usize) -> Option<OwnedSemaphorePermit> {
+        let n = len.clamp(1, self.total) as u32;
+        self.permits.clone().acquire_many_owned(n).await.ok()
+    }
 }
 
 /// From the hub to one connection task. Unbounded, but bounded in practice: the core
@@ -176,6 +209,7 @@ pub(crate) fn spawn<R: Runtime>(opts: HubOptions<R>) -> Hub {
             next_conn: AtomicU64::new(1),
             max_message_bytes,
             sleep,
+            inbound_budget: InboundBudget::new(max_message_bytes),
         }),
     }
 }
@@ -256,7 +290,7 @@ impl<R: Runtime> Driver<R> {
                 self.conns.insert(conn, out);
                 self.hub.handle_input(t, Input::Opened { conn, remote });
             }
-            ConnMsg::Frame { conn, bytes } => {
+            ConnMsg::Frame { conn, bytes, .. } => {
                 self.hub.handle_input(
                     t,
                     Input::Frame {
@@ -590,6 +624,7 @@ pub(crate) async fn run_connection<T: Transport>(
     to_hub: mpsc::Sender<ConnMsg>,
     mut from_hub: mpsc::UnboundedReceiver<ConnOut>,
     sleep: SleepFn,
+    budget: InboundBudget,
 ) {
     let mut pump = Pump::new(socket);
     let mut close_frame: Option<(u16, String)> = None;
@@ -624,19 +659,26 @@ pub(crate) async fn run_connection<T: Transport>(
                 close_frame = Some(info.unwrap_or_else(|| (1005, String::new())));
                 continue;
             }
-            Step::Frame(Inbound::Text(bytes)) => ConnMsg::Frame { conn, bytes },
-            Step::Frame(Inbound::Binary(b)) => ConnMsg::Frame {
-                conn,
-                bytes: Bytes::from(String::from_utf8_lossy(&b).into_owned()),
+            Step::Frame(Inbound::Text(bytes)) => match budget.hold(bytes.len()).await {
+                Some(_held) => ConnMsg::Frame { conn, bytes, _held },
+                None => return,
             },
+            Step::Frame(Inbound::Binary(b)) => {
+                let bytes = Bytes::from(String::from_utf8_lossy(&b).into_owned());
+                match budget.hold(bytes.len()).await {
+                    Some(_held) => ConnMsg::Frame { conn, bytes, _held },
+                    None => return,
+                }
+            }
             Step::Flushed(bytes) => ConnMsg::Flushed { conn, bytes },
             Step::Terminate => {
                 tracing::debug!("terminated by the hub");
                 return;
             }
-            Step::Failed(TransportError::TooBig { size, max }) => {
-                tracing::debug!(size, max, "message too big: closing with 1009");
-                pump.push(Outbound::Close(1009, "Max payload size exceeded".into()));
+            Step::Failed(e) if e.close().is_some() => {
+                let (code, reason) = e.close().unwrap_or((1006, ""));
+                tracing::debug!(error = %e, code, "bad frame: closing");
+                pump.push(Outbound::Close(code, reason.into()));
                 let mut linger = sleep(CLOSE_LINGER);
                 poll_fn(|cx| {
                     if pump.poll_write(cx).is_err() || linger.as_mut().poll(cx).is_ready() {
@@ -648,7 +690,7 @@ pub(crate) async fn run_connection<T: Transport>(
                 let _ = to_hub
                     .send(ConnMsg::Closed {
                         conn,
-                        code: Some(1009),
+                        code: Some(code),
                         reason: String::new(),
                     })
                     .await;

@@ -40,6 +40,8 @@ struct Shared {
     max_message_bytes: usize,
     /// The runtime's timer, for connection tasks (which know no runtime).
     sleep: driver::SleepFn,
+    /// Bytes of frames in flight from sockets to the hub.
+    inbound_budget: driver::InboundBudget,
 }
 
 impl std::fmt::Debug for Shared {
@@ -116,6 +118,7 @@ impl Hub {
         let conn = ConnId(self.shared.next_conn.fetch_add(1, Ordering::Relaxed));
         let inbound = self.shared.inbound.clone();
         let sleep = self.shared.sleep.clone();
+        let budget = self.shared.inbound_budget.clone();
         let span = tracing::info_span!("link.hub.conn", conn = conn.0, remote = ?remote);
         async move {
             let (out_tx, out_rx) = mpsc::unbounded_channel();
@@ -130,7 +133,7 @@ impl Hub {
             {
                 return;
             }
-            driver::run_connection(conn, socket, inbound, out_rx, sleep).await;
+            driver::run_connection(conn, socket, inbound, out_rx, sleep, budget).await;
         }
         .instrument(span)
     }
