@@ -29,8 +29,8 @@ impl Connection {
                 return self.protocol_error(reason, None, detail);
             }
         };
-        let msg_type = frame.msg_type().map(JsString::to_string_lossy);
-        if let Err(reason) = frame.verify(&self.key, &mut self.scratch) {
+        if let Err(reason) = frame.verify_received(bytes, &self.key, &mut self.scratch) {
+            let msg_type = frame.msg_type().map(JsString::to_string_lossy);
             return self.protocol_error(reason, msg_type, None);
         }
         let sender = match frame.from() {
@@ -47,6 +47,7 @@ impl Connection {
                 self.last_skew = now.ms() - frame.ts();
                 detail = Some(format!("skew {}ms", self.last_skew));
             }
+            let msg_type = frame.msg_type().map(JsString::to_string_lossy);
             return self.protocol_error(reason, msg_type, detail);
         }
         let env = frame.into_envelope();

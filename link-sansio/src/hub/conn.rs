@@ -448,7 +448,7 @@ impl HubState {
             Phase::Peer { kind } => kind.clone(),
         };
         let checked = match &c.key {
-            Some(key) => frame.verify(key, &mut self.scratch),
+            Some(key) => frame.verify_received(bytes, key, &mut self.scratch),
             None => Err(DropReason::BadSignature),
         };
         let checked = checked.and_then(|()| {

@@ -19,6 +19,8 @@ pub struct Frame {
     fields: Object,
     sig: Option<Value>,
     len: usize,
+    /// See [`json::ParsedEnvelope::canonical_prefix`].
+    canonical_prefix: Option<usize>,
 }
 
 impl Frame {
@@ -27,9 +29,14 @@ impl Frame {
         if bytes.len() > limits.max_message_bytes {
             return Err(DropReason::Oversize);
         }
-        let Ok(Value::Object(mut fields)) = json::parse(bytes) else {
+        let Ok(Some(parsed)) = json::parse_envelope(bytes) else {
             return Err(DropReason::ParseError);
         };
+        let json::ParsedEnvelope {
+            fields,
+            sig,
+            canonical_prefix,
+        } = parsed;
         let id = match fields.get("id") {
             Some(Value::String(s)) if !s.is_empty() => s.clone(),
             _ => return Err(DropReason::MissingId),
@@ -37,24 +44,53 @@ impl Frame {
         if id.utf16_len() > MAX_ID_LEN {
             return Err(DropReason::OversizedId);
         }
-        let sig = fields.remove("sig");
         Ok(Frame {
             id,
             fields,
             sig,
             len: bytes.len(),
+            canonical_prefix,
         })
     }
 
     /// Checks the signature with `key` (step 5), then the version (step 6).
     /// `scratch` is reused for the canonical text to avoid an allocation per frame.
     pub fn verify(&self, key: &Key, scratch: &mut Vec<u8>) -> Result<(), DropReason> {
+        self.verify_text(None, key, scratch)
+    }
+
+    /// [`Frame::verify`], given the `bytes` this frame was parsed from: when they were
+    /// canonical apart from a final `sig` (as every frame link writes is), the MAC runs
+    /// over them as received, with no canonical text written.
+    pub fn verify_received(
+        &self,
+        bytes: &[u8],
+        key: &Key,
+        scratch: &mut Vec<u8>,
+    ) -> Result<(), DropReason> {
+        self.verify_text(Some(bytes), key, scratch)
+    }
+
+    fn verify_text(
+        &self,
+        bytes: Option<&[u8]>,
+        key: &Key,
+        scratch: &mut Vec<u8>,
+    ) -> Result<(), DropReason> {
         let Some(Value::String(sig)) = &self.sig else {
             return Err(DropReason::BadSignature);
         };
-        scratch.clear();
-        json::write_canonical_object(&self.fields, scratch);
-        if !key.verify_hex(scratch, sig.as_wtf8()) {
+        let signed = match (bytes, self.canonical_prefix) {
+            (Some(bytes), Some(n)) if bytes.len() == self.len && n < bytes.len() => {
+                key.verify_hex_parts(&[&bytes[..n], b"}"], sig.as_wtf8())
+            }
+            _ => {
+                scratch.clear();
+                json::write_canonical_object(&self.fields, scratch);
+                key.verify_hex(scratch, sig.as_wtf8())
+            }
+        };
+        if !signed {
             return Err(DropReason::BadSignature);
         }
         if self.fields.get("v") != Some(&Value::Number(1.0)) {
@@ -196,7 +232,7 @@ pub fn decode(
     scratch: &mut Vec<u8>,
 ) -> Result<Envelope, DropReason> {
     let frame = Frame::parse(bytes, limits)?;
-    frame.verify(key, scratch)?;
+    frame.verify_received(bytes, key, scratch)?;
     Ok(frame.into_envelope())
 }
 

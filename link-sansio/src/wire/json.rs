@@ -16,22 +16,76 @@ pub const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
 
 /// A string as JavaScript holds it: UTF-16 code units, stored as WTF-8 (UTF-8 that may
 /// also encode lone surrogates). A well-formed string is plain UTF-8.
-#[derive(Clone, PartialEq, Eq, Hash, Default)]
+#[derive(Clone)]
 pub struct JsString {
-    wtf8: Box<[u8]>,
+    repr: Repr,
+}
+
+/// Strings this short (most keys, kinds, types and small values) are stored inline:
+/// parsing a frame then allocates for its long strings only.
+const INLINE: usize = 22;
+
+#[derive(Clone)]
+enum Repr {
+    Inline { len: u8, buf: [u8; INLINE] },
+    Heap(Box<[u8]>),
+}
+
+impl Default for JsString {
+    fn default() -> Self {
+        Self::from_slice(&[])
+    }
+}
+
+impl PartialEq for JsString {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_wtf8() == other.as_wtf8()
+    }
+}
+
+impl Eq for JsString {}
+
+impl std::hash::Hash for JsString {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_wtf8().hash(state);
+    }
 }
 
 impl JsString {
+    fn from_slice(bytes: &[u8]) -> Self {
+        let repr = if bytes.len() <= INLINE {
+            let mut buf = [0; INLINE];
+            buf[..bytes.len()].copy_from_slice(bytes);
+            Repr::Inline {
+                len: bytes.len() as u8,
+                buf,
+            }
+        } else {
+            Repr::Heap(bytes.into())
+        };
+        Self { repr }
+    }
+
+    /// Builds a string from WTF-8 bytes produced by this module's parser.
+    fn from_wtf8(bytes: Vec<u8>) -> Self {
+        if bytes.len() <= INLINE {
+            return Self::from_slice(&bytes);
+        }
+        Self {
+            repr: Repr::Heap(bytes.into_boxed_slice()),
+        }
+    }
+
     /// The string as Rust `&str`, or `None` when it holds a lone surrogate.
     pub fn as_str(&self) -> Option<&str> {
-        std::str::from_utf8(&self.wtf8).ok()
+        std::str::from_utf8(self.as_wtf8()).ok()
     }
 
     /// The string with any lone surrogate replaced by U+FFFD.
     pub fn to_string_lossy(&self) -> String {
         match self.as_str() {
             Some(s) => s.to_owned(),
-            None => code_points(&self.wtf8)
+            None => code_points(self.as_wtf8())
                 .map(|cp| char::from_u32(cp).unwrap_or(char::REPLACEMENT_CHARACTER))
                 .collect(),
         }
@@ -39,15 +93,18 @@ impl JsString {
 
     /// The raw WTF-8 bytes.
     pub fn as_wtf8(&self) -> &[u8] {
-        &self.wtf8
+        match &self.repr {
+            Repr::Inline { len, buf } => &buf[..usize::from(*len)],
+            Repr::Heap(b) => b,
+        }
     }
 
     /// Length in UTF-16 code units, as JavaScript's `.length` counts.
     pub fn utf16_len(&self) -> usize {
-        if self.wtf8.is_ascii() {
-            return self.wtf8.len();
+        if self.as_wtf8().is_ascii() {
+            return self.as_wtf8().len();
         }
-        code_points(&self.wtf8)
+        code_points(self.as_wtf8())
             .map(|cp| if cp >= 0x1_0000 { 2 } else { 1 })
             .sum()
     }
@@ -55,12 +112,12 @@ impl JsString {
     /// The first `max` UTF-16 code units (a surrogate pair cut in half leaves its
     /// high surrogate, as JavaScript's `slice` does).
     pub fn slice_utf16(&self, max: usize) -> JsString {
-        if self.wtf8.len() <= max {
+        if self.as_wtf8().len() <= max {
             return self.clone();
         }
-        let mut out = Vec::with_capacity(self.wtf8.len());
+        let mut out = Vec::with_capacity(self.as_wtf8().len());
         let mut units = 0;
-        for cp in code_points(&self.wtf8) {
+        for cp in code_points(self.as_wtf8()) {
             let n = if cp >= 0x1_0000 { 2 } else { 1 };
             if units + n > max {
                 if units < max {
@@ -79,7 +136,7 @@ impl JsString {
     pub fn trim_matches(&self, strip: impl Fn(char) -> bool) -> JsString {
         let mut offset = 0;
         let mut kept: Option<(usize, usize)> = None;
-        for cp in code_points(&self.wtf8) {
+        for cp in code_points(self.as_wtf8()) {
             let len = match cp {
                 0..=0x7F => 1,
                 0x80..=0x7FF => 2,
@@ -93,8 +150,8 @@ impl JsString {
             offset += len;
         }
         match kept {
-            Some((first, end)) if first == 0 && end == self.wtf8.len() => self.clone(),
-            Some((first, end)) => JsString::from_wtf8(self.wtf8[first..end].to_vec()),
+            Some((first, end)) if first == 0 && end == self.as_wtf8().len() => self.clone(),
+            Some((first, end)) => JsString::from_wtf8(self.as_wtf8()[first..end].to_vec()),
             None => JsString::default(),
         }
     }
@@ -102,51 +159,40 @@ impl JsString {
     /// `prefix`, one separator byte (ASCII), then `rest`: a composite key.
     pub fn joined(prefix: &[u8], separator: u8, rest: &JsString) -> JsString {
         debug_assert!(separator.is_ascii() && std::str::from_utf8(prefix).is_ok());
-        let mut bytes = Vec::with_capacity(prefix.len() + 1 + rest.wtf8.len());
+        let mut bytes = Vec::with_capacity(prefix.len() + 1 + rest.as_wtf8().len());
         bytes.extend_from_slice(prefix);
         bytes.push(separator);
-        bytes.extend_from_slice(&rest.wtf8);
+        bytes.extend_from_slice(rest.as_wtf8());
         JsString::from_wtf8(bytes)
     }
 
     /// Whether the string is empty.
     pub fn is_empty(&self) -> bool {
-        self.wtf8.is_empty()
-    }
-
-    /// Builds a string from WTF-8 bytes produced by this module's parser.
-    fn from_wtf8(bytes: Vec<u8>) -> Self {
-        Self {
-            wtf8: bytes.into_boxed_slice(),
-        }
+        self.as_wtf8().is_empty()
     }
 }
 
 impl From<&str> for JsString {
     fn from(s: &str) -> Self {
-        Self {
-            wtf8: s.as_bytes().into(),
-        }
+        Self::from_slice(s.as_bytes())
     }
 }
 
 impl From<String> for JsString {
     fn from(s: String) -> Self {
-        Self {
-            wtf8: s.into_bytes().into_boxed_slice(),
-        }
+        Self::from_wtf8(s.into_bytes())
     }
 }
 
 impl PartialEq<str> for JsString {
     fn eq(&self, other: &str) -> bool {
-        &*self.wtf8 == other.as_bytes()
+        self.as_wtf8() == other.as_bytes()
     }
 }
 
 impl PartialEq<&str> for JsString {
     fn eq(&self, other: &&str) -> bool {
-        &*self.wtf8 == other.as_bytes()
+        self.as_wtf8() == other.as_bytes()
     }
 }
 
@@ -171,7 +217,7 @@ impl PartialOrd for JsString {
 impl Ord for JsString {
     /// JavaScript's default sort order: by UTF-16 code units.
     fn cmp(&self, other: &Self) -> Ordering {
-        utf16_cmp(&self.wtf8, &other.wtf8)
+        utf16_cmp(self.as_wtf8(), other.as_wtf8())
     }
 }
 
@@ -681,7 +727,7 @@ pub fn parse(text: &[u8]) -> Result<Value, ParseError> {
             problem: "invalid UTF-8",
         });
     }
-    let mut p = Parser { s: text, i: 0 };
+    let mut p = Parser::new(text);
     p.skip_ws();
     let v = p.value(0)?;
     p.skip_ws();
@@ -691,12 +737,89 @@ pub fn parse(text: &[u8]) -> Result<Value, ParseError> {
     Ok(v)
 }
 
+/// A JSON text whose top level is an object, with its `sig` member taken out.
+#[derive(Debug)]
+pub(crate) struct ParsedEnvelope {
+    /// Every member but `sig` (the last `sig`, if several).
+    pub fields: Object,
+    /// The `sig` member's value.
+    pub sig: Option<Value>,
+    /// `Some(n)` when `text[..n]` followed by `}` is exactly the canonical text of
+    /// `fields`: the text was canonical apart from a final `sig` member. A verifier
+    /// can then MAC the received bytes instead of writing the canonical text again.
+    pub canonical_prefix: Option<usize>,
+}
+
+/// Parses a JSON text that must be an object (`None` for any other valid JSON), as
+/// [`parse`] does, and notices whether it is already canonical: every frame link
+/// writes is, so its signature can be checked on the bytes as received.
+pub(crate) fn parse_envelope(text: &[u8]) -> Result<Option<ParsedEnvelope>, ParseError> {
+    if let Err(e) = std::str::from_utf8(text) {
+        return Err(ParseError {
+            offset: e.valid_up_to(),
+            problem: "invalid UTF-8",
+        });
+    }
+    let mut p = Parser::new(text);
+    p.skip_ws();
+    if p.peek() != Some(b'{') {
+        p.value(0)?;
+        p.skip_ws();
+        if p.i != p.s.len() {
+            return Err(p.err("trailing characters"));
+        }
+        return Ok(None);
+    }
+    let (mut members, sig_at) = p.object_members(0)?;
+    p.skip_ws();
+    if p.i != p.s.len() {
+        return Err(p.err("trailing characters"));
+    }
+    // Canonical apart from `sig`: the members before a final `sig` are in strictly
+    // increasing order with no other `sig` among them, and nothing was written in a
+    // non-canonical form (checked as the parser went).
+    let mut canonical_prefix = None;
+    if let Some(at) = sig_at
+        && p.canonical
+        && members.last().is_some_and(|(k, _)| k == "sig")
+    {
+        let rest = &members[..members.len() - 1];
+        if rest.windows(2).all(|w| w[0].0 < w[1].0) && !rest.iter().any(|(k, _)| k == "sig") {
+            canonical_prefix = Some(at);
+        }
+    }
+    let sig = match members.iter().rposition(|(k, _)| k == "sig") {
+        Some(i) => {
+            let sig = members.remove(i).1;
+            members.retain(|(k, _)| k != "sig");
+            Some(sig)
+        }
+        None => None,
+    };
+    Ok(Some(ParsedEnvelope {
+        fields: Object::from_members(members),
+        sig,
+        canonical_prefix,
+    }))
+}
+
 struct Parser<'a> {
     s: &'a [u8],
     i: usize,
+    /// Whether everything parsed so far is written as the canonical writer would
+    /// write it (no whitespace, sorted keys, canonical escapes and numbers).
+    canonical: bool,
 }
 
-impl Parser<'_> {
+impl<'a> Parser<'a> {
+    fn new(s: &'a [u8]) -> Self {
+        Parser {
+            s,
+            i: 0,
+            canonical: true,
+        }
+    }
+
     fn err(&self, problem: &'static str) -> ParseError {
         ParseError {
             offset: self.i,
@@ -711,6 +834,7 @@ impl Parser<'_> {
     fn skip_ws(&mut self) {
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
             self.i += 1;
+            self.canonical = false;
         }
     }
 
@@ -756,43 +880,65 @@ impl Parser<'_> {
                 }
             }
             Some(b'{') => {
-                if depth >= MAX_DEPTH {
-                    return Err(self.err("nesting too deep"));
+                let (members, _) = self.object_members(depth)?;
+                if !members.windows(2).all(|w| w[0].0 < w[1].0) {
+                    self.canonical = false;
                 }
-                self.i += 1;
-                let mut members = Vec::new();
-                self.skip_ws();
-                if self.peek() == Some(b'}') {
-                    self.i += 1;
-                    return Ok(Value::Object(Object::new()));
-                }
-                loop {
-                    self.skip_ws();
-                    if self.peek() != Some(b'"') {
-                        return Err(self.err("expected key"));
-                    }
-                    let k = self.string()?;
-                    self.skip_ws();
-                    if self.peek() != Some(b':') {
-                        return Err(self.err("expected :"));
-                    }
-                    self.i += 1;
-                    self.skip_ws();
-                    let v = self.value(depth + 1)?;
-                    members.push((k, v));
-                    self.skip_ws();
-                    match self.peek() {
-                        Some(b',') => self.i += 1,
-                        Some(b'}') => {
-                            self.i += 1;
-                            return Ok(Value::Object(Object::from_members(members)));
-                        }
-                        _ => return Err(self.err("expected , or }")),
-                    }
-                }
+                Ok(Value::Object(Object::from_members(members)))
             }
             Some(b'-' | b'0'..=b'9') => self.number(),
             Some(_) => Err(self.err("unexpected character")),
+        }
+    }
+
+    /// Parses an object's members in arrival order (the cursor is on `{`). Also
+    /// returns where a member named `sig` begins: the offset of the comma before it,
+    /// or just after the `{` if it comes first (the last such member, if several).
+    fn object_members(
+        &mut self,
+        depth: usize,
+    ) -> Result<(Vec<(JsString, Value)>, Option<usize>), ParseError> {
+        if depth >= MAX_DEPTH {
+            return Err(self.err("nesting too deep"));
+        }
+        self.i += 1;
+        let mut members = Vec::new();
+        let mut sig_at = None;
+        self.skip_ws();
+        if self.peek() == Some(b'}') {
+            self.i += 1;
+            return Ok((members, None));
+        }
+        let mut member_start = self.i;
+        loop {
+            self.skip_ws();
+            if self.peek() != Some(b'"') {
+                return Err(self.err("expected key"));
+            }
+            let k = self.string()?;
+            self.skip_ws();
+            if self.peek() != Some(b':') {
+                return Err(self.err("expected :"));
+            }
+            self.i += 1;
+            self.skip_ws();
+            let v = self.value(depth + 1)?;
+            if k == "sig" {
+                sig_at = Some(member_start);
+            }
+            members.push((k, v));
+            self.skip_ws();
+            match self.peek() {
+                Some(b',') => {
+                    member_start = self.i;
+                    self.i += 1;
+                }
+                Some(b'}') => {
+                    self.i += 1;
+                    return Ok((members, sig_at));
+                }
+                _ => return Err(self.err("expected , or }")),
+            }
         }
     }
 
@@ -826,10 +972,13 @@ impl Parser<'_> {
         // The lexeme is ASCII by construction; std's parser rounds to nearest like JS
         // and overflows to infinity.
         let lexeme = std::str::from_utf8(&self.s[start..self.i]).map_err(|_| self.err("number"))?;
-        lexeme
+        let n = lexeme
             .parse::<f64>()
-            .map(Value::Number)
-            .map_err(|_| self.err("invalid number"))
+            .map_err(|_| self.err("invalid number"))?;
+        if self.canonical && !is_canonical_number(lexeme.as_bytes(), n) {
+            self.canonical = false;
+        }
+        Ok(Value::Number(n))
     }
 
     fn digits(&mut self) {
@@ -862,7 +1011,7 @@ impl Parser<'_> {
                 b'"' => {
                     let bytes = &self.s[start..self.i];
                     self.i += 1;
-                    return Ok(JsString::from_wtf8(bytes.to_vec()));
+                    return Ok(JsString::from_slice(bytes));
                 }
                 b'\\' => break,
                 0x00..=0x1F => return Err(self.err("control character in string")),
@@ -888,13 +1037,17 @@ impl Parser<'_> {
                     match e {
                         b'"' => buf.push(b'"'),
                         b'\\' => buf.push(b'\\'),
-                        b'/' => buf.push(b'/'),
+                        b'/' => {
+                            self.canonical = false;
+                            buf.push(b'/');
+                        }
                         b'b' => buf.push(0x08),
                         b'f' => buf.push(0x0C),
                         b'n' => buf.push(b'\n'),
                         b'r' => buf.push(b'\r'),
                         b't' => buf.push(b'\t'),
                         b'u' => {
+                            let escape = self.i;
                             let unit = self.hex4()?;
                             let mut cp = unit;
                             if (0xD800..0xDC00).contains(&unit)
@@ -909,6 +1062,18 @@ impl Parser<'_> {
                                     self.i = save;
                                 }
                             }
+                            // `JSON.stringify` escapes with `\u` only control characters
+                            // without a short form and lone surrogates, in lowercase hex.
+                            let needed = (cp < 0x20
+                                && !matches!(cp, 0x08 | 0x09 | 0x0A | 0x0C | 0x0D))
+                                || (0xD800..0xE000).contains(&cp);
+                            if !needed
+                                || self.s[escape..escape + 4]
+                                    .iter()
+                                    .any(u8::is_ascii_uppercase)
+                            {
+                                self.canonical = false;
+                            }
                             push_wtf8(cp, &mut buf);
                         }
                         _ => return Err(self.err("invalid escape")),
@@ -922,6 +1087,18 @@ impl Parser<'_> {
             }
         }
     }
+}
+
+/// Whether `lexeme`, which parsed to `n`, is how `JSON.stringify` writes `n`.
+fn is_canonical_number(lexeme: &[u8], n: f64) -> bool {
+    // Integers of up to 15 digits are exact doubles, written back digit for digit.
+    let digits = lexeme.strip_prefix(b"-").unwrap_or(lexeme);
+    if digits.len() <= 15 && digits.iter().all(u8::is_ascii_digit) {
+        return lexeme != b"-0" && (digits == b"0" || digits[0] != b'0');
+    }
+    let mut written = Vec::with_capacity(24);
+    write_number(n, &mut written);
+    written == lexeme
 }
 
 fn push_wtf8(cp: u32, out: &mut Vec<u8>) {

@@ -1,6 +1,7 @@
 //! The replay guard: a timestamp window and a bounded per-sender cache of recent ids
 //! (PROTOCOL.md §6 steps 7–8).
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, VecDeque};
 
 use super::json::JsString;
@@ -11,8 +12,57 @@ use crate::seeded::SeededState;
 /// Recent ids of one sender, oldest first.
 #[derive(Debug, Default)]
 struct SenderIds {
-    ids: HashMap<JsString, f64, SeededState>,
-    order: VecDeque<(JsString, f64)>,
+    ids: HashMap<IdKey, f64, SeededState>,
+    order: VecDeque<(IdKey, f64)>,
+}
+
+/// An envelope id as the cache holds it: a lowercase UUID (what every link and
+/// reference peer sends) packed into 128 bits, anything else as the string itself.
+/// Both forms are exact, so two ids share a key only if they are equal.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum IdKey {
+    Uuid(u128),
+    Other(JsString),
+}
+
+impl IdKey {
+    fn of(id: &JsString) -> IdKey {
+        match pack_uuid(id.as_wtf8()) {
+            Some(n) => IdKey::Uuid(n),
+            None => IdKey::Other(id.clone()),
+        }
+    }
+}
+
+/// `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` in lowercase hex as a number; `None` for
+/// any other text (uppercase included, since ids compare case-sensitively).
+fn pack_uuid(text: &[u8]) -> Option<u128> {
+    if text.len() != 36 {
+        return None;
+    }
+    let mut n = 0u128;
+    for (i, &c) in text.iter().enumerate() {
+        let digit = match (i, c) {
+            (8 | 13 | 18 | 23, b'-') => continue,
+            (8 | 13 | 18 | 23, _) => return None,
+            (_, b'0'..=b'9') => c - b'0',
+            (_, b'a'..=b'f') => c - b'a' + 10,
+            _ => return None,
+        };
+        n = (n << 4) | u128::from(digit);
+    }
+    Some(n)
+}
+
+impl SenderIds {
+    /// Drops `id` from the table if `at` is still its latest sighting.
+    fn forget(&mut self, id: IdKey, at: f64) {
+        if let Entry::Occupied(seen) = self.ids.entry(id)
+            && *seen.get() == at
+        {
+            seen.remove();
+        }
+    }
 }
 
 /// Timestamp window and per-sender id cache. `replay_window_ms == 0` disables both.
@@ -72,30 +122,33 @@ impl ReplayGuard {
             return Ok(());
         };
         // Expire from the front: ids were recorded in arrival order.
-        while let Some((old, at)) = entry.order.front() {
+        while let Some((_, at)) = entry.order.front() {
             if now_ms - at <= self.window_ms && entry.order.len() <= self.max_ids {
                 break;
             }
-            if entry.ids.get(old) == Some(at) {
-                entry.ids.remove(old);
+            if let Some((old, at)) = entry.order.pop_front() {
+                entry.forget(old, at);
             }
-            entry.order.pop_front();
             self.total -= 1;
         }
-        if let Some(at) = entry.ids.get(id)
-            && now_ms - at <= self.window_ms
-        {
-            return Err(DropReason::ReplayId);
+        let key = IdKey::of(id);
+        match entry.ids.entry(key.clone()) {
+            Entry::Occupied(seen) if now_ms - seen.get() <= self.window_ms => {
+                return Err(DropReason::ReplayId);
+            }
+            Entry::Occupied(mut seen) => {
+                seen.insert(now_ms);
+            }
+            Entry::Vacant(slot) => {
+                slot.insert(now_ms);
+            }
         }
-        entry.ids.insert(id.clone(), now_ms);
-        entry.order.push_back((id.clone(), now_ms));
+        entry.order.push_back((key, now_ms));
         self.total += 1;
         if entry.order.len() > self.max_ids
             && let Some((old, at)) = entry.order.pop_front()
         {
-            if entry.ids.get(&old) == Some(&at) {
-                entry.ids.remove(&old);
-            }
+            entry.forget(old, at);
             self.total -= 1;
         }
         Ok(())

@@ -124,17 +124,25 @@ impl Key {
 
     /// Computes the MAC of `msg` into `out`, returning the digest length.
     fn mac(&self, msg: &[u8], out: &mut [u8; MAX_DIGEST]) -> usize {
-        fn run<M: Mac + Clone>(m: &M, msg: &[u8], out: &mut [u8]) -> usize {
+        self.mac_parts(&[msg], out)
+    }
+
+    /// Computes the MAC of the concatenation of `parts` into `out`, returning the
+    /// digest length.
+    fn mac_parts(&self, parts: &[&[u8]], out: &mut [u8; MAX_DIGEST]) -> usize {
+        fn run<M: Mac + Clone>(m: &M, parts: &[&[u8]], out: &mut [u8]) -> usize {
             let mut m = m.clone();
-            m.update(msg);
+            for part in parts {
+                m.update(part);
+            }
             let tag = m.finalize().into_bytes();
             out[..tag.len()].copy_from_slice(&tag);
             tag.len()
         }
         match &self.keyed {
-            Keyed::Sha256(m) => run(m, msg, out),
-            Keyed::Sha384(m) => run(m, msg, out),
-            Keyed::Sha512(m) => run(m, msg, out),
+            Keyed::Sha256(m) => run(m, parts, out),
+            Keyed::Sha384(m) => run(m, parts, out),
+            Keyed::Sha512(m) => run(m, parts, out),
         }
     }
 
@@ -169,6 +177,11 @@ impl Key {
     /// Checks `sig_hex` against the MAC of `msg` in constant time. Accepts exactly the
     /// digest's length in hex, in either case, and nothing else.
     pub fn verify_hex(&self, msg: &[u8], sig_hex: &[u8]) -> bool {
+        self.verify_hex_parts(&[msg], sig_hex)
+    }
+
+    /// [`Key::verify_hex`] for a message given as the concatenation of `parts`.
+    pub fn verify_hex_parts(&self, parts: &[&[u8]], sig_hex: &[u8]) -> bool {
         let algo = self.algo();
         if sig_hex.len() != algo.hex_len() {
             return false;
@@ -181,7 +194,7 @@ impl Key {
             }
         }
         let mut tag = [0u8; MAX_DIGEST];
-        let n = self.mac(msg, &mut tag);
+        let n = self.mac_parts(parts, &mut tag);
         tag[..n].ct_eq(&given[..n]).into()
     }
 }
