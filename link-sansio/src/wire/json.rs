@@ -803,6 +803,9 @@ pub(crate) fn parse_envelope(text: &[u8]) -> Result<Option<ParsedEnvelope>, Pars
     }))
 }
 
+/// An object's members in arrival order.
+type Members = Vec<(JsString, Value)>;
+
 struct Parser<'a> {
     s: &'a [u8],
     i: usize,
@@ -897,7 +900,7 @@ impl<'a> Parser<'a> {
     fn object_members(
         &mut self,
         depth: usize,
-    ) -> Result<(Vec<(JsString, Value)>, Option<usize>), ParseError> {
+    ) -> Result<(Members, Option<usize>), ParseError> {
         if depth >= MAX_DEPTH {
             return Err(self.err("nesting too deep"));
         }
