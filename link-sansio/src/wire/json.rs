@@ -897,10 +897,7 @@ impl<'a> Parser<'a> {
     /// Parses an object's members in arrival order (the cursor is on `{`). Also
     /// returns where a member named `sig` begins: the offset of the comma before it,
     /// or just after the `{` if it comes first (the last such member, if several).
-    fn object_members(
-        &mut self,
-        depth: usize,
-    ) -> Result<(Members, Option<usize>), ParseError> {
+    fn object_members(&mut self, depth: usize) -> Result<(Members, Option<usize>), ParseError> {
         if depth >= MAX_DEPTH {
             return Err(self.err("nesting too deep"));
         }
