@@ -444,7 +444,7 @@ fn frame_text() -> impl Strategy<Value = String> {
                     Ok(Value::String(s)) => s,
                     other => panic!("{other:?}"),
                 };
-                members.sort_by(|a, b| key(&a.0).cmp(&key(&b.0)));
+                members.sort_by_key(|m| key(&m.0));
             }
             let sig = ("\"sig\"".to_owned(), format!("\"{}\"", "0".repeat(64)));
             match sig_at {
