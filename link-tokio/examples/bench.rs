@@ -28,6 +28,11 @@
 //!
 //! Output ends with one line per workload: `result <workload> <link> <raw> <unit>`.
 
+// Both the hub child and the relay child are this binary: the same allocator for both.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use futures_util::stream::FuturesUnordered;
 use futures_util::{SinkExt, StreamExt};
 use link_tokio::{

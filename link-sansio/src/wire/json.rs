@@ -812,6 +812,12 @@ struct Parser<'a> {
     /// Whether everything parsed so far is written as the canonical writer would
     /// write it (no whitespace, sorted keys, canonical escapes and numbers).
     canonical: bool,
+    /// Members of the objects being parsed, innermost last: each object's members
+    /// move out in one exact-size allocation when it closes, instead of growing a
+    /// vector of its own push by push.
+    members: Members,
+    /// The same for array items.
+    items: Vec<Value>,
 }
 
 impl<'a> Parser<'a> {
@@ -820,6 +826,8 @@ impl<'a> Parser<'a> {
             s,
             i: 0,
             canonical: true,
+            members: Vec::new(),
+            items: Vec::new(),
         }
     }
 
@@ -862,21 +870,22 @@ impl<'a> Parser<'a> {
                     return Err(self.err("nesting too deep"));
                 }
                 self.i += 1;
-                let mut items = Vec::new();
                 self.skip_ws();
                 if self.peek() == Some(b']') {
                     self.i += 1;
-                    return Ok(Value::Array(items));
+                    return Ok(Value::Array(Vec::new()));
                 }
+                let base = self.items.len();
                 loop {
                     self.skip_ws();
-                    items.push(self.value(depth + 1)?);
+                    let item = self.value(depth + 1)?;
+                    self.items.push(item);
                     self.skip_ws();
                     match self.peek() {
                         Some(b',') => self.i += 1,
                         Some(b']') => {
                             self.i += 1;
-                            return Ok(Value::Array(items));
+                            return Ok(Value::Array(self.items.drain(base..).collect()));
                         }
                         _ => return Err(self.err("expected , or ]")),
                     }
@@ -902,13 +911,13 @@ impl<'a> Parser<'a> {
             return Err(self.err("nesting too deep"));
         }
         self.i += 1;
-        let mut members = Vec::new();
         let mut sig_at = None;
         self.skip_ws();
         if self.peek() == Some(b'}') {
             self.i += 1;
-            return Ok((members, None));
+            return Ok((Vec::new(), None));
         }
+        let base = self.members.len();
         let mut member_start = self.i;
         loop {
             self.skip_ws();
@@ -926,7 +935,7 @@ impl<'a> Parser<'a> {
             if k == "sig" {
                 sig_at = Some(member_start);
             }
-            members.push((k, v));
+            self.members.push((k, v));
             self.skip_ws();
             match self.peek() {
                 Some(b',') => {
@@ -935,7 +944,7 @@ impl<'a> Parser<'a> {
                 }
                 Some(b'}') => {
                     self.i += 1;
-                    return Ok((members, sig_at));
+                    return Ok((self.members.drain(base..).collect(), sig_at));
                 }
                 _ => return Err(self.err("expected , or }")),
             }

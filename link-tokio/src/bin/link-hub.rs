@@ -9,6 +9,10 @@
 //! ```
 
 use clap::Parser;
+
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use link_tokio::{HashAlgo, HubOptions, HubServerOptions};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
