@@ -96,3 +96,19 @@ fn hmac_only(bencher: Bencher<'_, '_>) {
         key.sign_hex_into(black_box(&frame), &mut sig);
     });
 }
+
+/// The JSON parser alone on the whole envelope (no id, MAC or typed message).
+#[divan::bench]
+fn parse_only(bencher: Bencher<'_, '_>) {
+    let frame = signed_frame();
+    bencher.bench_local(|| json::parse(black_box(&frame)).expect("parses"));
+}
+
+/// serde_json parsing the same text into its own `Value`, for scale.
+#[divan::bench]
+fn parse_serde_json(bencher: Bencher<'_, '_>) {
+    let frame = signed_frame();
+    bencher.bench_local(|| {
+        serde_json::from_slice::<serde_json::Value>(black_box(&frame)).expect("parses")
+    });
+}

@@ -103,6 +103,28 @@ struct SubSlot {
     lagging: bool,
 }
 
+impl SubSlot {
+    /// Queues `msg` unless the subscription is full (counted; the drop count is pushed
+    /// to `slow` when it starts lagging). False once the subscription is gone.
+    fn try_deliver(&mut self, msg: TopicMessage, slow: &mut Vec<u64>) -> bool {
+        match self.tx.try_send(msg) {
+            Ok(()) => {
+                self.lagging = false;
+                true
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.dropped += 1;
+                if !self.lagging {
+                    self.lagging = true;
+                    slow.push(self.dropped);
+                }
+                true
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+}
+
 type PendingRpc = (u64, oneshot::Sender<Result<Option<Value>, RpcError>>);
 
 struct Driver<R: Runtime> {
@@ -525,12 +547,13 @@ impl<R: Runtime> Driver<R> {
                     from,
                     payload,
                 };
-                self.deliver(&msg);
-                self.broadcast(Event::Link(ClientEvent::TopicMessage {
-                    topic: msg.topic,
-                    from: msg.from,
-                    payload: msg.payload,
-                }));
+                if let Some(msg) = self.deliver(msg) {
+                    self.broadcast(Event::Link(ClientEvent::TopicMessage {
+                        topic: msg.topic,
+                        from: msg.from,
+                        payload: msg.payload,
+                    }));
+                }
                 return;
             }
             _ => {}
@@ -593,33 +616,36 @@ impl<R: Runtime> Driver<R> {
         self.broadcast(Event::Link(ev));
     }
 
-    fn deliver(&mut self, msg: &TopicMessage) {
+    /// Hands `msg` to every subscription on its topic. Returns it if the event stream
+    /// still wants it; otherwise the last subscription gets it without a copy.
+    fn deliver(&mut self, msg: TopicMessage) -> Option<TopicMessage> {
         let Some(slots) = self.subs.get_mut(&msg.topic) else {
-            return;
+            return Some(msg);
         };
+        let keep = self.events.receiver_count() > 0;
+        let topic = msg.topic.clone();
+        let last = slots.len().saturating_sub(1);
+        let mut msg = Some(msg);
+        let mut at = 0;
         let mut slow = Vec::new();
-        slots.retain_mut(|s| match s.tx.try_send(msg.clone()) {
-            Ok(()) => {
-                s.lagging = false;
-                true
-            }
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                s.dropped += 1;
-                if !s.lagging {
-                    s.lagging = true;
-                    slow.push(s.dropped);
-                }
-                true
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        slots.retain_mut(|s| {
+            let copy = if at == last && !keep {
+                msg.take()
+            } else {
+                msg.clone()
+            };
+            at += 1;
+            let Some(copy) = copy else { return true };
+            s.try_deliver(copy, &mut slow)
         });
         for dropped in slow {
-            tracing::warn!(topic = %msg.topic, dropped, "slow subscriber: dropping messages");
+            tracing::warn!(topic = %topic, dropped, "slow subscriber: dropping messages");
             self.broadcast(Event::SlowSubscriber {
-                topic: msg.topic.clone(),
+                topic: topic.clone(),
                 dropped,
             });
         }
+        msg
     }
 
     fn dispatch(
