@@ -1,7 +1,10 @@
 //! serde types straight to and from the wire [`Value`], with no `serde_json::Value` in
-//! between. The result, and every error, is what `Value::from_serde(&serde_json::to_value(v)?)`
-//! and `serde_json::from_value(value.to_serde())` give: serde_json's rules for map keys,
-//! enums and numbers, its error wording, and the refusal of integers beyond ±2^53.
+//! between. Results and errors are those of the route this replaces,
+//! `Value::from_serde(&serde_json::to_value(v)?)` and
+//! `serde_json::from_value(value.to_serde())`: serde_json's rules for map keys, enums
+//! and numbers, its error wording, and the refusal of integers beyond ±(2^53 − 1).
+//! The one liberty: well-formed strings reach visitors as `visit_borrowed_str` rather
+//! than an owned `visit_string`, which saves an allocation per key.
 
 use super::json::{
     BEYOND_SAFE_INTEGER, JsString, MAX_SAFE_INTEGER, NOT_FINITE, Object, UnsafeJson, Value,
@@ -1401,7 +1404,7 @@ fn numeric_owned_key<'a, V: Visitor<'a>>(
 
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<V::Value, A::Error> {
             map.next_key_seed(self)?
-                .ok_or_else(|| de::Error::custom("value is missing"))
+                .ok_or_else(|| de::Error::custom("map has no key"))
         }
     }
 
