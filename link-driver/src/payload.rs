@@ -2,7 +2,7 @@
 //! like JavaScript's `undefined`); integers beyond ±2^53 are refused.
 
 use crate::error::Error;
-use link_sansio::wire::Value;
+use link_sansio::wire::{self, Value};
 use serde::{Serialize, de::DeserializeOwned};
 use std::any::TypeId;
 
@@ -11,8 +11,7 @@ pub fn encode<T: Serialize + ?Sized + 'static>(v: &T) -> Result<Option<Value>, E
     if TypeId::of::<T>() == TypeId::of::<()>() {
         return Ok(None);
     }
-    let j = serde_json::to_value(v).map_err(|e| Error::Encode(e.to_string()))?;
-    Value::from_serde(&j)
+    wire::to_value(v)
         .map(Some)
         .map_err(|e| Error::Encode(e.to_string()))
 }
@@ -20,6 +19,5 @@ pub fn encode<T: Serialize + ?Sized + 'static>(v: &T) -> Result<Option<Value>, E
 /// Decode wire data into `T`; absent data decodes as JSON `null` (so `()`,
 /// `Option<_>` and `serde_json::Value` accept it).
 pub fn decode<T: DeserializeOwned>(v: Option<&Value>) -> Result<T, Error> {
-    let j = v.map(Value::to_serde).unwrap_or(serde_json::Value::Null);
-    serde_json::from_value(j).map_err(|e| Error::Decode(e.to_string()))
+    wire::from_value(v).map_err(|e| Error::Decode(e.to_string()))
 }

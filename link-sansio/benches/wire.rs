@@ -2,6 +2,8 @@
 //! envelope: decode + verify (what every inbound frame costs) and encode + sign (what
 //! every outbound frame costs). Divan prints the time per operation.
 //!
+//! The `serde_payload` group compares serde payload conversions, old route and new.
+//!
 //! `cargo bench -p link-sansio`
 
 use divan::{Bencher, black_box};
@@ -111,4 +113,106 @@ fn parse_serde_json(bencher: Bencher<'_, '_>) {
     bencher.bench_local(|| {
         serde_json::from_slice::<serde_json::Value>(black_box(&frame)).expect("parses")
     });
+
+/// serde payloads ⇄ wire `Value`: the old route through `serde_json::Value`
+/// (`to_value` + `from_serde`, `to_serde` + `from_value`) against `wire::to_value` /
+/// `wire::from_value`, for a typical event as a derived struct and as a
+/// `serde_json::Value`.
+#[divan::bench_group]
+mod serde_payload {
+    use divan::{Bencher, black_box};
+    use link_sansio::wire::{self, Value};
+    use serde::{Deserialize, Serialize};
+
+    #[derive(Serialize, Deserialize)]
+    struct Event {
+        kind: String,
+        seq: u64,
+        ts: f64,
+        tags: Vec<String>,
+        nested: Nested,
+    }
+
+    #[derive(Serialize, Deserialize)]
+    struct Nested {
+        ok: bool,
+        n: u32,
+    }
+
+    fn event() -> Event {
+        Event {
+            kind: "event".into(),
+            seq: 417,
+            ts: 1_795_391_149_808.0,
+            tags: vec!["a".into(), "b".into(), "c".into()],
+            nested: Nested { ok: true, n: 42 },
+        }
+    }
+
+    fn json() -> serde_json::Value {
+        serde_json::to_value(event()).expect("json")
+    }
+
+    fn wire_value() -> Value {
+        wire::to_value(&event()).expect("wire")
+    }
+
+    fn old_encode<T: Serialize>(v: &T) -> Value {
+        let j = serde_json::to_value(v).expect("json");
+        Value::from_serde(&j).expect("safe")
+    }
+
+    fn old_decode<T: serde::de::DeserializeOwned>(v: &Value) -> T {
+        serde_json::from_value(v.to_serde()).expect("decodes")
+    }
+
+    #[divan::bench]
+    fn encode_struct_old(bencher: Bencher<'_, '_>) {
+        let v = event();
+        bencher.bench_local(|| old_encode(black_box(&v)));
+    }
+
+    #[divan::bench]
+    fn encode_struct_new(bencher: Bencher<'_, '_>) {
+        let v = event();
+        bencher.bench_local(|| wire::to_value(black_box(&v)).expect("safe"));
+    }
+
+    #[divan::bench]
+    fn encode_json_old(bencher: Bencher<'_, '_>) {
+        let v = json();
+        bencher.bench_local(|| old_encode(black_box(&v)));
+    }
+
+    #[divan::bench]
+    fn encode_json_new(bencher: Bencher<'_, '_>) {
+        let v = json();
+        bencher.bench_local(|| wire::to_value(black_box(&v)).expect("safe"));
+    }
+
+    #[divan::bench]
+    fn decode_struct_old(bencher: Bencher<'_, '_>) {
+        let v = wire_value();
+        bencher.bench_local(|| old_decode::<Event>(black_box(&v)));
+    }
+
+    #[divan::bench]
+    fn decode_struct_new(bencher: Bencher<'_, '_>) {
+        let v = wire_value();
+        bencher.bench_local(|| wire::from_value::<Event>(Some(black_box(&v))).expect("decodes"));
+    }
+
+    #[divan::bench]
+    fn decode_json_old(bencher: Bencher<'_, '_>) {
+        let v = wire_value();
+        bencher.bench_local(|| old_decode::<serde_json::Value>(black_box(&v)));
+    }
+
+    #[divan::bench]
+    fn decode_json_new(bencher: Bencher<'_, '_>) {
+        let v = wire_value();
+        bencher.bench_local(|| {
+            wire::from_value::<serde_json::Value>(Some(black_box(&v))).expect("decodes")
+        });
+    }
 }

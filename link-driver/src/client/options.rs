@@ -7,7 +7,7 @@ use crate::error::Error;
 use crate::handler::{self, ErasedHandler, RpcHandlerError};
 use crate::runtime::Runtime;
 use link_sansio::client::ClientConfig;
-use link_sansio::wire::HashAlgo;
+use link_sansio::wire::{self, HashAlgo, Value};
 use serde::{Serialize, de::DeserializeOwned};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -16,7 +16,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// Status provider (`makeStatus`): called on every ready and every `status_interval`.
-pub(crate) type StatusFn = Arc<dyn Fn() -> Option<serde_json::Value> + Send + Sync>;
+/// `None` when the status does not convert to wire JSON.
+pub(crate) type StatusFn = Arc<dyn Fn() -> Option<Value> + Send + Sync>;
 
 /// Options for a [`LinkClient`], by value: `LinkOptions::new().kind(..).secret(..)`
 /// then `.connect(url)`.
@@ -296,7 +297,7 @@ impl<R: Runtime> LinkOptions<R> {
         F: Fn() -> T + Send + Sync + 'static,
     {
         self.config.make_status = true;
-        self.status = Some(Arc::new(move || serde_json::to_value(make_status()).ok()));
+        self.status = Some(Arc::new(move || wire::to_value(&make_status()).ok()));
         self
     }
 

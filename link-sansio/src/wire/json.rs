@@ -312,6 +312,11 @@ impl Object {
         Self { members }
     }
 
+    /// The members in canonical order, as a slice.
+    pub(crate) fn members(&self) -> &[(JsString, Value)] {
+        &self.members
+    }
+
     /// The value for `key`, if present.
     pub fn get(&self, key: &str) -> Option<&Value> {
         self.position(key).ok().map(|i| &self.members[i].1)
@@ -486,6 +491,11 @@ fn number_to_serde(n: f64) -> serde_json::Value {
     }
 }
 
+/// [`UnsafeJson::problem`] for an integer a double cannot hold exactly.
+pub(crate) const BEYOND_SAFE_INTEGER: &str = "integer beyond ±2^53 would lose precision";
+/// [`UnsafeJson::problem`] for NaN or an infinity.
+pub(crate) const NOT_FINITE: &str = "number is not finite";
+
 /// A value that would not survive the trip to a JavaScript peer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("value at {path} is not JSON-safe: {problem}")]
@@ -507,18 +517,18 @@ fn from_serde_at(value: &serde_json::Value, path: &mut String) -> Result<Value, 
         serde_json::Value::Number(n) => {
             if let Some(i) = n.as_i64() {
                 if (i as f64).abs() > MAX_SAFE_INTEGER || i.unsigned_abs() > (1u64 << 53) - 1 {
-                    return Err(unsafe_at(path, "integer beyond ±2^53 would lose precision"));
+                    return Err(unsafe_at(path, BEYOND_SAFE_INTEGER));
                 }
                 Value::Number(i as f64)
             } else if let Some(u) = n.as_u64() {
                 if u > (1u64 << 53) - 1 {
-                    return Err(unsafe_at(path, "integer beyond ±2^53 would lose precision"));
+                    return Err(unsafe_at(path, BEYOND_SAFE_INTEGER));
                 }
                 Value::Number(u as f64)
             } else {
                 match n.as_f64() {
                     Some(f) if f.is_finite() => Value::Number(f),
-                    _ => return Err(unsafe_at(path, "number is not finite")),
+                    _ => return Err(unsafe_at(path, NOT_FINITE)),
                 }
             }
         }

@@ -5,6 +5,7 @@ pub mod envelope;
 pub mod json;
 pub mod message;
 pub mod replay;
+pub mod serde_bridge;
 pub mod sign;
 pub mod validate;
 
@@ -12,6 +13,7 @@ pub use envelope::{Envelope, Frame, Header, Wtf8, decode, encode, encode_message
 pub use json::{JsString, Object, UnsafeJson, Value};
 pub use message::Message;
 pub use replay::ReplayGuard;
+pub use serde_bridge::{BridgeError, from_value, to_value};
 pub use sign::{HashAlgo, Key};
 
 /// The protocol version this crate speaks.
