@@ -113,6 +113,7 @@ fn parse_serde_json(bencher: Bencher<'_, '_>) {
     bencher.bench_local(|| {
         serde_json::from_slice::<serde_json::Value>(black_box(&frame)).expect("parses")
     });
+}
 
 /// serde payloads ⇄ wire `Value`: the old route through `serde_json::Value`
 /// (`to_value` + `from_serde`, `to_serde` + `from_value`) against `wire::to_value` /
