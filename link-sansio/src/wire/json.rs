@@ -739,10 +739,11 @@ pub fn parse(text: &[u8]) -> Result<Value, ParseError> {
     }
     let mut p = Parser::new(text);
     p.skip_ws();
-    let v = p.value(0)?;
+    let v = p.value(0).map_err(|Fail| p.failure())?;
     p.skip_ws();
     if p.i != p.s.len() {
-        return Err(p.err("trailing characters"));
+        let Fail = p.err("trailing characters");
+        return Err(p.failure());
     }
     Ok(v)
 }
@@ -773,17 +774,19 @@ pub(crate) fn parse_envelope(text: &[u8]) -> Result<Option<ParsedEnvelope>, Pars
     let mut p = Parser::new(text);
     p.skip_ws();
     if p.peek() != Some(b'{') {
-        p.value(0)?;
+        p.value(0).map_err(|Fail| p.failure())?;
         p.skip_ws();
         if p.i != p.s.len() {
-            return Err(p.err("trailing characters"));
+            let Fail = p.err("trailing characters");
+            return Err(p.failure());
         }
         return Ok(None);
     }
-    let (mut members, sig_at) = p.object_members(0)?;
+    let (mut members, sig_at) = p.object_members(0).map_err(|Fail| p.failure())?;
     p.skip_ws();
     if p.i != p.s.len() {
-        return Err(p.err("trailing characters"));
+        let Fail = p.err("trailing characters");
+        return Err(p.failure());
     }
     // Canonical apart from `sig`: the members before a final `sig` are in strictly
     // increasing order with no other `sig` among them, and nothing was written in a
@@ -828,7 +831,14 @@ struct Parser<'a> {
     members: Members,
     /// The same for array items.
     items: Vec<Value>,
+    /// Why parsing stopped. Kept here rather than in each `Result`, so the parsing
+    /// functions return values through registers-sized results (moving a value
+    /// beside a large error type cost a store-forwarding stall per value).
+    failure: std::cell::Cell<Option<ParseError>>,
 }
+
+/// A parsing function failed; the reason is in [`Parser::failure`].
+struct Fail;
 
 impl<'a> Parser<'a> {
     fn new(s: &'a [u8]) -> Self {
@@ -838,14 +848,25 @@ impl<'a> Parser<'a> {
             canonical: true,
             members: Vec::new(),
             items: Vec::new(),
+            failure: std::cell::Cell::new(None),
         }
     }
 
-    fn err(&self, problem: &'static str) -> ParseError {
-        ParseError {
+    /// Records why parsing stopped; the caller returns the [`Fail`] marker.
+    fn err(&self, problem: &'static str) -> Fail {
+        self.failure.set(Some(ParseError {
             offset: self.i,
             problem,
-        }
+        }));
+        Fail
+    }
+
+    /// The recorded reason for a [`Fail`].
+    fn failure(&self) -> ParseError {
+        self.failure.take().unwrap_or(ParseError {
+            offset: self.i,
+            problem: "invalid JSON",
+        })
     }
 
     fn peek(&self) -> Option<u8> {
@@ -859,7 +880,7 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn expect_lit(&mut self, lit: &[u8], v: Value) -> Result<Value, ParseError> {
+    fn expect_lit(&mut self, lit: &[u8], v: Value) -> Result<Value, Fail> {
         if self.s[self.i..].starts_with(lit) {
             self.i += lit.len();
             Ok(v)
@@ -868,7 +889,7 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn value(&mut self, depth: usize) -> Result<Value, ParseError> {
+    fn value(&mut self, depth: usize) -> Result<Value, Fail> {
         match self.peek() {
             None => Err(self.err("unexpected end")),
             Some(b'n') => self.expect_lit(b"null", Value::Null),
@@ -916,7 +937,7 @@ impl<'a> Parser<'a> {
     /// Parses an object's members in arrival order (the cursor is on `{`). Also
     /// returns where a member named `sig` begins: the offset of the comma before it,
     /// or just after the `{` if it comes first (the last such member, if several).
-    fn object_members(&mut self, depth: usize) -> Result<(Members, Option<usize>), ParseError> {
+    fn object_members(&mut self, depth: usize) -> Result<(Members, Option<usize>), Fail> {
         if depth >= MAX_DEPTH {
             return Err(self.err("nesting too deep"));
         }
@@ -961,7 +982,7 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn number(&mut self) -> Result<Value, ParseError> {
+    fn number(&mut self) -> Result<Value, Fail> {
         let start = self.i;
         if self.peek() == Some(b'-') {
             self.i += 1;
@@ -990,11 +1011,31 @@ impl<'a> Parser<'a> {
         }
         // The lexeme is ASCII by construction; std's parser rounds to nearest like JS
         // and overflows to infinity.
-        let lexeme = std::str::from_utf8(&self.s[start..self.i]).map_err(|_| self.err("number"))?;
-        let n = lexeme
+        let lexeme = &self.s[start..self.i];
+        // Integers of up to 15 digits (most numbers on the wire: counters, timestamps)
+        // are exact in a double and written back digit for digit.
+        let digits = lexeme.strip_prefix(b"-").unwrap_or(lexeme);
+        if digits.len() <= 15 && digits.iter().all(u8::is_ascii_digit) {
+            let magnitude = digits
+                .iter()
+                .fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+            if lexeme == b"-0" {
+                self.canonical = false;
+                return Ok(Value::Number(-0.0));
+            }
+            let n = magnitude as f64;
+            return Ok(Value::Number(if digits.len() < lexeme.len() {
+                -n
+            } else {
+                n
+            }));
+        }
+        let text = std::str::from_utf8(lexeme).map_err(|_| self.err("number"))?;
+        // std's parser rounds to nearest like JS and overflows to infinity.
+        let n = text
             .parse::<f64>()
             .map_err(|_| self.err("invalid number"))?;
-        if self.canonical && !is_canonical_number(lexeme.as_bytes(), n) {
+        if self.canonical && !is_canonical_number(lexeme, n) {
             self.canonical = false;
         }
         Ok(Value::Number(n))
@@ -1006,7 +1047,7 @@ impl<'a> Parser<'a> {
         }
     }
 
-    fn hex4(&mut self) -> Result<u32, ParseError> {
+    fn hex4(&mut self) -> Result<u32, Fail> {
         let mut n = 0u32;
         for _ in 0..4 {
             let d = match self.peek() {
@@ -1021,7 +1062,7 @@ impl<'a> Parser<'a> {
         Ok(n)
     }
 
-    fn string(&mut self) -> Result<JsString, ParseError> {
+    fn string(&mut self) -> Result<JsString, Fail> {
         self.i += 1; // opening quote
         let start = self.i;
         // Fast path: no escapes.
@@ -1108,15 +1149,18 @@ impl<'a> Parser<'a> {
     }
 }
 
-/// Whether `lexeme`, which parsed to `n`, is how `JSON.stringify` writes `n`.
+/// Whether `lexeme`, which parsed to `n` and is not a short integer, is how
+/// `JSON.stringify` writes `n`.
 fn is_canonical_number(lexeme: &[u8], n: f64) -> bool {
-    // Integers of up to 15 digits are exact doubles, written back digit for digit.
-    let digits = lexeme.strip_prefix(b"-").unwrap_or(lexeme);
-    if digits.len() <= 15 && digits.iter().all(u8::is_ascii_digit) {
-        return lexeme != b"-0" && (digits == b"0" || digits[0] != b'0');
+    if !n.is_finite() {
+        return false;
     }
-    let mut written = Vec::with_capacity(24);
-    write_number(n, &mut written);
+    let mut buf = ryu_js::Buffer::new();
+    let written: &[u8] = if n == 0.0 {
+        b"0"
+    } else {
+        buf.format_finite(n).as_bytes()
+    };
     written == lexeme
 }
 
