@@ -66,6 +66,26 @@ impl JsString {
         Self { repr }
     }
 
+    /// The string at `text[start..end]`. When the text goes on for a whole inline
+    /// buffer past `start`, that many bytes are copied at once (a fixed-size copy the
+    /// compiler keeps in two vector moves): bytes past the end are never read.
+    fn from_text(text: &[u8], start: usize, end: usize) -> Self {
+        let len = end - start;
+        if len <= INLINE
+            && let Some(window) = text.get(start..start + INLINE)
+        {
+            let mut buf = [0; INLINE];
+            buf.copy_from_slice(window);
+            return Self {
+                repr: Repr::Inline {
+                    len: len as u8,
+                    buf,
+                },
+            };
+        }
+        Self::from_slice(&text[start..end])
+    }
+
     /// Builds a string from WTF-8 bytes produced by this module's parser.
     fn from_wtf8(bytes: Vec<u8>) -> Self {
         if bytes.len() <= INLINE {
@@ -222,14 +242,30 @@ impl Ord for JsString {
 }
 
 /// Compares two WTF-8 strings by their UTF-16 code units.
+#[inline]
 pub(crate) fn utf16_cmp(a: &[u8], b: &[u8]) -> Ordering {
     // UTF-8 byte order is code point order, which equals UTF-16 order except where a
     // supplementary character meets one in U+E000..=U+FFFF. Compare bytes up to the
     // first difference and only decode when that difference involves such a pair.
-    let common = a.iter().zip(b).take_while(|(x, y)| x == y).count();
-    if common == a.len() || common == b.len() {
+    let shorter = a.len().min(b.len());
+    let mut common = 0;
+    while common < shorter && a[common] == b[common] {
+        common += 1;
+    }
+    if common == shorter {
         return a.len().cmp(&b.len());
     }
+    // Keys are mostly ASCII: two ASCII bytes each start a BMP code point, so bytes
+    // order them as UTF-16 does.
+    if a[common] < 0x80 && b[common] < 0x80 {
+        return a[common].cmp(&b[common]);
+    }
+    utf16_cmp_from(a, b, common)
+}
+
+/// [`utf16_cmp`] past a common prefix of `common` bytes, where a non-ASCII byte
+/// differs.
+fn utf16_cmp_from(a: &[u8], b: &[u8], common: usize) -> Ordering {
     // Back up to the start of the code point that differs.
     let mut start = common;
     while start > 0 && (a[start] & 0xC0) == 0x80 {
@@ -1069,9 +1105,9 @@ impl<'a> Parser<'a> {
         while let Some(b) = self.peek() {
             match b {
                 b'"' => {
-                    let bytes = &self.s[start..self.i];
+                    let end = self.i;
                     self.i += 1;
-                    return Ok(JsString::from_slice(bytes));
+                    return Ok(JsString::from_text(self.s, start, end));
                 }
                 b'\\' => break,
                 0x00..=0x1F => return Err(self.err("control character in string")),
