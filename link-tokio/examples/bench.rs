@@ -347,7 +347,8 @@ fn options(kind: &str) -> LinkOptions {
         .secret(SECRET)
         .default_rpc_timeout(WORKLOAD_LIMIT)
         .max_concurrent_rpc(0)
-        .subscription_capacity(1 << 16)
+        // Room for a window of messages in flight, and then some.
+        .subscription_capacity(4 * WINDOW as usize)
 }
 
 async fn ready(options: LinkOptions, url: &str) -> BenchResult<LinkClient> {
@@ -527,8 +528,9 @@ async fn link_workloads() -> BenchResult<LinkFigures> {
     let url = server.url("");
     let echo = ready(
         options("echo")
-            // Direct messages arrive as events: room for a window of them.
-            .event_capacity(1 << 16)
+            // Direct messages arrive as events: room for a window of them. (The event
+            // ring keeps its last values alive, so a larger one only costs memory.)
+            .event_capacity(4 * WINDOW as usize)
             .handle("bench.echo", |_ctx, v: Value| async move {
                 Ok::<_, RpcHandlerError>(v)
             }),
