@@ -438,6 +438,10 @@ fn frame_text() -> impl Strategy<Value = String> {
                 })
                 .collect();
             members.push(("\"id\"".to_owned(), "\"frame-1\"".to_owned()));
+            if let Some((_, v)) = members.first().cloned() {
+                // A `data` object whose members hold the generated values: payloads.
+                members.push(("\"data\"".to_owned(), format!("{{\"p\":{v},\"q\":[{v}]}}")));
+            }
             members.push(("\"v\"".to_owned(), "1".to_owned()));
             if sort {
                 let key = |k: &String| match json::parse(k.as_bytes()) {
@@ -488,6 +492,33 @@ proptest! {
                 let slow = f.verify(&key, &mut Vec::new());
                 let fast = f.verify_received(careless.as_bytes(), &key, &mut Vec::new());
                 prop_assert_eq!(fast, slow, "{}", careless);
+            }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(config(2048))]
+
+    /// Objects a frame keeps as text (payloads inside `data`) read and write exactly
+    /// as the eagerly parsed JSON does: same values, same canonical text.
+    #[test]
+    fn frames_read_like_plain_json(text in frame_text()) {
+        let Ok(frame) = Frame::parse(text.as_bytes(), &unlimited()) else {
+            return Ok(());
+        };
+        let Ok(Value::Object(mut eager)) = json::parse(text.as_bytes()) else {
+            panic!("a frame is a JSON object: {text}");
+        };
+        eager.remove("sig");
+        prop_assert_eq!(frame.canonical(), Value::Object(eager.clone()).to_canonical(), "{}", text);
+        prop_assert_eq!(frame.data(), eager.get("data"), "{}", text);
+        // Read member by member too (text objects parse on first access).
+        if let (Some(Value::Object(lazy)), Some(Value::Object(plain))) = (frame.data(), eager.get("data")) {
+            for ((lk, lv), (pk, pv)) in lazy.iter().zip(plain.iter()) {
+                prop_assert_eq!(lk, pk);
+                prop_assert_eq!(lv.to_canonical(), pv.to_canonical());
+                prop_assert_eq!(lv, pv);
             }
         }
     }

@@ -317,9 +317,40 @@ fn code_points(bytes: &[u8]) -> impl Iterator<Item = u32> + '_ {
 }
 
 /// A JSON object: members sorted by key in UTF-16 order, each key once.
-#[derive(Clone, PartialEq, Default)]
+///
+/// An object received inside a payload may be held as its text until someone looks
+/// inside: the hub forwards payloads without reading them, and writes them back as
+/// received when they were canonical.
+#[derive(Clone, Default)]
 pub struct Object {
-    members: Vec<(JsString, Value)>,
+    repr: ObjectRepr,
+}
+
+#[derive(Clone)]
+enum ObjectRepr {
+    Members(Members),
+    Text(Box<TextObject>),
+}
+
+impl Default for ObjectRepr {
+    fn default() -> Self {
+        ObjectRepr::Members(Vec::new())
+    }
+}
+
+/// An object kept as the (validated) text it arrived as; parsed on first access.
+#[derive(Clone)]
+struct TextObject {
+    text: Box<[u8]>,
+    /// Whether `text` is exactly the object's canonical serialization.
+    canonical: bool,
+    members: std::sync::OnceLock<Members>,
+}
+
+impl PartialEq for Object {
+    fn eq(&self, other: &Self) -> bool {
+        self.members() == other.members()
+    }
 }
 
 impl Object {
@@ -332,69 +363,125 @@ impl Object {
     /// `JSON.parse`.
     pub fn from_members(mut members: Vec<(JsString, Value)>) -> Self {
         // Frames written by link (and canonical text generally) arrive sorted.
-        if members.windows(2).all(|w| w[0].0 < w[1].0) {
-            return Self { members };
+        if !members.windows(2).all(|w| w[0].0 < w[1].0) {
+            // A stable sort keeps duplicates in arrival order; `dedup_by` keeps the
+            // first of each run, so move each later value into it: the last one wins.
+            members.sort_by(|a, b| a.0.cmp(&b.0));
+            members.dedup_by(|later, kept| {
+                let same = later.0 == kept.0;
+                if same {
+                    std::mem::swap(&mut later.1, &mut kept.1);
+                }
+                same
+            });
         }
-        // A stable sort keeps duplicates in arrival order; `dedup_by` keeps the first
-        // of each run, so move each later value into it: the last one wins.
-        members.sort_by(|a, b| a.0.cmp(&b.0));
-        members.dedup_by(|later, kept| {
-            let same = later.0 == kept.0;
-            if same {
-                std::mem::swap(&mut later.1, &mut kept.1);
-            }
-            same
-        });
-        Self { members }
+        Self {
+            repr: ObjectRepr::Members(members),
+        }
+    }
+
+    /// An object held as `text`, which the parser has checked is a valid JSON object
+    /// (within the nesting bound); `canonical` if it is also its canonical text.
+    fn from_text(text: &[u8], canonical: bool) -> Self {
+        Self {
+            repr: ObjectRepr::Text(Box::new(TextObject {
+                text: text.into(),
+                canonical,
+                members: std::sync::OnceLock::new(),
+            })),
+        }
     }
 
     /// The members in canonical order, as a slice.
     pub(crate) fn members(&self) -> &[(JsString, Value)] {
-        &self.members
+        match &self.repr {
+            ObjectRepr::Members(m) => m,
+            ObjectRepr::Text(t) => t.members.get_or_init(|| members_of_text(&t.text)),
+        }
+    }
+
+    /// The members, for changing them (a text object is parsed and stops being text).
+    fn members_mut(&mut self) -> &mut Members {
+        if let ObjectRepr::Text(t) = &mut self.repr {
+            let members = t.members.take().unwrap_or_else(|| members_of_text(&t.text));
+            self.repr = ObjectRepr::Members(members);
+        }
+        match &mut self.repr {
+            ObjectRepr::Members(m) => m,
+            // Replaced just above.
+            ObjectRepr::Text(_) => unreachable!("text objects are parsed before changes"),
+        }
+    }
+
+    /// The canonical text, when the object is held as text that is already canonical.
+    fn canonical_text(&self) -> Option<&[u8]> {
+        match &self.repr {
+            ObjectRepr::Text(t) if t.canonical => Some(&t.text),
+            _ => None,
+        }
     }
 
     /// The value for `key`, if present.
     pub fn get(&self, key: &str) -> Option<&Value> {
-        self.position(key).ok().map(|i| &self.members[i].1)
-    }
-
-    /// Where `key` is, or would be inserted; compares in place rather than building a
-    /// `JsString`, since lookups run several times per frame.
-    fn position(&self, key: &str) -> Result<usize, usize> {
-        self.members
-            .binary_search_by(|(k, _)| utf16_cmp(k.as_wtf8(), key.as_bytes()))
+        let members = self.members();
+        position(members, key).ok().map(|i| &members[i].1)
     }
 
     /// Inserts or replaces `key`.
     pub fn insert(&mut self, key: impl Into<JsString>, value: Value) {
         let key = key.into();
-        match self.members.binary_search_by(|(k, _)| k.cmp(&key)) {
-            Ok(i) => self.members[i].1 = value,
-            Err(i) => self.members.insert(i, (key, value)),
+        let members = self.members_mut();
+        match members.binary_search_by(|(k, _)| k.cmp(&key)) {
+            Ok(i) => members[i].1 = value,
+            Err(i) => members.insert(i, (key, value)),
         }
     }
 
     /// Removes `key`, returning its value.
     pub fn remove(&mut self, key: &str) -> Option<Value> {
-        match self.position(key) {
-            Ok(i) => Some(self.members.remove(i).1),
+        let members = self.members_mut();
+        match position(members, key) {
+            Ok(i) => Some(members.remove(i).1),
             Err(_) => None,
         }
     }
 
     /// Members in canonical order.
     pub fn iter(&self) -> impl Iterator<Item = (&JsString, &Value)> {
-        self.members.iter().map(|(k, v)| (k, v))
+        self.members().iter().map(|(k, v)| (k, v))
     }
 
     /// Number of members.
     pub fn len(&self) -> usize {
-        self.members.len()
+        self.members().len()
     }
 
     /// Whether the object has no members.
     pub fn is_empty(&self) -> bool {
-        self.members.is_empty()
+        self.members().is_empty()
+    }
+}
+
+/// Where `key` is in sorted `members`, or would be inserted; compares in place rather
+/// than building a `JsString`, since lookups run several times per frame.
+fn position(members: &[(JsString, Value)], key: &str) -> Result<usize, usize> {
+    members.binary_search_by(|(k, _)| utf16_cmp(k.as_wtf8(), key.as_bytes()))
+}
+
+/// Parses the text of a [`TextObject`]. The parser validated it when it was received,
+/// so this cannot fail; if it somehow did, the object reads as empty rather than
+/// bringing the process down.
+fn members_of_text(text: &[u8]) -> Members {
+    let mut p = Parser::new(text);
+    match p.value(0) {
+        Ok(Value::Object(o)) => match o.repr {
+            ObjectRepr::Members(m) => m,
+            ObjectRepr::Text(_) => Vec::new(),
+        },
+        _ => {
+            debug_assert!(false, "a text object failed to parse");
+            Vec::new()
+        }
     }
 }
 
@@ -668,8 +755,12 @@ pub fn write_canonical(value: &Value, out: &mut Vec<u8>) {
 
 /// Appends the canonical serialization of an object to `out`.
 pub fn write_canonical_object(obj: &Object, out: &mut Vec<u8>) {
+    if let Some(text) = obj.canonical_text() {
+        out.extend_from_slice(text);
+        return;
+    }
     out.push(b'{');
-    for (i, (k, v)) in obj.members.iter().enumerate() {
+    for (i, (k, v)) in obj.members().iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
@@ -784,6 +875,10 @@ pub fn parse(text: &[u8]) -> Result<Value, ParseError> {
     Ok(v)
 }
 
+/// Depth from which [`parse_envelope`] keeps objects as text: the envelope is depth
+/// 0, `data` depth 1, and a payload object inside `data` depth 2.
+const ENVELOPE_TEXT_DEPTH: usize = 2;
+
 /// A JSON text whose top level is an object, with its `sig` member taken out.
 #[derive(Debug)]
 pub(crate) struct ParsedEnvelope {
@@ -808,6 +903,9 @@ pub(crate) fn parse_envelope(text: &[u8]) -> Result<Option<ParsedEnvelope>, Pars
         });
     }
     let mut p = Parser::new(text);
+    // Objects inside `data`'s members (payloads, RPC data and results) stay text
+    // until read: the hub forwards them unread, and a receiver may never look.
+    p.text_from_depth = ENVELOPE_TEXT_DEPTH;
     p.skip_ws();
     if p.peek() != Some(b'{') {
         p.value(0).map_err(|Fail| p.failure())?;
@@ -867,6 +965,9 @@ struct Parser<'a> {
     members: Members,
     /// The same for array items.
     items: Vec<Value>,
+    /// Objects this deep or deeper are checked and kept as text (see [`Object`]);
+    /// `usize::MAX` parses everything.
+    text_from_depth: usize,
     /// Why parsing stopped. Kept here rather than in each `Result`, so the parsing
     /// functions return values through registers-sized results (moving a value
     /// beside a large error type cost a store-forwarding stall per value).
@@ -884,6 +985,7 @@ impl<'a> Parser<'a> {
             canonical: true,
             members: Vec::new(),
             items: Vec::new(),
+            text_from_depth: usize::MAX,
             failure: std::cell::Cell::new(None),
         }
     }
@@ -958,6 +1060,17 @@ impl<'a> Parser<'a> {
                     }
                 }
             }
+            Some(b'{') if depth >= self.text_from_depth => {
+                let start = self.i;
+                let outer = std::mem::replace(&mut self.canonical, true);
+                self.skip_object(depth)?;
+                let canonical = self.canonical;
+                self.canonical = outer && canonical;
+                Ok(Value::Object(Object::from_text(
+                    &self.s[start..self.i],
+                    canonical,
+                )))
+            }
             Some(b'{') => {
                 let (members, _) = self.object_members(depth)?;
                 if !members.windows(2).all(|w| w[0].0 < w[1].0) {
@@ -1014,6 +1127,152 @@ impl<'a> Parser<'a> {
                     return Ok((self.members.drain(base..).collect(), sig_at));
                 }
                 _ => return Err(self.err("expected , or }")),
+            }
+        }
+    }
+
+    /// Checks a value as [`Parser::value`] would parse it, building nothing.
+    fn skip_value(&mut self, depth: usize) -> Result<(), Fail> {
+        match self.peek() {
+            Some(b'"') => self.skip_string().map(|_| ()),
+            Some(b'{') => self.skip_object(depth),
+            Some(b'[') => {
+                if depth >= MAX_DEPTH {
+                    return Err(self.err("nesting too deep"));
+                }
+                self.i += 1;
+                self.skip_ws();
+                if self.peek() == Some(b']') {
+                    self.i += 1;
+                    return Ok(());
+                }
+                loop {
+                    self.skip_ws();
+                    self.skip_value(depth + 1)?;
+                    self.skip_ws();
+                    match self.peek() {
+                        Some(b',') => self.i += 1,
+                        Some(b']') => {
+                            self.i += 1;
+                            return Ok(());
+                        }
+                        _ => return Err(self.err("expected , or ]")),
+                    }
+                }
+            }
+            // Literals and numbers build no heap value: parse them as usual.
+            _ => self.value(depth).map(|_| ()),
+        }
+    }
+
+    /// Checks an object (the cursor is on `{`) as [`Parser::object_members`] would
+    /// parse it, building nothing; notes whether its keys are in canonical order.
+    fn skip_object(&mut self, depth: usize) -> Result<(), Fail> {
+        if depth >= MAX_DEPTH {
+            return Err(self.err("nesting too deep"));
+        }
+        self.i += 1;
+        self.skip_ws();
+        if self.peek() == Some(b'}') {
+            self.i += 1;
+            return Ok(());
+        }
+        // The previous key's text, when it had no escapes (else order is not judged
+        // here and the object counts as not canonical).
+        let mut previous: Option<(usize, usize)> = None;
+        loop {
+            self.skip_ws();
+            if self.peek() != Some(b'"') {
+                return Err(self.err("expected key"));
+            }
+            let key_start = self.i + 1;
+            let plain = self.skip_string()?;
+            let key = (key_start, self.i - 1);
+            if self.canonical {
+                let in_order = plain
+                    && previous.is_none_or(|(a, b)| {
+                        utf16_cmp(&self.s[a..b], &self.s[key.0..key.1]) == Ordering::Less
+                    });
+                if !in_order {
+                    self.canonical = false;
+                }
+            }
+            previous = Some(key);
+            self.skip_ws();
+            if self.peek() != Some(b':') {
+                return Err(self.err("expected :"));
+            }
+            self.i += 1;
+            self.skip_ws();
+            self.skip_value(depth + 1)?;
+            self.skip_ws();
+            match self.peek() {
+                Some(b',') => self.i += 1,
+                Some(b'}') => {
+                    self.i += 1;
+                    return Ok(());
+                }
+                _ => return Err(self.err("expected , or }")),
+            }
+        }
+    }
+
+    /// Checks a string (the cursor is on its opening quote) as [`Parser::string`]
+    /// would read it, building nothing. True if it had no escapes.
+    fn skip_string(&mut self) -> Result<bool, Fail> {
+        self.i += 1;
+        let mut plain = true;
+        loop {
+            let Some(b) = self.peek() else {
+                return Err(self.err("unterminated string"));
+            };
+            match b {
+                b'"' => {
+                    self.i += 1;
+                    return Ok(plain);
+                }
+                b'\\' => {
+                    plain = false;
+                    self.i += 1;
+                    let Some(e) = self.peek() else {
+                        return Err(self.err("unterminated escape"));
+                    };
+                    self.i += 1;
+                    match e {
+                        b'"' | b'\\' | b'b' | b'f' | b'n' | b'r' | b't' => {}
+                        b'/' => self.canonical = false,
+                        b'u' => {
+                            let escape = self.i;
+                            let unit = self.hex4()?;
+                            let mut cp = unit;
+                            if (0xD800..0xDC00).contains(&unit)
+                                && self.s[self.i..].starts_with(b"\\u")
+                            {
+                                let save = self.i;
+                                self.i += 2;
+                                let low = self.hex4()?;
+                                if (0xDC00..0xE000).contains(&low) {
+                                    cp = 0x1_0000;
+                                } else {
+                                    self.i = save;
+                                }
+                            }
+                            let needed = (cp < 0x20
+                                && !matches!(cp, 0x08 | 0x09 | 0x0A | 0x0C | 0x0D))
+                                || (0xD800..0xE000).contains(&cp);
+                            if !needed
+                                || self.s[escape..escape + 4]
+                                    .iter()
+                                    .any(u8::is_ascii_uppercase)
+                            {
+                                self.canonical = false;
+                            }
+                        }
+                        _ => return Err(self.err("invalid escape")),
+                    }
+                }
+                0x00..=0x1F => return Err(self.err("control character in string")),
+                _ => self.i += 1,
             }
         }
     }
