@@ -49,39 +49,34 @@ impl Rng {
 }
 
 /// Hash-table keys drawn from the seed: deterministic for a given seed, yet unknown
-/// to peers choosing ids and kinds, so they cannot aim for collisions.
+/// to peers choosing ids and kinds, so they cannot aim for collisions. The hash is
+/// foldhash's quality variant keyed with that secret (SipHash, used before, cost the
+/// hub several percent of its CPU per frame in the replay cache alone).
 #[derive(Debug, Clone, Default)]
 pub struct SeededState {
-    k0: u64,
-    k1: u64,
+    inner: foldhash::quality::FixedState,
 }
 
 impl SeededState {
     /// Keys derived from `seed`.
     pub fn new(seed: u64) -> Self {
         let mut rng = Rng::new(seed ^ 0x5eed_5eed_5eed_5eed);
-        Self {
-            k0: rng.next_u64(),
-            k1: rng.next_u64(),
-        }
+        Self::from_rng(&mut rng)
     }
 
     /// Keys drawn from `rng`.
     pub fn from_rng(rng: &mut Rng) -> Self {
         Self {
-            k0: rng.next_u64(),
-            k1: rng.next_u64(),
+            inner: foldhash::quality::FixedState::with_seed(rng.next_u64()),
         }
     }
 }
 
 impl BuildHasher for SeededState {
-    #[allow(deprecated)] // SipHasher is std's keyed SipHash; only its name is deprecated.
-    type Hasher = std::hash::SipHasher;
+    type Hasher = foldhash::quality::FoldHasher<'static>;
 
-    #[allow(deprecated)]
     fn build_hasher(&self) -> Self::Hasher {
-        std::hash::SipHasher::new_with_keys(self.k0, self.k1)
+        self.inner.build_hasher()
     }
 }
 
