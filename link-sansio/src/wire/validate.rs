@@ -143,16 +143,38 @@ pub fn sanitize_hello(data: Option<&Value>) -> Result<HelloInfo, BadHello> {
 /// Checks an outgoing payload for values a JavaScript peer would not receive
 /// intact: non-finite numbers and integers beyond ±2^53. The error names the path.
 pub fn check_json_safe(v: &Value) -> Result<(), UnsafeJson> {
+    /// The problem with a number, if any.
+    fn unsafe_number(n: f64) -> Option<&'static str> {
+        if !n.is_finite() {
+            Some("number is not finite")
+        } else if n.fract() == 0.0 && n.abs() > MAX_SAFE_INTEGER {
+            Some("integer beyond ±2^53 would lose precision")
+        } else {
+            None
+        }
+    }
+    /// Whether everything in `v` is safe: the common case, checked without building
+    /// a path for each member.
+    fn safe(v: &Value) -> bool {
+        match v {
+            Value::Number(n) => unsafe_number(*n).is_none(),
+            Value::Array(items) => items.iter().all(safe),
+            Value::Object(o) => o.iter().all(|(_, item)| safe(item)),
+            _ => true,
+        }
+    }
+    if safe(v) {
+        return Ok(());
+    }
     fn walk(v: &Value, path: &mut String) -> Result<(), UnsafeJson> {
         match v {
-            Value::Number(n) if !n.is_finite() => Err(UnsafeJson {
-                path: path.clone(),
-                problem: "number is not finite",
-            }),
-            Value::Number(n) if n.fract() == 0.0 && n.abs() > MAX_SAFE_INTEGER => Err(UnsafeJson {
-                path: path.clone(),
-                problem: "integer beyond ±2^53 would lose precision",
-            }),
+            Value::Number(n) => match unsafe_number(*n) {
+                Some(problem) => Err(UnsafeJson {
+                    path: path.clone(),
+                    problem,
+                }),
+                None => Ok(()),
+            },
             Value::Array(items) => {
                 for (i, item) in items.iter().enumerate() {
                     let len = path.len();
