@@ -24,6 +24,31 @@ fuzz_target!(|data: &[u8]| {
     };
     let verified = frame.verify(&key, &mut scratch);
     assert_eq!(verified.is_ok(), inspected.is_ok());
+    // Checking the MAC on the received bytes (when they are canonical) agrees with
+    // checking it on the canonical text, for a signature over either.
+    assert_eq!(frame.verify_received(data, &key, &mut scratch), verified);
+    if let Some(at) = data.windows(7).rposition(|w| w == b",\"sig\":") {
+        let mut raw = data[..at].to_vec();
+        raw.push(b'}');
+        let canonical = frame.canonical();
+        for signed in [raw, canonical] {
+            let sig = key.sign_hex(&signed);
+            let mut resigned = data[..at].to_vec();
+            resigned.extend_from_slice(format!(",\"sig\":\"{sig}\"}}").as_bytes());
+            if let Ok(f) = Frame::parse(&resigned, &limits) {
+                assert_eq!(
+                    f.verify_received(&resigned, &key, &mut scratch),
+                    f.verify(&key, &mut scratch)
+                );
+            }
+        }
+    }
+    // Objects kept as text read like the plain parse of the same bytes.
+    if let Ok(wire::Value::Object(mut plain)) = wire::json::parse(data) {
+        plain.remove("sig");
+        assert_eq!(frame.data(), plain.get("data"));
+        assert_eq!(frame.canonical(), wire::Value::Object(plain).to_canonical());
+    }
 
     // The typed views a hub or client reads before deciding what to do.
     let message = frame.message();
