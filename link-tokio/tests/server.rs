@@ -73,3 +73,41 @@ async fn hub_attached_to_a_raw_tokio_tungstenite_socket() {
     b.stop().await.expect("stop");
     accepting.abort();
 }
+
+/// A process that stops its link and exits at once (a worker on SIGTERM) must still
+/// close with 1000: `stop()` returns only once the close frame has gone out.
+#[test]
+fn stop_returns_after_the_close_frame_has_left() {
+    let hub_rt = tokio::runtime::Runtime::new().expect("hub runtime");
+    let k = Kit::<TokioRuntime>::default();
+    let (server, mut events) = hub_rt.block_on(async {
+        let server = k.server(HubOptions::new(SECRET)).await;
+        let events = server.hub().events();
+        (server, events)
+    });
+    let url = format!("ws://{}", server.local_addr());
+    // The client lives on a runtime of its own, dropped right after `stop()` returns,
+    // as it would be when `main` returns.
+    let client_rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("client runtime");
+    client_rt.block_on(async {
+        let client = k.options("leaver").connect(&url).expect("connect");
+        k.within("ready", client.ready()).await.expect("ready");
+        client.stop().await.expect("stop");
+    });
+    drop(client_rt);
+    let code = hub_rt.block_on(k.next_hub_event(
+        &mut events,
+        "the hub sees the peer leave",
+        |ev| match ev {
+            link_tokio::HubEvent::PeerDisconnected { kind, code, .. } if kind == "leaver" => {
+                Some(*code)
+            }
+            _ => None,
+        },
+    ));
+    assert_eq!(code, Some(1000));
+    drop(server);
+}

@@ -152,6 +152,10 @@ struct Driver<R: Runtime> {
     inbound: HashMap<InboundRpcId, CancelSignal>,
     ready_waiters: Vec<oneshot::Sender<Result<ReadyInfo, Error>>>,
     stop_waiters: Vec<oneshot::Sender<()>>,
+    /// Resolves when the last connection closed in the background has finished its
+    /// close handshake (or given up): `stop()` waits for it, so a process that exits
+    /// right after stopping still closes with its close frame, not a reset.
+    closing: Option<oneshot::Receiver<()>>,
     status: Option<StatusFn>,
     stopped: bool,
 }
@@ -205,6 +209,7 @@ pub(crate) fn spawn<R: Runtime>(opts: LinkOptions<R>) -> Result<LinkClient, Erro
         inbound: HashMap::new(),
         ready_waiters: Vec::new(),
         stop_waiters: Vec::new(),
+        closing: None,
         status: opts.status,
         stopped: false,
     };
@@ -507,7 +512,13 @@ impl<R: Runtime> Driver<R> {
                     self.connecting = None;
                     if let Some(mut p) = self.pump.take() {
                         p.push(Outbound::Close(code, reason));
-                        self.rt.spawn(close_gracefully(self.rt.clone(), p));
+                        let (done, closing) = oneshot::channel();
+                        self.closing = Some(closing);
+                        let rt = self.rt.clone();
+                        self.rt.spawn(async move {
+                            close_gracefully(rt, p).await;
+                            let _ = done.send(());
+                        });
                     }
                 }
                 Output::Terminate => {
@@ -587,8 +598,20 @@ impl<R: Runtime> Driver<R> {
                 for w in self.ready_waiters.drain(..) {
                     let _ = w.send(Err(Error::Stopped));
                 }
-                for w in self.stop_waiters.drain(..) {
-                    let _ = w.send(());
+                let waiters = std::mem::take(&mut self.stop_waiters);
+                match self.closing.take() {
+                    // Answer once the close frame is out (bounded by CLOSE_GRACE).
+                    Some(closing) => self.rt.spawn(async move {
+                        let _ = closing.await;
+                        for w in waiters {
+                            let _ = w.send(());
+                        }
+                    }),
+                    None => {
+                        for w in waiters {
+                            let _ = w.send(());
+                        }
+                    }
                 }
             }
             ClientEvent::RpcRequest {

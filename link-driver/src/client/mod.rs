@@ -334,7 +334,9 @@ impl LinkClient {
 
     /// Stop gracefully: flush the outbox and let pending RPCs settle (within
     /// `stop_drain`), close the connection, reject what is left with
-    /// `RPC_DISCONNECT`. Resolves once the link has stopped; no reconnects follow.
+    /// `RPC_DISCONNECT`. Resolves once the link has stopped and the close handshake
+    /// has finished (at most 2 s after the close frame), so a process may exit right
+    /// after it; no reconnects follow.
     pub async fn stop(&self) -> Result<(), Error> {
         match self
             .command(|reply| Command::Stop {
