@@ -1035,30 +1035,13 @@ impl<'a> Parser<'a> {
             Some(b'f') => self.expect_lit(b"false", Value::Bool(false)),
             Some(b'"') => Ok(Value::String(self.string()?)),
             Some(b'[') => {
-                if depth >= MAX_DEPTH {
-                    return Err(self.err("nesting too deep"));
-                }
-                self.i += 1;
-                self.skip_ws();
-                if self.peek() == Some(b']') {
-                    self.i += 1;
-                    return Ok(Value::Array(Vec::new()));
-                }
                 let base = self.items.len();
-                loop {
-                    self.skip_ws();
-                    let item = self.value(depth + 1)?;
-                    self.items.push(item);
-                    self.skip_ws();
-                    match self.peek() {
-                        Some(b',') => self.i += 1,
-                        Some(b']') => {
-                            self.i += 1;
-                            return Ok(Value::Array(self.items.drain(base..).collect()));
-                        }
-                        _ => return Err(self.err("expected , or ]")),
-                    }
-                }
+                self.list(depth, b']', |p, _| {
+                    let item = p.value(depth + 1)?;
+                    p.items.push(item);
+                    Ok(())
+                })?;
+                Ok(Value::Array(self.items.drain(base..).collect()))
             }
             Some(b'{') if depth >= self.text_from_depth => {
                 let start = self.i;
@@ -1087,48 +1070,78 @@ impl<'a> Parser<'a> {
     /// returns where a member named `sig` begins: the offset of the comma before it,
     /// or just after the `{` if it comes first (the last such member, if several).
     fn object_members(&mut self, depth: usize) -> Result<(Members, Option<usize>), Fail> {
+        let base = self.members.len();
+        let mut sig_at = None;
+        self.list(depth, b'}', |p, member_start| {
+            let k = p.key()?;
+            let v = p.value(depth + 1)?;
+            if k == "sig" {
+                sig_at = Some(member_start);
+            }
+            p.members.push((k, v));
+            Ok(())
+        })?;
+        Ok((self.members.drain(base..).collect(), sig_at))
+    }
+
+    /// Walks an array or object (the cursor is on its opening bracket, `close` is the
+    /// closing one) within the nesting bound: `item` reads each element, called with
+    /// the cursor on it and the offset where the element begins in the text (its
+    /// comma, or just past the opening bracket for the first).
+    fn list(
+        &mut self,
+        depth: usize,
+        close: u8,
+        mut item: impl FnMut(&mut Self, usize) -> Result<(), Fail>,
+    ) -> Result<(), Fail> {
         if depth >= MAX_DEPTH {
             return Err(self.err("nesting too deep"));
         }
         self.i += 1;
-        let mut sig_at = None;
         self.skip_ws();
-        if self.peek() == Some(b'}') {
+        if self.peek() == Some(close) {
             self.i += 1;
-            return Ok((Vec::new(), None));
+            return Ok(());
         }
-        let base = self.members.len();
-        let mut member_start = self.i;
+        let mut start = self.i;
         loop {
             self.skip_ws();
-            if self.peek() != Some(b'"') {
-                return Err(self.err("expected key"));
-            }
-            let k = self.string()?;
-            self.skip_ws();
-            if self.peek() != Some(b':') {
-                return Err(self.err("expected :"));
-            }
-            self.i += 1;
-            self.skip_ws();
-            let v = self.value(depth + 1)?;
-            if k == "sig" {
-                sig_at = Some(member_start);
-            }
-            self.members.push((k, v));
+            item(self, start)?;
             self.skip_ws();
             match self.peek() {
                 Some(b',') => {
-                    member_start = self.i;
+                    start = self.i;
                     self.i += 1;
                 }
-                Some(b'}') => {
+                Some(c) if c == close => {
                     self.i += 1;
-                    return Ok((self.members.drain(base..).collect(), sig_at));
+                    return Ok(());
                 }
+                _ if close == b']' => return Err(self.err("expected , or ]")),
                 _ => return Err(self.err("expected , or }")),
             }
         }
+    }
+
+    /// An object key and its colon; the cursor ends on the value.
+    fn key(&mut self) -> Result<JsString, Fail> {
+        if self.peek() != Some(b'"') {
+            return Err(self.err("expected key"));
+        }
+        let k = self.string()?;
+        self.colon()?;
+        Ok(k)
+    }
+
+    /// The colon after a key, with the whitespace around it.
+    fn colon(&mut self) -> Result<(), Fail> {
+        self.skip_ws();
+        if self.peek() != Some(b':') {
+            return Err(self.err("expected :"));
+        }
+        self.i += 1;
+        self.skip_ws();
+        Ok(())
     }
 
     /// Checks a value as [`Parser::value`] would parse it, building nothing.
@@ -1136,30 +1149,7 @@ impl<'a> Parser<'a> {
         match self.peek() {
             Some(b'"') => self.skip_string().map(|_| ()),
             Some(b'{') => self.skip_object(depth),
-            Some(b'[') => {
-                if depth >= MAX_DEPTH {
-                    return Err(self.err("nesting too deep"));
-                }
-                self.i += 1;
-                self.skip_ws();
-                if self.peek() == Some(b']') {
-                    self.i += 1;
-                    return Ok(());
-                }
-                loop {
-                    self.skip_ws();
-                    self.skip_value(depth + 1)?;
-                    self.skip_ws();
-                    match self.peek() {
-                        Some(b',') => self.i += 1,
-                        Some(b']') => {
-                            self.i += 1;
-                            return Ok(());
-                        }
-                        _ => return Err(self.err("expected , or ]")),
-                    }
-                }
-            }
+            Some(b'[') => self.list(depth, b']', |p, _| p.skip_value(depth + 1)),
             // Literals and numbers build no heap value: parse them as usual.
             _ => self.value(depth).map(|_| ()),
         }
@@ -1168,53 +1158,29 @@ impl<'a> Parser<'a> {
     /// Checks an object (the cursor is on `{`) as [`Parser::object_members`] would
     /// parse it, building nothing; notes whether its keys are in canonical order.
     fn skip_object(&mut self, depth: usize) -> Result<(), Fail> {
-        if depth >= MAX_DEPTH {
-            return Err(self.err("nesting too deep"));
-        }
-        self.i += 1;
-        self.skip_ws();
-        if self.peek() == Some(b'}') {
-            self.i += 1;
-            return Ok(());
-        }
         // The previous key's text, when it had no escapes (else order is not judged
         // here and the object counts as not canonical).
         let mut previous: Option<(usize, usize)> = None;
-        loop {
-            self.skip_ws();
-            if self.peek() != Some(b'"') {
-                return Err(self.err("expected key"));
+        self.list(depth, b'}', |p, _| {
+            if p.peek() != Some(b'"') {
+                return Err(p.err("expected key"));
             }
-            let key_start = self.i + 1;
-            let plain = self.skip_string()?;
-            let key = (key_start, self.i - 1);
-            if self.canonical {
+            let key_start = p.i + 1;
+            let plain = p.skip_string()?;
+            let key = (key_start, p.i - 1);
+            if p.canonical {
                 let in_order = plain
                     && previous.is_none_or(|(a, b)| {
-                        utf16_cmp(&self.s[a..b], &self.s[key.0..key.1]) == Ordering::Less
+                        utf16_cmp(&p.s[a..b], &p.s[key.0..key.1]) == Ordering::Less
                     });
                 if !in_order {
-                    self.canonical = false;
+                    p.canonical = false;
                 }
             }
             previous = Some(key);
-            self.skip_ws();
-            if self.peek() != Some(b':') {
-                return Err(self.err("expected :"));
-            }
-            self.i += 1;
-            self.skip_ws();
-            self.skip_value(depth + 1)?;
-            self.skip_ws();
-            match self.peek() {
-                Some(b',') => self.i += 1,
-                Some(b'}') => {
-                    self.i += 1;
-                    return Ok(());
-                }
-                _ => return Err(self.err("expected , or }")),
-            }
-        }
+            p.colon()?;
+            p.skip_value(depth + 1)
+        })
     }
 
     /// Checks a string (the cursor is on its opening quote) as [`Parser::string`]
@@ -1242,31 +1208,7 @@ impl<'a> Parser<'a> {
                         b'"' | b'\\' | b'b' | b'f' | b'n' | b'r' | b't' => {}
                         b'/' => self.canonical = false,
                         b'u' => {
-                            let escape = self.i;
-                            let unit = self.hex4()?;
-                            let mut cp = unit;
-                            if (0xD800..0xDC00).contains(&unit)
-                                && self.s[self.i..].starts_with(b"\\u")
-                            {
-                                let save = self.i;
-                                self.i += 2;
-                                let low = self.hex4()?;
-                                if (0xDC00..0xE000).contains(&low) {
-                                    cp = 0x1_0000;
-                                } else {
-                                    self.i = save;
-                                }
-                            }
-                            let needed = (cp < 0x20
-                                && !matches!(cp, 0x08 | 0x09 | 0x0A | 0x0C | 0x0D))
-                                || (0xD800..0xE000).contains(&cp);
-                            if !needed
-                                || self.s[escape..escape + 4]
-                                    .iter()
-                                    .any(u8::is_ascii_uppercase)
-                            {
-                                self.canonical = false;
-                            }
+                            self.unicode_escape()?;
                         }
                         _ => return Err(self.err("invalid escape")),
                     }
@@ -1342,6 +1284,37 @@ impl<'a> Parser<'a> {
         }
     }
 
+    /// Reads the rest of a `\uXXXX` escape (the cursor is past the `u`), joining a
+    /// surrogate pair written as two escapes; returns the code point (a lone
+    /// surrogate stays one). Notes whether the escape is the one `JSON.stringify`
+    /// would write: `\u` only for control characters without a short form and for
+    /// lone surrogates, in lowercase hex.
+    fn unicode_escape(&mut self) -> Result<u32, Fail> {
+        let escape = self.i;
+        let unit = self.hex4()?;
+        let mut cp = unit;
+        if (0xD800..0xDC00).contains(&unit) && self.s[self.i..].starts_with(b"\\u") {
+            let save = self.i;
+            self.i += 2;
+            let low = self.hex4()?;
+            if (0xDC00..0xE000).contains(&low) {
+                cp = 0x1_0000 + ((unit - 0xD800) << 10) + (low - 0xDC00);
+            } else {
+                self.i = save;
+            }
+        }
+        let needed = (cp < 0x20 && !matches!(cp, 0x08 | 0x09 | 0x0A | 0x0C | 0x0D))
+            || (0xD800..0xE000).contains(&cp);
+        if !needed
+            || self.s[escape..escape + 4]
+                .iter()
+                .any(u8::is_ascii_uppercase)
+        {
+            self.canonical = false;
+        }
+        Ok(cp)
+    }
+
     fn hex4(&mut self) -> Result<u32, Fail> {
         let mut n = 0u32;
         for _ in 0..4 {
@@ -1402,33 +1375,7 @@ impl<'a> Parser<'a> {
                         b'r' => buf.push(b'\r'),
                         b't' => buf.push(b'\t'),
                         b'u' => {
-                            let escape = self.i;
-                            let unit = self.hex4()?;
-                            let mut cp = unit;
-                            if (0xD800..0xDC00).contains(&unit)
-                                && self.s[self.i..].starts_with(b"\\u")
-                            {
-                                let save = self.i;
-                                self.i += 2;
-                                let low = self.hex4()?;
-                                if (0xDC00..0xE000).contains(&low) {
-                                    cp = 0x1_0000 + ((unit - 0xD800) << 10) + (low - 0xDC00);
-                                } else {
-                                    self.i = save;
-                                }
-                            }
-                            // `JSON.stringify` escapes with `\u` only control characters
-                            // without a short form and lone surrogates, in lowercase hex.
-                            let needed = (cp < 0x20
-                                && !matches!(cp, 0x08 | 0x09 | 0x0A | 0x0C | 0x0D))
-                                || (0xD800..0xE000).contains(&cp);
-                            if !needed
-                                || self.s[escape..escape + 4]
-                                    .iter()
-                                    .any(u8::is_ascii_uppercase)
-                            {
-                                self.canonical = false;
-                            }
+                            let cp = self.unicode_escape()?;
                             push_wtf8(cp, &mut buf);
                         }
                         _ => return Err(self.err("invalid escape")),
