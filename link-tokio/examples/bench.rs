@@ -26,7 +26,9 @@
 //! *authenticated* peers cannot be measured on any link hub, because every join
 //! broadcasts the whole peer list to every peer (O(n²) bytes per join).
 //!
-//! Output ends with one line per workload: `result <workload> <link> <raw> <unit>`.
+//! link and the raw relay take turns for `--rounds N` rounds (3 by default), and each
+//! figure is the median of its rounds. Output ends with one line per workload:
+//! `result <workload> <link> <raw> <unit>`.
 
 // Both the hub child and the relay child are this binary: the same allocator for both.
 #[cfg(feature = "mimalloc")]
@@ -64,8 +66,12 @@ const WORKLOAD_LIMIT: Duration = Duration::from_secs(60);
 
 type BenchResult<T> = Result<T, String>;
 
-/// `--quick` divides every count by 20: a smoke test of the program, not a measurement.
+/// `--quick` divides every count by 20 and runs one round: a smoke test of the
+/// program, not a measurement.
 static QUICK: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// `--rounds N`: how many times link and the raw relay take turns (default 3).
+static ROUNDS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(3);
 
 /// `--only <workload>` runs that link workload alone (for a profiler), nothing else.
 static ONLY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
@@ -90,6 +96,12 @@ fn main() {
     }
     if args.iter().any(|a| a == "--quick") {
         QUICK.store(true, Ordering::Relaxed);
+        ROUNDS.store(1, Ordering::Relaxed);
+    }
+    if let Some(i) = args.iter().position(|a| a == "--rounds")
+        && let Some(n) = args.get(i + 1).and_then(|n| n.parse::<usize>().ok())
+    {
+        ROUNDS.store(n.max(1), Ordering::Relaxed);
     }
     if let Some(i) = args.iter().position(|a| a == "--only")
         && let Some(w) = args.get(i + 1)
@@ -808,12 +820,32 @@ fn raw_count(mut c: RawClient, counter: Arc<Counter>) {
     });
 }
 
-struct RawFigures {
-    rpc_seq: Latency,
-    rpc_concurrent: f64,
-    send: f64,
-    publish: f64,
-    fanout: Vec<(usize, f64)>,
+/// The raw relay's figures have the same shape as link's.
+type RawFigures = LinkFigures;
+
+/// Each figure's median over `rounds` (the first round's latency details otherwise).
+fn median_figures(rounds: &[LinkFigures]) -> BenchResult<LinkFigures> {
+    let first = rounds.first().ok_or("no rounds")?;
+    let median = |f: &dyn Fn(&LinkFigures) -> f64| {
+        let mut v: Vec<f64> = rounds.iter().map(f).collect();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    Ok(LinkFigures {
+        rpc_seq: Latency {
+            p50: Duration::from_secs_f64(median(&|x| x.rpc_seq.p50.as_secs_f64())),
+            ..first.rpc_seq
+        },
+        rpc_concurrent: median(&|x| x.rpc_concurrent),
+        send: median(&|x| x.send),
+        publish: median(&|x| x.publish),
+        fanout: first
+            .fanout
+            .iter()
+            .enumerate()
+            .map(|(i, (n, _))| (*n, median(&|x| x.fanout[i].1)))
+            .collect(),
+    })
 }
 
 async fn raw_workloads() -> BenchResult<RawFigures> {
@@ -1009,23 +1041,34 @@ async fn run() -> BenchResult<()> {
         .map(|n| n.get())
         .unwrap_or(1);
     println!("link bench: loopback, {cores} cores; hub and relay in a child process");
-    println!("-- link hub");
+    println!("-- round 1 of {}: link hub", ROUNDS.load(Ordering::Relaxed));
     if ONLY.get().is_some_and(|w| w == "idle") {
         let idle = idle_bytes_per_conn().await?;
         println!("idle_bytes_per_conn {idle:.0}");
         return Ok(());
     }
-    let link = link_workloads().await?;
-    if ONLY.get().is_some() {
-        return Ok(());
+    // link and the raw relay take turns, round after round, and each figure is the
+    // median of its rounds: a shared machine speeds up and slows down by tens of
+    // percent over seconds, and alternating keeps both sides in the same weather.
+    let rounds = ROUNDS.load(Ordering::Relaxed);
+    let (mut links, mut raws) = (Vec::new(), Vec::new());
+    for round in 1..=rounds {
+        if round > 1 {
+            println!("-- round {round} of {rounds}: link hub");
+        }
+        links.push(link_workloads().await?);
+        if ONLY.get().is_some() {
+            return Ok(());
+        }
+        println!("-- round {round} of {rounds}: raw relay");
+        raws.push(raw_workloads().await?);
     }
-    println!("-- raw relay");
-    let raw = raw_workloads().await?;
+    let (link, raw) = (median_figures(&links)?, median_figures(&raws)?);
     println!("-- idle connections");
     let idle = idle_bytes_per_conn().await?;
 
     let ratio = |l: f64, r: f64| l / r;
-    println!("-- against the raw relay (targets on a 2-core machine)");
+    println!("-- against the raw relay, medians of {rounds} rounds (targets on a 2-core machine)");
     let check = |name: &str, value: f64, ok: bool, target: &str| {
         println!(
             "{name:<22} {value:>6.2}x  target {target:<10} {}",
