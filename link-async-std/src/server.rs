@@ -20,7 +20,6 @@ use std::time::{Duration, Instant};
 /// Largest request head accepted (request line and headers).
 const MAX_HEAD_BYTES: usize = 16 * 1024;
 /// A client must finish TLS and send its request head within this time.
-const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_HEADERS: usize = 64;
 /// After refusing a request, how long and how much of its remainder is read.
 const LINGER: Duration = Duration::from_secs(1);
@@ -180,6 +179,8 @@ struct Site {
     user_routes: Routes,
     routes: LinkRoutes,
     tls: Option<futures_rustls::TlsAcceptor>,
+    /// How long the request head may take (`HubServerOptions::http_head_timeout`).
+    head_timeout: Duration,
     stop: StopHttp,
 }
 
@@ -195,6 +196,7 @@ pub(crate) async fn accept_loop<R: Serve<Routes = Routes>>(
         user_routes: http.user_routes,
         routes: http.routes,
         tls: http.tls.map(futures_rustls::TlsAcceptor::from),
+        head_timeout: http.head_timeout,
         stop: http.stop.clone(),
     });
     let rt = R::default();
@@ -220,7 +222,7 @@ pub(crate) async fn accept_loop<R: Serve<Routes = Routes>>(
 }
 
 async fn serve_connection<R: Runtime>(rt: &R, site: &Site, tcp: TcpStream, remote: SocketAddr) {
-    let deadline = rt.timer(Instant::now() + HEAD_TIMEOUT);
+    let deadline = rt.timer(Instant::now() + site.head_timeout);
     let head = timeout(
         deadline,
         timeout(site.stop.clone().wait(), async {

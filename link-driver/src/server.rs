@@ -70,6 +70,7 @@ pub struct HubServerOptions<R: Serve> {
     signals: Vec<R::Signal>,
     drain_delay: Duration,
     shutdown_timeout: Duration,
+    http_head_timeout: Duration,
     on_shutdown: Option<ShutdownHook>,
     tls: Option<TlsSource>,
     per_message_deflate: bool,
@@ -108,6 +109,7 @@ impl<R: Serve> HubServerOptions<R> {
             signals: R::default_signals(),
             drain_delay: Duration::from_millis(250),
             shutdown_timeout: Duration::from_millis(30_000),
+            http_head_timeout: DEFAULT_HTTP_HEAD_TIMEOUT,
             on_shutdown: None,
             tls: None,
             per_message_deflate: false,
@@ -186,6 +188,15 @@ impl<R: Serve> HubServerOptions<R> {
         self
     }
 
+    /// How long a client may take to send an HTTP request head (the request line and
+    /// headers, the upgrade request included) before its connection is closed; 10 s.
+    /// Without it, half-sent requests would hold connections open for as long as the
+    /// sender likes (Node's server has `headersTimeout` for the same reason).
+    pub fn http_head_timeout(mut self, d: Duration) -> Self {
+        self.http_head_timeout = d;
+        self
+    }
+
     /// Run at the end of shutdown, after sockets and the HTTP server are closed
     /// (`onShutdown`).
     pub fn on_shutdown<F, Fut>(mut self, f: F) -> Self
@@ -226,6 +237,9 @@ impl<R: Serve> HubServerOptions<R> {
     }
 }
 
+/// Default of [`HubServerOptions::http_head_timeout`].
+pub const DEFAULT_HTTP_HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// What an adapter's HTTP server is given by [`Serve::serve`].
 pub struct HttpServe<R: Serve> {
     /// Interface to bind.
@@ -238,6 +252,8 @@ pub struct HttpServe<R: Serve> {
     pub routes: LinkRoutes,
     /// Serve TLS with this identity (`wss://`, `https://`).
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Close a connection whose request head has not fully arrived within this.
+    pub head_timeout: Duration,
     /// Fires when the server must stop accepting.
     pub stop: StopHttp,
     /// Report once the server has closed.
@@ -461,6 +477,7 @@ impl HubServer {
                 extra_state: opts.extra_state,
             },
             tls,
+            head_timeout: opts.http_head_timeout,
             stop: StopHttp(stop_rx),
             done: HttpDone(http_done_tx),
         })

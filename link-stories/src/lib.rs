@@ -153,6 +153,12 @@ macro_rules! stories {
             );
         }
         #[test]
+        fn half_sent_request_heads_are_closed_after_the_head_timeout() {
+            $block_on(
+                server::half_sent_request_heads_are_closed_after_the_head_timeout::<$runtime>(),
+            );
+        }
+        #[test]
         fn graceful_shutdown_with_clients_connected() {
             $block_on(server::graceful_shutdown_with_clients_connected::<$runtime>());
         }

@@ -164,3 +164,45 @@ pub async fn graceful_shutdown_with_clients_connected<R: Serve>() {
         c.stop_now().await.expect("stop");
     }
 }
+
+/// A client that sends half an HTTP request head and then nothing is cut off after
+/// `http_head_timeout`, while complete requests on other connections are answered.
+pub async fn half_sent_request_heads_are_closed_after_the_head_timeout<R: Serve>() {
+    use std::io::{Read, Write};
+    let k = Kit::<R>::default();
+    let server = k
+        .server_with(
+            HubServerOptions::new(HubOptions::new(SECRET))
+                .http_head_timeout(Duration::from_millis(300)),
+        )
+        .await;
+    let addr = server.local_addr();
+    // A blocking socket on a thread of its own: how long until the server closes it.
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let result = (|| -> std::io::Result<(Duration, usize)> {
+            let mut s = std::net::TcpStream::connect(addr)?;
+            s.set_read_timeout(Some(Duration::from_secs(10)))?;
+            let started = std::time::Instant::now();
+            s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ")?;
+            let mut buf = Vec::new();
+            // Ends when the server closes (or errors on a reset, or the 10 s read timeout).
+            let read = s.read_to_end(&mut buf).unwrap_or(0);
+            Ok((started.elapsed(), read))
+        })();
+        let _ = tx.send(result);
+    });
+    // Meanwhile, whole requests are served.
+    let (status, _) = k.http(addr, "GET", "/health").await;
+    assert_eq!(status, 200);
+    let (held, _) = k
+        .within("the half-sent request is closed", rx)
+        .await
+        .expect("slow client thread")
+        .expect("slow client socket");
+    assert!(
+        held >= Duration::from_millis(250) && held < Duration::from_secs(5),
+        "a half-sent request head was held for {held:?}"
+    );
+    server.stop().await.expect("stop");
+}

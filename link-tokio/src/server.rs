@@ -162,6 +162,7 @@ impl Serve for TokioRuntime {
                 user_routes,
                 routes,
                 tls,
+                head_timeout,
                 stop,
                 done,
             } = http;
@@ -175,25 +176,19 @@ impl Serve for TokioRuntime {
                 let routes = routes.clone();
                 async move { dispatch(routes, req).await }
             });
-            let app = app.into_make_service_with_connect_info::<RemoteAddr>();
+            let stop = stop.wait();
             match tls {
                 None => {
-                    let serve = axum::serve(NoDelayListener(listener), app)
-                        .with_graceful_shutdown(stop.wait());
+                    let listener = NoDelayListener(listener);
                     tokio::spawn(async move {
-                        if let Err(e) = serve.await {
-                            tracing::warn!(error = %e, "http server failed");
-                        }
+                        serve_http(listener, app, head_timeout, stop).await;
                         drop(done);
                     });
                 }
                 Some(config) => {
-                    let serve = axum::serve(TlsListener::new(listener, config), app)
-                        .with_graceful_shutdown(stop.wait());
+                    let listener = TlsListener::new(listener, config);
                     tokio::spawn(async move {
-                        if let Err(e) = serve.await {
-                            tracing::warn!(error = %e, "https server failed");
-                        }
+                        serve_http(listener, app, head_timeout, stop).await;
                         drop(done);
                     });
                 }
@@ -221,6 +216,75 @@ impl Serve for TokioRuntime {
     fn shutdown_signal(&self, signals: Vec<Self::Signal>) -> BoxFuture<'static, ()> {
         Box::pin(wait_for_signal(signals))
     }
+}
+
+/// Serves `app` on `listener` until `stop` fires, then lets every connection finish
+/// gracefully (what `axum::serve(..).with_graceful_shutdown(..)` does), with one
+/// addition: hyper's timer closes a connection whose request head has not fully
+/// arrived within `head_timeout`, so half-sent requests cannot hold sockets forever.
+async fn serve_http<L>(
+    mut listener: L,
+    app: Router,
+    head_timeout: Duration,
+    stop: impl Future<Output = ()> + Send + 'static,
+) where
+    L: axum::serve::Listener<Addr = SocketAddr>,
+{
+    use tokio::sync::watch;
+    use tower::ServiceExt;
+
+    // Dropped when `stop` fires: connection tasks see it closed and shut down.
+    let (signal_tx, signal_rx) = watch::channel(());
+    tokio::spawn(async move {
+        stop.await;
+        drop(signal_rx);
+    });
+    // Each connection task holds a receiver; all gone = every connection finished.
+    let (close_tx, close_rx) = watch::channel(());
+    loop {
+        let (io, remote) = tokio::select! {
+            conn = listener.accept() => conn,
+            _ = signal_tx.closed() => break,
+        };
+        let app = app.clone();
+        let signal_tx = signal_tx.clone();
+        let close_rx = close_rx.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                let mut req = req.map(Body::new);
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(RemoteAddr(remote)));
+                app.clone().oneshot(req)
+            });
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(head_timeout);
+            let conn = builder
+                .serve_connection(hyper_util::rt::TokioIo::new(io), service)
+                .with_upgrades();
+            let mut conn = std::pin::pin!(conn);
+            let mut signalled = false;
+            loop {
+                tokio::select! {
+                    result = conn.as_mut() => {
+                        if let Err(e) = result {
+                            tracing::debug!(%remote, error = %e, "http connection ended");
+                        }
+                        break;
+                    }
+                    _ = signal_tx.closed(), if !signalled => {
+                        signalled = true;
+                        conn.as_mut().graceful_shutdown();
+                    }
+                }
+            }
+            drop(close_rx);
+        });
+    }
+    drop(close_rx);
+    drop(listener);
+    close_tx.closed().await;
 }
 
 #[cfg(unix)]
