@@ -11,7 +11,7 @@ use futures_util::io::{AsyncReadExt, AsyncWriteExt};
 use link_driver::hub::Hub;
 use link_driver::runtime::{BoxFuture, Runtime, timeout};
 use link_driver::server::{HttpAnswer, HttpServe, LinkRoutes, Serve, StopHttp};
-use link_driver::ws::ws_config;
+use link_driver::ws::hub_ws_config;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -357,7 +357,7 @@ async fn upgrade_into_hub(hub: &Hub, mut socket: BoxSocket, req: &Request, lefto
     if socket.write_all(head.as_bytes()).await.is_err() || socket.flush().await.is_err() {
         return;
     }
-    let config = ws_config(hub.max_message_bytes());
+    let config = hub_ws_config(hub.max_message_bytes());
     let ws =
         WebSocketStream::from_partially_read(socket, leftover, Role::Server, Some(config)).await;
     hub.attach(WsTransport::new(ws), req.remote).await;

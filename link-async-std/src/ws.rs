@@ -3,7 +3,7 @@
 
 use link_driver::Error;
 use link_driver::hub::Hub;
-use link_driver::ws::ws_config;
+use link_driver::ws::hub_ws_config;
 use std::net::SocketAddr;
 
 pub use crate::runtime::WsTransport;
@@ -17,7 +17,7 @@ pub async fn accept<S>(hub: &Hub, stream: S, remote: Option<SocketAddr>) -> Resu
 where
     S: futures_util::io::AsyncRead + futures_util::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let config = ws_config(hub.max_message_bytes());
+    let config = hub_ws_config(hub.max_message_bytes());
     let ws = async_tungstenite::accept_async_with_config(stream, Some(config))
         .await
         .map_err(|e| Error::Io(format!("websocket handshake: {e}")))?;

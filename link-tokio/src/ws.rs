@@ -55,19 +55,13 @@ pub fn remote_addr(ext: &Extensions) -> Option<SocketAddr> {
         .or_else(|| ext.get::<ConnectInfo<RemoteAddr>>().map(|c| c.0.0))
 }
 
-/// Bytes each hub socket reads at a time. tungstenite's default (128 KiB) is held by
-/// every connection, idle or not: 10,000 idle peers cost 1.3 GB of hub memory with
-/// it, 95 MB with this (link frames are a few hundred bytes; larger ones just take
-/// more reads).
-const READ_BUFFER_BYTES: usize = 4 * 1024;
-
 /// Complete a WebSocket upgrade into `hub`: caps messages and frames at the hub's
 /// `maxMessageBytes` (larger ones close with 1009) and runs the socket as a hub
 /// connection.
 pub fn upgrade(hub: &Hub, ws: WebSocketUpgrade, remote: Option<SocketAddr>) -> Response {
     let hub = hub.clone();
     let max = hub.max_message_bytes();
-    ws.read_buffer_size(READ_BUFFER_BYTES)
+    ws.read_buffer_size(link_driver::ws::HUB_READ_BUFFER_BYTES)
         .max_message_size(max)
         .max_frame_size(max)
         .on_upgrade(move |socket| hub.attach(AxumTransport::new(socket), remote))
@@ -107,7 +101,7 @@ where
 {
     let ws = tokio_tungstenite::accept_async_with_config(
         stream,
-        Some(crate::transport::ws_config(hub.max_message_bytes())),
+        Some(link_driver::ws::hub_ws_config(hub.max_message_bytes())),
     )
     .await
     .map_err(|e| link_driver::Error::Io(format!("websocket handshake: {e}")))?;
