@@ -104,19 +104,20 @@ struct SubSlot {
 }
 
 impl SubSlot {
-    /// Queues `msg` unless the subscription is full (counted; the drop count is pushed
-    /// to `slow` when it starts lagging). False once the subscription is gone.
-    fn try_deliver(&mut self, msg: TopicMessage, slow: &mut Vec<u64>) -> bool {
+    /// Queues `msg` unless the subscription is full (counted; the drop count and the
+    /// refused message's topic are pushed to `slow` when it starts lagging). False
+    /// once the subscription is gone.
+    fn try_deliver(&mut self, msg: TopicMessage, slow: &mut Vec<(u64, String)>) -> bool {
         match self.tx.try_send(msg) {
             Ok(()) => {
                 self.lagging = false;
                 true
             }
-            Err(mpsc::error::TrySendError::Full(_)) => {
+            Err(mpsc::error::TrySendError::Full(refused)) => {
                 self.dropped += 1;
                 if !self.lagging {
                     self.lagging = true;
-                    slow.push(self.dropped);
+                    slow.push((self.dropped, refused.topic));
                 }
                 true
             }
@@ -599,19 +600,18 @@ impl<R: Runtime> Driver<R> {
                     let _ = w.send(Err(Error::Stopped));
                 }
                 let waiters = std::mem::take(&mut self.stop_waiters);
+                let answer = move || {
+                    for w in waiters {
+                        let _ = w.send(());
+                    }
+                };
                 match self.closing.take() {
                     // Answer once the close frame is out (bounded by CLOSE_GRACE).
                     Some(closing) => self.rt.spawn(async move {
                         let _ = closing.await;
-                        for w in waiters {
-                            let _ = w.send(());
-                        }
+                        answer();
                     }),
-                    None => {
-                        for w in waiters {
-                            let _ = w.send(());
-                        }
-                    }
+                    None => answer(),
                 }
             }
             ClientEvent::RpcRequest {
@@ -646,7 +646,6 @@ impl<R: Runtime> Driver<R> {
             return Some(msg);
         };
         let keep = self.events.receiver_count() > 0;
-        let topic = msg.topic.clone();
         let last = slots.len().saturating_sub(1);
         let mut msg = Some(msg);
         let mut at = 0;
@@ -661,12 +660,9 @@ impl<R: Runtime> Driver<R> {
             let Some(copy) = copy else { return true };
             s.try_deliver(copy, &mut slow)
         });
-        for dropped in slow {
+        for (dropped, topic) in slow {
             tracing::warn!(topic = %topic, dropped, "slow subscriber: dropping messages");
-            self.broadcast(Event::SlowSubscriber {
-                topic: topic.clone(),
-                dropped,
-            });
+            self.broadcast(Event::SlowSubscriber { topic, dropped });
         }
         msg
     }
@@ -710,9 +706,8 @@ impl<R: Runtime> Driver<R> {
         // registers that task's waker).
         let mut fut = AssertUnwindSafe(fut).catch_unwind();
         let mut cx = Context::from_waker(std::task::Waker::noop());
-        let first = std::panic::catch_unwind(AssertUnwindSafe(|| fut.poll_unpin(&mut cx)))
-            .unwrap_or(Poll::Ready(Err(Box::new("handler panicked"))));
-        if let Poll::Ready(outcome) = first {
+        // `catch_unwind()` above turns a panic during this poll into an outcome too.
+        if let Poll::Ready(outcome) = fut.poll_unpin(&mut cx) {
             self.inbound.remove(&request);
             self.conn.respond(now(), request, handler_reply(outcome));
             return;

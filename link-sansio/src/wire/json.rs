@@ -361,9 +361,16 @@ impl Object {
 
     /// Builds an object from members in any order; a later duplicate key wins, as in
     /// `JSON.parse`.
-    pub fn from_members(mut members: Vec<(JsString, Value)>) -> Self {
+    pub fn from_members(members: Vec<(JsString, Value)>) -> Self {
+        Self::from_parsed(members).0
+    }
+
+    /// [`Object::from_members`], also telling whether the members arrived in strictly
+    /// increasing order (canonical order, no duplicates), which the parser needs.
+    fn from_parsed(mut members: Vec<(JsString, Value)>) -> (Self, bool) {
         // Frames written by link (and canonical text generally) arrive sorted.
-        if !members.windows(2).all(|w| w[0].0 < w[1].0) {
+        let sorted = members.windows(2).all(|w| w[0].0 < w[1].0);
+        if !sorted {
             // A stable sort keeps duplicates in arrival order; `dedup_by` keeps the
             // first of each run, so move each later value into it: the last one wins.
             members.sort_by(|a, b| a.0.cmp(&b.0));
@@ -375,9 +382,10 @@ impl Object {
                 same
             });
         }
-        Self {
+        let object = Self {
             repr: ObjectRepr::Members(members),
-        }
+        };
+        (object, sorted)
     }
 
     /// An object held as `text`, which the parser has checked is a valid JSON object
@@ -773,13 +781,17 @@ pub fn write_canonical_object(obj: &Object, out: &mut Vec<u8>) {
 
 /// Appends a number as JavaScript's `JSON.stringify` writes it (`null` if not finite).
 pub fn write_number(n: f64, out: &mut Vec<u8>) {
+    out.extend_from_slice(number_text(n, &mut ryu_js::Buffer::new()));
+}
+
+/// `n` as `JSON.stringify` writes it, formatted in `buf` when it takes formatting.
+fn number_text(n: f64, buf: &mut ryu_js::Buffer) -> &[u8] {
     if !n.is_finite() {
-        out.extend_from_slice(b"null");
+        b"null"
     } else if n == 0.0 {
-        out.push(b'0');
+        b"0"
     } else {
-        let mut buf = ryu_js::Buffer::new();
-        out.extend_from_slice(buf.format_finite(n).as_bytes());
+        buf.format_finite(n).as_bytes()
     }
 }
 
@@ -922,19 +934,8 @@ pub(crate) fn parse_envelope(text: &[u8]) -> Result<Option<ParsedEnvelope>, Pars
         let Fail = p.err("trailing characters");
         return Err(p.failure());
     }
-    // Canonical apart from `sig`: the members before a final `sig` are in strictly
-    // increasing order with no other `sig` among them, and nothing was written in a
-    // non-canonical form (checked as the parser went).
-    let mut canonical_prefix = None;
-    if let Some(at) = sig_at
-        && p.canonical
-        && members.last().is_some_and(|(k, _)| k == "sig")
-    {
-        let rest = &members[..members.len() - 1];
-        if rest.windows(2).all(|w| w[0].0 < w[1].0) && !rest.iter().any(|(k, _)| k == "sig") {
-            canonical_prefix = Some(at);
-        }
-    }
+    let one_sig_last = members.last().is_some_and(|(k, _)| k == "sig")
+        && members.iter().filter(|(k, _)| k == "sig").count() == 1;
     let sig = match members.iter().rposition(|(k, _)| k == "sig") {
         Some(i) => {
             let sig = members.remove(i).1;
@@ -943,8 +944,13 @@ pub(crate) fn parse_envelope(text: &[u8]) -> Result<Option<ParsedEnvelope>, Pars
         }
         None => None,
     };
+    let (fields, sorted) = Object::from_parsed(members);
+    // Canonical apart from `sig`: a single `sig` came last, the members before it are
+    // in strictly increasing order, and nothing was written in a non-canonical form
+    // (checked as the parser went).
+    let canonical_prefix = sig_at.filter(|_| p.canonical && one_sig_last && sorted);
     Ok(Some(ParsedEnvelope {
-        fields: Object::from_members(members),
+        fields,
         sig,
         canonical_prefix,
     }))
@@ -1056,10 +1062,11 @@ impl<'a> Parser<'a> {
             }
             Some(b'{') => {
                 let (members, _) = self.object_members(depth)?;
-                if !members.windows(2).all(|w| w[0].0 < w[1].0) {
+                let (object, sorted) = Object::from_parsed(members);
+                if !sorted {
                     self.canonical = false;
                 }
-                Ok(Value::Object(Object::from_members(members)))
+                Ok(Value::Object(object))
             }
             Some(b'-' | b'0'..=b'9') => self.number(),
             Some(_) => Err(self.err("unexpected character")),
@@ -1394,16 +1401,8 @@ impl<'a> Parser<'a> {
 /// Whether `lexeme`, which parsed to `n` and is not a short integer, is how
 /// `JSON.stringify` writes `n`.
 fn is_canonical_number(lexeme: &[u8], n: f64) -> bool {
-    if !n.is_finite() {
-        return false;
-    }
-    let mut buf = ryu_js::Buffer::new();
-    let written: &[u8] = if n == 0.0 {
-        b"0"
-    } else {
-        buf.format_finite(n).as_bytes()
-    };
-    written == lexeme
+    // A non-finite number is written `null`, never its lexeme.
+    number_text(n, &mut ryu_js::Buffer::new()) == lexeme
 }
 
 fn push_wtf8(cp: u32, out: &mut Vec<u8>) {

@@ -55,13 +55,18 @@ fn pack_uuid(text: &[u8]) -> Option<u128> {
 }
 
 impl SenderIds {
-    /// Drops `id` from the table if `at` is still its latest sighting.
-    fn forget(&mut self, id: IdKey, at: f64) {
+    /// Drops the oldest recorded id, and its table entry if that sighting is still
+    /// its latest; false if nothing was recorded.
+    fn drop_oldest(&mut self) -> bool {
+        let Some((id, at)) = self.order.pop_front() else {
+            return false;
+        };
         if let Entry::Occupied(seen) = self.ids.entry(id)
             && *seen.get() == at
         {
             seen.remove();
         }
+        true
     }
 }
 
@@ -126,9 +131,7 @@ impl ReplayGuard {
             if now_ms - at <= self.window_ms && entry.order.len() <= self.max_ids {
                 break;
             }
-            if let Some((old, at)) = entry.order.pop_front() {
-                entry.forget(old, at);
-            }
+            entry.drop_oldest();
             self.total -= 1;
         }
         let key = IdKey::of(id);
@@ -145,10 +148,7 @@ impl ReplayGuard {
         }
         entry.order.push_back((key, now_ms));
         self.total += 1;
-        if entry.order.len() > self.max_ids
-            && let Some((old, at)) = entry.order.pop_front()
-        {
-            entry.forget(old, at);
+        if entry.order.len() > self.max_ids && entry.drop_oldest() {
             self.total -= 1;
         }
         Ok(())
