@@ -186,12 +186,20 @@ impl Key {
         if sig_hex.len() != algo.hex_len() {
             return false;
         }
+        // Decoded by table, without a branch per digit: signature digits are random,
+        // so "digit or letter?" branches would mispredict about every third time.
         let mut given = [0u8; MAX_DIGEST];
+        let mut invalid = 0u8;
         for (i, pair) in sig_hex.chunks_exact(2).enumerate() {
-            match (hex_val(pair[0]), hex_val(pair[1])) {
-                (Some(hi), Some(lo)) => given[i] = (hi << 4) | lo,
-                _ => return false,
-            }
+            let (hi, lo) = (
+                HEX_VALUE[usize::from(pair[0])],
+                HEX_VALUE[usize::from(pair[1])],
+            );
+            invalid |= (hi | lo) & 0x80;
+            given[i] = (hi << 4) | (lo & 0x0F);
+        }
+        if invalid != 0 {
+            return false;
         }
         let mut tag = [0u8; MAX_DIGEST];
         let n = self.mac_parts(parts, &mut tag);
@@ -199,14 +207,22 @@ impl Key {
     }
 }
 
-fn hex_val(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
+/// Each byte's value as a hex digit (either case), or 0x80 if it is not one.
+static HEX_VALUE: [u8; 256] = {
+    let mut t = [0x80u8; 256];
+    let mut c = 0;
+    while c < 10 {
+        t[b'0' as usize + c] = c as u8;
+        c += 1;
     }
-}
+    let mut c = 0;
+    while c < 6 {
+        t[b'a' as usize + c] = 10 + c as u8;
+        t[b'A' as usize + c] = 10 + c as u8;
+        c += 1;
+    }
+    t
+};
 
 #[cfg(test)]
 mod tests {
