@@ -2,10 +2,12 @@
 //! tiny [`runtime::Runtime`] (timer, spawn, connect) and a WebSocket
 //! [`transport::Transport`] (a `Stream` of inbound frames and a `Sink` of outbound ones).
 //!
-//! It owns the sans-IO state machines of `link-sansio` by value, one driver task each,
-//! and gives the application cheap cloneable handles that talk to the task over
-//! channels: [`client::LinkClient`] and [`hub::Hub`]. Adapter crates (`link-tokio`,
-//! `link-async-std`) supply the runtime and re-export these types.
+//! It owns the sans-IO state machines of `link-sansio` and gives the application cheap
+//! cloneable handles: [`client::LinkClient`] talks over channels to a driver task that
+//! owns its `Connection`; [`hub::Hub`] shares its `HubState` behind a mutex with the
+//! connection tasks, which step it in place with each frame they read (see
+//! `hub::driver`). Adapter crates (`link-tokio`, `link-async-std`) supply the runtime
+//! and re-export these types.
 
 pub mod api;
 pub mod cancel;

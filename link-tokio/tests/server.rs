@@ -111,3 +111,53 @@ fn stop_returns_after_the_close_frame_has_left() {
     assert_eq!(code, Some(1000));
     drop(server);
 }
+
+/// The hub has no task of its own to stop: it lives while a handle or a socket does.
+/// With every `Hub` handle dropped it keeps serving the sockets it has, and once the
+/// last of them is gone it finishes, which ends its event streams.
+#[tokio::test]
+async fn a_hub_without_handles_serves_its_sockets_then_finishes() {
+    use futures_util::StreamExt;
+    use std::future::IntoFuture;
+    let k = Kit::<TokioRuntime>::default();
+    let hub = HubOptions::new(SECRET).build();
+    let mut events = hub.events();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("ws://{}", listener.local_addr().expect("addr"));
+    // One socket, attached with the only other handle, which is dropped once the
+    // socket is attached.
+    let h = hub.clone();
+    let accepting = tokio::spawn(async move {
+        let (stream, remote) = listener.accept().await.expect("accept");
+        let ws = tokio_tungstenite::accept_async(stream)
+            .await
+            .expect("upgrade");
+        let served = h.attach(link_tokio::transport::WsTransport::new(ws), Some(remote));
+        drop(h);
+        served.await;
+    });
+    let client = k.options("last").connect(&url).expect("connect");
+    k.within("ready", client.ready()).await.expect("ready");
+    drop(hub);
+    // Still served: the hub answers its built-in RPC.
+    let health: Value = k
+        .within(
+            "rpc",
+            client.rpc("server", "link.health", &()).into_future(),
+        )
+        .await
+        .expect("health");
+    assert_eq!(health["peerCount"], 1);
+    client.stop().await.expect("stop");
+    // Promptly: not at the core's next keepalive deadline, seconds later.
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+        while events.next().await.is_some() {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the hub's event stream did not end");
+    k.within("the socket task ends", accepting)
+        .await
+        .expect("accept task");
+}

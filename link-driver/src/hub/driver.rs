@@ -1,96 +1,39 @@
-//! The hub's driver task (owns `HubState`; frame in | deadline | command → core →
-//! frames out) and the per-socket connection task (socket ⇄ hub, writes batched,
-//! flushed bytes reported back).
+//! The hub's driver. The `HubState` sits behind a mutex and is stepped in place by
+//! whoever has an input for it: the connection task that read a frame, the handle
+//! asking for health, the task whose server RPC handler finished. Its outputs go
+//! straight to the recipients' connection tasks, so a frame crosses one task switch
+//! between two sockets, as in a plain relay. One small task sleeps until the core's
+//! next deadline (keepalives, RPC timeouts) and steps it then.
 
 use super::options::{AclFns, ResolverFn};
-use super::{
-    Hub, HubOptions, PublishCheck, RpcCheck, SendCheck, ServerRpcContext, Shared, SubscribeCheck,
-};
+use super::{Hub, HubOptions, PublishCheck, RpcCheck, SendCheck, ServerRpcContext, SubscribeCheck};
 use crate::handler::{ErasedHandler, HandlerFailure};
-use crate::runtime::{BoxFuture, Runtime, Timer, now, os_seed};
+use crate::runtime::{BoxFuture, Runtime, now, os_seed};
 use crate::transport::{Inbound, Outbound, Pump, Transport, TransportError};
-use bytes::Bytes;
 use futures_util::FutureExt;
 use link_sansio::hub::{
-    AclDecision, AclOp, ConnId, HubEvent, HubHealth, HubState, HubStateSnapshot, Input, Output,
-    ServerCall, ServerReply,
+    AclDecision, AclOp, ConnId, HubEvent, HubState, Input, Output, ServerCall, ServerReply,
 };
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::{Future, poll_fn};
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
-use std::task::{Context, Poll};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::Instrument;
 
 /// A sleep on the hub's runtime.
 pub(crate) type SleepFn = Arc<dyn Fn(Duration) -> BoxFuture<'static, ()> + Send + Sync>;
 
+/// Spawns a task on the hub's runtime.
+type SpawnFn = Arc<dyn Fn(BoxFuture<'static, ()>) + Send + Sync>;
+
 /// How long a socket closed for an oversized message stays open so the peer can read
 /// the 1009 close frame (its unread remainder would otherwise reset the connection).
 const CLOSE_LINGER: Duration = Duration::from_secs(1);
-
-/// From connection tasks to the hub (bounded: a busy hub slows readers down).
-pub(crate) enum ConnMsg {
-    Opened {
-        conn: ConnId,
-        remote: Option<SocketAddr>,
-        out: mpsc::UnboundedSender<ConnOut>,
-    },
-    Frame {
-        conn: ConnId,
-        bytes: Bytes,
-        /// The frame's share of the inbound byte budget, released once the hub has
-        /// handled it (when this message is dropped).
-        _held: OwnedSemaphorePermit,
-    },
-    Pong {
-        conn: ConnId,
-    },
-    Flushed {
-        conn: ConnId,
-        bytes: usize,
-    },
-    Closed {
-        conn: ConnId,
-        code: Option<u16>,
-        reason: String,
-    },
-}
-
-/// Bytes of frames read from sockets and not yet handled by the hub, shared by every
-/// connection. The channel to the hub counts frames, not bytes; without this, a socket
-/// streaming large frames that are expensive to parse would queue thousands of them in
-/// memory. Holding permits makes readers wait, so TCP slows the sender down instead
-/// (as the reference's inline `JSON.parse` does).
-#[derive(Clone, Debug)]
-pub(crate) struct InboundBudget {
-    permits: Arc<Semaphore>,
-    total: usize,
-}
-
-impl InboundBudget {
-    /// A budget of a few maximal frames (at least 1 MiB).
-    pub(crate) fn new(max_message_bytes: usize) -> Self {
-        let total = max_message_bytes
-            .saturating_mul(4)
-            .clamp(1 << 20, Semaphore::MAX_PERMITS.min(u32::MAX as usize));
-        Self {
-            permits: Arc::new(Semaphore::new(total)),
-            total,
-        }
-    }
-
-    /// Wait until `len` bytes (capped at the whole budget) may be in flight.
-    async fn hold(&self, len: usize) -> Option<OwnedSemaphorePermit> {
-        let n = len.clamp(1, self.total) as u32;
-        self.permits.clone().acquire_many_owned(n).await.ok()
-    }
-}
 
 /// From the hub to one connection task. Unbounded, but bounded in practice: the core
 /// stops transmitting to a socket whose unflushed bytes exceed `maxBufferedBytes`.
@@ -99,25 +42,8 @@ pub(crate) enum ConnOut {
     Terminate,
 }
 
-pub(crate) enum HubCommand {
-    Health {
-        reply: oneshot::Sender<HubHealth>,
-    },
-    State {
-        reply: oneshot::Sender<HubStateSnapshot>,
-    },
-    Drain {
-        close: Option<(u16, String)>,
-        reply: oneshot::Sender<()>,
-    },
-    TerminateAll {
-        reply: oneshot::Sender<()>,
-    },
-    ConnectionCount {
-        reply: oneshot::Sender<usize>,
-    },
-}
-
+/// Answers and settings that reach the core from outside a connection: a resolved
+/// key, a finished server RPC, an ACL decision, a handler (un)registered.
 pub(crate) enum HubControl {
     Key {
         request: link_sansio::hub::KeyRequestId,
@@ -138,25 +64,49 @@ pub(crate) enum HubControl {
     CatchAll(Option<ErasedHandler<ServerRpcContext>>),
 }
 
-struct Driver<R: Runtime> {
-    rt: R,
+/// The shared hub: its core and everything that carries out the core's outputs.
+#[derive(Clone)]
+pub(crate) struct HubCore(Arc<Mutex<Core>>);
+
+impl HubCore {
+    /// The core, for one step. Never held across an `.await`. A panic while it was
+    /// held (a bug) does not stop the hub: the state is used as it was left.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Core> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Where the timer task is: the deadline it sleeps until, and how to wake it when the
+/// core wants an earlier one (or the hub is finished).
+#[derive(Default)]
+struct TimerSlot {
+    armed: Option<Instant>,
+    waker: Option<Waker>,
+}
+
+pub(crate) struct Core {
+    /// This core's own cell, for the tasks it spawns to report back.
+    me: Weak<Mutex<Core>>,
     hub: HubState,
-    inbound: mpsc::Receiver<ConnMsg>,
-    commands: mpsc::Receiver<HubCommand>,
-    commands_closed: bool,
-    control: mpsc::UnboundedReceiver<HubControl>,
-    control_tx: mpsc::UnboundedSender<HubControl>,
     conns: HashMap<ConnId, mpsc::UnboundedSender<ConnOut>>,
-    events: broadcast::Sender<HubEvent>,
+    /// `None` once the hub has finished: event streams end.
+    events: Option<broadcast::Sender<HubEvent>>,
+    /// Whether the options ask for `message` events (built only while someone listens).
+    message_events: bool,
     handlers: HashMap<String, ErasedHandler<ServerRpcContext>>,
     catch_all: Option<ErasedHandler<ServerRpcContext>>,
     resolver: Option<ResolverFn>,
     acl: AclFns,
-    timer: R::Timer,
+    spawn: SpawnFn,
     deadline: Instant,
-    armed: Option<Instant>,
+    timer: TimerSlot,
+    /// Answers produced while carrying out outputs (no resolver, no ACL hook), applied
+    /// once the outputs are drained rather than re-entering the core mid-drain.
+    deferred: VecDeque<HubControl>,
     drain_waiters: Vec<oneshot::Sender<()>>,
     drained: bool,
+    /// Every `Hub` handle is gone: the hub finishes when its last socket does.
+    handles_gone: bool,
 }
 
 pub(crate) fn spawn<R: Runtime>(opts: HubOptions<R>) -> Hub {
@@ -169,152 +119,209 @@ pub(crate) fn spawn<R: Runtime>(opts: HubOptions<R>) -> Hub {
     if opts.catch_all.is_some() {
         hub.set_server_rpc_catch_all(true);
     }
-    let (in_tx, in_rx) = mpsc::channel(opts.inbound_capacity.max(1));
-    let (cmd_tx, cmd_rx) = mpsc::channel(64);
-    let (ctl_tx, ctl_rx) = mpsc::unbounded_channel();
     let (ev_tx, _) = broadcast::channel(opts.event_capacity);
+    let weak_events = ev_tx.downgrade();
+    let rt = opts.runtime.clone();
+    let spawn: SpawnFn = Arc::new(move |fut| rt.spawn(fut));
     let rt = opts.runtime.clone();
     let sleep: SleepFn = Arc::new(move |d: Duration| {
         let timer = rt.timer(Instant::now() + d);
         Box::pin(timer) as BoxFuture<'static, ()>
     });
-    let driver = Driver {
-        timer: opts.runtime.timer(t.instant),
-        rt: opts.runtime.clone(),
-        hub,
-        inbound: in_rx,
-        commands: cmd_rx,
-        commands_closed: false,
-        control: ctl_rx,
-        control_tx: ctl_tx.clone(),
-        conns: HashMap::new(),
-        events: ev_tx.clone(),
-        handlers: opts.handlers.into_iter().collect(),
-        catch_all: opts.catch_all,
-        resolver: opts.resolver,
-        acl: opts.acl,
-        deadline: t.instant,
-        armed: None,
-        drain_waiters: Vec::new(),
-        drained: false,
-    };
+    let message_events = hub.config().message_events;
+    let cell = Arc::new_cyclic(|me| {
+        Mutex::new(Core {
+            me: me.clone(),
+            hub,
+            conns: HashMap::new(),
+            events: Some(ev_tx),
+            message_events,
+            handlers: opts.handlers.into_iter().collect(),
+            catch_all: opts.catch_all,
+            resolver: opts.resolver,
+            acl: opts.acl,
+            spawn,
+            deadline: t.instant,
+            timer: TimerSlot::default(),
+            deferred: VecDeque::new(),
+            drain_waiters: Vec::new(),
+            drained: false,
+            handles_gone: false,
+        })
+    });
+    let core = HubCore(cell);
+    // The startup outputs (the first keepalive deadline).
+    core.lock().settle();
+    let timer = opts.runtime.timer(t.instant);
     opts.runtime
-        .spawn(driver.run().instrument(tracing::info_span!("link.hub")));
-    Hub {
-        shared: Arc::new(Shared {
-            commands: cmd_tx,
-            control: ctl_tx,
-            inbound: in_tx,
-            events: ev_tx.downgrade(),
-            next_conn: AtomicU64::new(1),
-            max_message_bytes,
-            sleep,
-            inbound_budget: InboundBudget::new(max_message_bytes),
-        }),
-    }
+        .spawn(run_timer(core.clone(), timer).instrument(tracing::info_span!("link.hub")));
+    tracing::debug!("hub started");
+    Hub::new(core, weak_events, max_message_bytes, sleep)
 }
 
-impl<R: Runtime> Driver<R> {
-    async fn run(mut self) {
-        tracing::debug!("hub started");
-        // Process the startup outputs (first keepalive deadline).
-        self.drain_outputs();
-        poll_fn(|cx| self.poll(cx)).await;
-        for (_, out) in self.conns.drain() {
-            let _ = out.send(ConnOut::Terminate);
-        }
-        tracing::debug!("hub stopped");
-    }
-
-    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+/// Steps the core at its deadlines; finishes the hub once every handle and every
+/// socket is gone.
+async fn run_timer<T: crate::runtime::Timer>(core: HubCore, mut timer: T) {
+    let mut armed = None;
+    poll_fn(|cx| {
         for _ in 0..32 {
-            let mut busy = false;
-            while let Poll::Ready(Some(c)) = self.control.poll_recv(cx) {
-                self.on_control(c);
-                busy = true;
-            }
-            if !self.commands_closed {
-                loop {
-                    match self.commands.poll_recv(cx) {
-                        Poll::Ready(Some(c)) => {
-                            self.on_command(c);
-                            busy = true;
-                        }
-                        Poll::Ready(None) => {
-                            self.commands_closed = true;
-                            break;
-                        }
-                        Poll::Pending => break,
-                    }
-                }
-            }
-            for _ in 0..1024 {
-                match self.inbound.poll_recv(cx) {
-                    Poll::Ready(Some(m)) => {
-                        self.on_conn_msg(m);
-                        busy = true;
-                    }
-                    Poll::Ready(None) | Poll::Pending => break,
-                }
-            }
-            if Instant::now() >= self.deadline {
-                self.hub.handle_input(now(), Input::Timeout);
-                self.armed = None;
-                busy = true;
-            }
-            self.drain_outputs();
-            // Every handle is gone and so is every socket: nobody can reach the hub.
-            if self.commands_closed && self.conns.is_empty() {
+            let mut c = core.lock();
+            if c.handles_gone && c.conns.is_empty() {
                 return Poll::Ready(());
             }
-            if busy {
+            if Instant::now() >= c.deadline {
+                c.hub.handle_input(now(), Input::Timeout);
+                c.settle();
                 continue;
             }
-            if self.armed != Some(self.deadline) {
-                self.timer.reset(self.deadline);
-                self.armed = Some(self.deadline);
+            let at = c.deadline;
+            c.timer.armed = Some(at);
+            if !c
+                .timer
+                .waker
+                .as_ref()
+                .is_some_and(|w| w.will_wake(cx.waker()))
+            {
+                c.timer.waker = Some(cx.waker().clone());
             }
-            if Pin::new(&mut self.timer).poll(cx).is_ready() {
-                continue;
+            drop(c);
+            if armed != Some(at) {
+                timer.reset(at);
+                armed = Some(at);
             }
-            return Poll::Pending;
+            if Pin::new(&mut timer).poll(cx).is_pending() {
+                return Poll::Pending;
+            }
         }
+        // Let other tasks run; come back at once.
         cx.waker().wake_by_ref();
         Poll::Pending
+    })
+    .await;
+    let mut c = core.lock();
+    for (_, out) in c.conns.drain() {
+        let _ = out.send(ConnOut::Terminate);
     }
+    c.events = None;
+    tracing::debug!("hub stopped");
+}
 
-    fn on_conn_msg(&mut self, m: ConnMsg) {
-        let t = now();
-        match m {
-            ConnMsg::Opened { conn, remote, out } => {
-                self.conns.insert(conn, out);
-                self.hub.handle_input(t, Input::Opened { conn, remote });
-            }
-            ConnMsg::Frame { conn, bytes, .. } => {
-                self.hub.handle_input(
-                    t,
-                    Input::Frame {
-                        conn,
-                        bytes: &bytes,
-                    },
-                );
-            }
-            ConnMsg::Pong { conn } => self.hub.handle_input(t, Input::Pong { conn }),
-            ConnMsg::Flushed { conn, bytes } => {
-                self.hub.handle_input(t, Input::Flushed { conn, bytes });
-            }
-            ConnMsg::Closed { conn, code, reason } => {
-                self.conns.remove(&conn);
-                self.hub.handle_input(
-                    t,
-                    Input::Closed {
-                        conn,
-                        code,
-                        reason: &reason,
-                    },
-                );
+impl Core {
+    /// Carry out the core's outputs and the answers they produced, then make sure the
+    /// timer task sleeps no later than the core's new deadline.
+    pub(crate) fn settle(&mut self) {
+        loop {
+            self.drain_outputs();
+            match self.deferred.pop_front() {
+                Some(c) => self.apply(c),
+                None => break,
             }
         }
+        let finished = self.handles_gone && self.conns.is_empty();
+        if (finished || self.timer.armed.is_none_or(|at| self.deadline < at))
+            && let Some(w) = self.timer.waker.take()
+        {
+            self.timer.armed = None;
+            w.wake();
+        }
+    }
+
+    /// A socket was attached; the hub's frames for it go to `out`.
+    pub(crate) fn opened(
+        &mut self,
+        conn: ConnId,
+        remote: Option<SocketAddr>,
+        out: mpsc::UnboundedSender<ConnOut>,
+    ) {
+        self.conns.insert(conn, out);
+        self.hub.handle_input(now(), Input::Opened { conn, remote });
+        self.settle();
+    }
+
+    pub(crate) fn frame(&mut self, conn: ConnId, bytes: &[u8]) {
+        let listening = self.events.as_ref().is_some_and(|e| e.receiver_count() > 0);
+        self.hub
+            .set_message_events(self.message_events && listening);
+        self.hub.handle_input(now(), Input::Frame { conn, bytes });
+        self.settle();
+    }
+
+    pub(crate) fn pong(&mut self, conn: ConnId) {
+        self.hub.handle_input(now(), Input::Pong { conn });
+        self.settle();
+    }
+
+    pub(crate) fn flushed(&mut self, conn: ConnId, bytes: usize) {
+        self.hub.handle_input(now(), Input::Flushed { conn, bytes });
+        self.settle();
+    }
+
+    pub(crate) fn closed(&mut self, conn: ConnId, code: Option<u16>, reason: &str) {
+        self.conns.remove(&conn);
+        self.hub
+            .handle_input(now(), Input::Closed { conn, code, reason });
+        self.settle();
+    }
+
+    /// An answer or setting from outside (see [`HubControl`]).
+    pub(crate) fn control(&mut self, c: HubControl) {
+        self.apply(c);
+        self.settle();
+    }
+
+    /// Every `Hub` handle was dropped.
+    pub(crate) fn handles_dropped(&mut self) {
+        self.handles_gone = true;
+        self.settle();
+    }
+
+    pub(crate) fn health(&self) -> link_sansio::hub::HubHealth {
+        self.hub.health()
+    }
+
+    pub(crate) fn state(&self) -> link_sansio::hub::HubStateSnapshot {
+        self.hub.state()
+    }
+
+    pub(crate) fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Start a graceful drain (closing every socket with `close` first, if given);
+    /// the answer comes on `reply` once every socket is gone.
+    pub(crate) fn drain(&mut self, close: Option<(u16, String)>, reply: oneshot::Sender<()>) {
+        if self.drained || self.hub.is_drained() {
+            let _ = reply.send(());
+            return;
+        }
+        // The server's own close frame goes first; the core's later close of the same
+        // socket is then a no-op in the WebSocket library.
+        if let Some((code, reason)) = close {
+            for out in self.conns.values() {
+                let _ = out.send(ConnOut::Frame(Outbound::Close(code, reason.clone())));
+            }
+        }
+        self.drain_waiters.push(reply);
+        self.hub.handle_input(now(), Input::Drain);
+        self.settle();
+    }
+
+    /// Drop every socket without a close frame.
+    pub(crate) fn terminate_all(&mut self) {
+        let conns: Vec<ConnId> = self.conns.keys().copied().collect();
+        for conn in conns {
+            self.send(conn, ConnOut::Terminate);
+            self.conns.remove(&conn);
+            self.hub.handle_input(
+                now(),
+                Input::Closed {
+                    conn,
+                    code: Some(1006),
+                    reason: "terminated",
+                },
+            );
+        }
+        self.settle();
     }
 
     fn send(&mut self, conn: ConnId, out: ConnOut) {
@@ -378,28 +385,40 @@ impl<R: Runtime> Driver<R> {
             }
             _ => {}
         }
-        if self.events.receiver_count() > 0 {
-            let _ = self.events.send(ev);
+        if let Some(events) = &self.events
+            && events.receiver_count() > 0
+        {
+            let _ = events.send(ev);
         }
     }
 
+    /// Run `work` in its own task and apply the answer it returns to the core.
+    fn spawn_answer(&self, work: impl Future<Output = HubControl> + Send + 'static) {
+        let me = self.me.clone();
+        (self.spawn)(Box::pin(async move {
+            let answer = work.await;
+            if let Some(cell) = me.upgrade() {
+                HubCore(cell).lock().control(answer);
+            }
+        }));
+    }
+
     fn resolve_key(&mut self, request: link_sansio::hub::KeyRequestId, kind: String) {
-        let control = self.control_tx.clone();
         let Some(resolver) = self.resolver.clone() else {
-            let _ = control.send(HubControl::Key { request, key: None });
+            self.deferred
+                .push_back(HubControl::Key { request, key: None });
             return;
         };
-        self.rt.spawn(async move {
+        self.spawn_answer(async move {
             let key = match std::panic::catch_unwind(AssertUnwindSafe(|| resolver(kind))) {
                 Ok(fut) => AssertUnwindSafe(fut).catch_unwind().await.unwrap_or(None),
                 Err(_) => None,
             };
-            let _ = control.send(HubControl::Key { request, key });
+            HubControl::Key { request, key }
         });
     }
 
     fn server_rpc(&mut self, call: ServerCall) {
-        let control = self.control_tx.clone();
         let id = call.call;
         let Some(h) = self
             .handlers
@@ -408,7 +427,7 @@ impl<R: Runtime> Driver<R> {
             .cloned()
         else {
             // Unregistered between the core's dispatch and now.
-            let _ = control.send(HubControl::ServerRpcDone {
+            self.deferred.push_back(HubControl::ServerRpcDone {
                 call: id,
                 reply: ServerReply::Err {
                     code: Some("RPC_UNKNOWN_TYPE".into()),
@@ -425,7 +444,7 @@ impl<R: Runtime> Driver<R> {
             request_id: call.request_id.to_string_lossy(),
         };
         let data = call.data;
-        self.rt.spawn(async move {
+        self.spawn_answer(async move {
             let reply = match std::panic::catch_unwind(AssertUnwindSafe(|| h(ctx, data))) {
                 Err(_) => ServerReply::Panicked,
                 Ok(fut) => match AssertUnwindSafe(fut).catch_unwind().await {
@@ -440,7 +459,7 @@ impl<R: Runtime> Driver<R> {
                     Err(_) => ServerReply::Panicked,
                 },
             };
-            let _ = control.send(HubControl::ServerRpcDone { call: id, reply });
+            HubControl::ServerRpcDone { call: id, reply }
         });
     }
 
@@ -496,23 +515,20 @@ impl<R: Runtime> Driver<R> {
             }),
             _ => None,
         };
-        let control = self.control_tx.clone();
         match fut {
             // No hook for this op: allowed.
-            None => {
-                let _ = control.send(HubControl::Acl {
-                    check,
-                    decision: AclDecision::Allow,
-                });
-            }
-            Some(fut) => self.rt.spawn(async move {
+            None => self.deferred.push_back(HubControl::Acl {
+                check,
+                decision: AclDecision::Allow,
+            }),
+            Some(fut) => self.spawn_answer(async move {
                 let decision = fut.await;
-                let _ = control.send(HubControl::Acl { check, decision });
+                HubControl::Acl { check, decision }
             }),
         }
     }
 
-    fn on_control(&mut self, c: HubControl) {
+    fn apply(&mut self, c: HubControl) {
         let t = now();
         match c {
             HubControl::Key { request, key } => {
@@ -540,51 +556,6 @@ impl<R: Runtime> Driver<R> {
             HubControl::CatchAll(h) => {
                 self.hub.set_server_rpc_catch_all(h.is_some());
                 self.catch_all = h;
-            }
-        }
-    }
-
-    fn on_command(&mut self, c: HubCommand) {
-        match c {
-            HubCommand::Health { reply } => {
-                let _ = reply.send(self.hub.health());
-            }
-            HubCommand::State { reply } => {
-                let _ = reply.send(self.hub.state());
-            }
-            HubCommand::Drain { close, reply } => {
-                if self.drained || self.hub.is_drained() {
-                    let _ = reply.send(());
-                } else {
-                    // The server's own close frame goes first; the core's later close
-                    // of the same socket is then a no-op in the WebSocket library.
-                    if let Some((code, reason)) = close {
-                        for out in self.conns.values() {
-                            let _ = out.send(ConnOut::Frame(Outbound::Close(code, reason.clone())));
-                        }
-                    }
-                    self.drain_waiters.push(reply);
-                    self.hub.handle_input(now(), Input::Drain);
-                }
-            }
-            HubCommand::TerminateAll { reply } => {
-                let conns: Vec<ConnId> = self.conns.keys().copied().collect();
-                for conn in conns {
-                    self.send(conn, ConnOut::Terminate);
-                    self.conns.remove(&conn);
-                    self.hub.handle_input(
-                        now(),
-                        Input::Closed {
-                            conn,
-                            code: Some(1006),
-                            reason: "terminated",
-                        },
-                    );
-                }
-                let _ = reply.send(());
-            }
-            HubCommand::ConnectionCount { reply } => {
-                let _ = reply.send(self.conns.len());
             }
         }
     }
@@ -616,15 +587,15 @@ enum Step {
     Terminate,
 }
 
-/// One socket's life: frames in → hub, hub's frames out (fed in batches, one flush),
-/// flushed byte counts back. Ends when the socket ends or the hub terminates it.
+/// One socket's life: frames in → the core (stepped in this task), the core's frames
+/// for this socket out (fed in batches, one flush), flushed byte counts back. Ends
+/// when the socket ends or the hub terminates it.
 pub(crate) async fn run_connection<T: Transport>(
     conn: ConnId,
     socket: T,
-    to_hub: mpsc::Sender<ConnMsg>,
+    core: HubCore,
     mut from_hub: mpsc::UnboundedReceiver<ConnOut>,
     sleep: SleepFn,
-    budget: InboundBudget,
 ) {
     let mut pump = Pump::new(socket);
     let mut close_frame: Option<(u16, String)> = None;
@@ -652,25 +623,18 @@ pub(crate) async fn run_connection<T: Transport>(
             }
         })
         .await;
-        let msg = match step {
-            Step::Frame(Inbound::Pong) => ConnMsg::Pong { conn },
-            Step::Frame(Inbound::Ping) => continue,
+        match step {
+            Step::Frame(Inbound::Text(bytes)) => core.lock().frame(conn, &bytes),
+            Step::Frame(Inbound::Binary(b)) => {
+                // Read as text, as the reference's `toString()` does.
+                let text = String::from_utf8_lossy(&b);
+                core.lock().frame(conn, text.as_bytes());
+            }
+            Step::Frame(Inbound::Pong) => core.lock().pong(conn),
             Step::Frame(Inbound::Close(info)) => {
                 close_frame = Some(info.unwrap_or_else(|| (1005, String::new())));
-                continue;
             }
-            Step::Frame(Inbound::Text(bytes)) => match budget.hold(bytes.len()).await {
-                Some(_held) => ConnMsg::Frame { conn, bytes, _held },
-                None => return,
-            },
-            Step::Frame(Inbound::Binary(b)) => {
-                let bytes = Bytes::from(String::from_utf8_lossy(&b).into_owned());
-                match budget.hold(bytes.len()).await {
-                    Some(_held) => ConnMsg::Frame { conn, bytes, _held },
-                    None => return,
-                }
-            }
-            Step::Flushed(bytes) => ConnMsg::Flushed { conn, bytes },
+            Step::Flushed(bytes) => core.lock().flushed(conn, bytes),
             Step::Terminate => {
                 tracing::debug!("terminated by the hub");
                 return;
@@ -687,42 +651,21 @@ pub(crate) async fn run_connection<T: Transport>(
                     Poll::Pending
                 })
                 .await;
-                let _ = to_hub
-                    .send(ConnMsg::Closed {
-                        conn,
-                        code: Some(code),
-                        reason: String::new(),
-                    })
-                    .await;
+                core.lock().closed(conn, Some(code), "");
                 return;
             }
             Step::Failed(e) => {
                 tracing::debug!(error = %e, "socket failed");
-                let _ = to_hub
-                    .send(ConnMsg::Closed {
-                        conn,
-                        code: Some(1006),
-                        reason: String::new(),
-                    })
-                    .await;
+                core.lock().closed(conn, Some(1006), "");
                 return;
             }
             Step::Ended => {
                 let (code, reason) = close_frame.take().unwrap_or((1006, String::new()));
-                let _ = to_hub
-                    .send(ConnMsg::Closed {
-                        conn,
-                        code: Some(code),
-                        reason,
-                    })
-                    .await;
+                core.lock().closed(conn, Some(code), &reason);
                 return;
             }
-            #[allow(unreachable_patterns)]
-            Step::Frame(_) => continue,
-        };
-        if to_hub.send(msg).await.is_err() {
-            return;
+            // Pings are answered by the WebSocket library.
+            Step::Frame(_) => {}
         }
     }
 }

@@ -11,7 +11,7 @@ use crate::error::Error;
 use crate::handler::{self, RpcHandlerError};
 use crate::transport::Transport;
 pub(crate) use driver::SleepFn;
-use driver::{ConnMsg, HubCommand, HubControl};
+use driver::{HubControl, HubCore};
 use futures_util::Stream;
 use link_sansio::hub::{ConnId, HubEvent, HubHealth, HubStateSnapshot};
 use serde::{Serialize, de::DeserializeOwned};
@@ -31,17 +31,19 @@ pub struct Hub {
 }
 
 struct Shared {
-    commands: mpsc::Sender<HubCommand>,
-    control: mpsc::UnboundedSender<HubControl>,
-    inbound: mpsc::Sender<ConnMsg>,
-    /// Weak, so that event streams end when the driver does.
+    core: HubCore,
+    /// Weak, so that event streams end when the hub does.
     events: broadcast::WeakSender<HubEvent>,
     next_conn: AtomicU64,
     max_message_bytes: usize,
     /// The runtime's timer, for connection tasks (which know no runtime).
     sleep: driver::SleepFn,
-    /// Bytes of frames in flight from sockets to the hub.
-    inbound_budget: driver::InboundBudget,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        self.core.lock().handles_dropped();
+    }
 }
 
 impl std::fmt::Debug for Shared {
@@ -91,17 +93,25 @@ pub enum Event {
 }
 
 impl Hub {
-    async fn command<T>(
-        &self,
-        make: impl FnOnce(oneshot::Sender<T>) -> HubCommand,
-    ) -> Result<T, Error> {
-        let (tx, rx) = oneshot::channel();
-        self.shared
-            .commands
-            .send(make(tx))
-            .await
-            .map_err(|_| Error::Stopped)?;
-        rx.await.map_err(|_| Error::Stopped)
+    pub(crate) fn new(
+        core: HubCore,
+        events: broadcast::WeakSender<HubEvent>,
+        max_message_bytes: usize,
+        sleep: driver::SleepFn,
+    ) -> Hub {
+        Hub {
+            shared: Arc::new(Shared {
+                core,
+                events,
+                next_conn: AtomicU64::new(1),
+                max_message_bytes,
+                sleep,
+            }),
+        }
+    }
+
+    fn control(&self, c: HubControl) {
+        self.shared.core.lock().control(c);
     }
 
     /// Run one upgraded WebSocket as a hub connection until it closes. Call it from
@@ -116,24 +126,13 @@ impl Hub {
         remote: Option<SocketAddr>,
     ) -> impl Future<Output = ()> + Send + use<T> {
         let conn = ConnId(self.shared.next_conn.fetch_add(1, Ordering::Relaxed));
-        let inbound = self.shared.inbound.clone();
+        let core = self.shared.core.clone();
         let sleep = self.shared.sleep.clone();
-        let budget = self.shared.inbound_budget.clone();
         let span = tracing::info_span!("link.hub.conn", conn = conn.0, remote = ?remote);
         async move {
             let (out_tx, out_rx) = mpsc::unbounded_channel();
-            if inbound
-                .send(ConnMsg::Opened {
-                    conn,
-                    remote,
-                    out: out_tx,
-                })
-                .await
-                .is_err()
-            {
-                return;
-            }
-            driver::run_connection(conn, socket, inbound, out_rx, sleep, budget).await;
+            core.lock().opened(conn, remote, out_tx);
+            driver::run_connection(conn, socket, core, out_rx, sleep).await;
         }
         .instrument(span)
     }
@@ -156,7 +155,7 @@ impl Hub {
         F: Fn(ServerRpcContext, Req) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Resp, RpcHandlerError>> + Send + 'static,
     {
-        let _ = self.shared.control.send(HubControl::Handle {
+        self.control(HubControl::Handle {
             rpc_type: rpc_type.to_owned(),
             handler: Some(handler::erase(f)),
         });
@@ -164,7 +163,7 @@ impl Hub {
 
     /// Remove the server handler for `rpc_type` (a built-in of that name applies again).
     pub fn unhandle(&self, rpc_type: &str) {
-        let _ = self.shared.control.send(HubControl::Handle {
+        self.control(HubControl::Handle {
             rpc_type: rpc_type.to_owned(),
             handler: None,
         });
@@ -178,15 +177,12 @@ impl Hub {
         F: Fn(ServerRpcContext, Req) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Resp, RpcHandlerError>> + Send + 'static,
     {
-        let _ = self
-            .shared
-            .control
-            .send(HubControl::CatchAll(Some(handler::erase(f))));
+        self.control(HubControl::CatchAll(Some(handler::erase(f))));
     }
 
     /// Remove the catch-all server handler.
     pub fn unhandle_all(&self) {
-        let _ = self.shared.control.send(HubControl::CatchAll(None));
+        self.control(HubControl::CatchAll(None));
     }
 
     /// Every hub event from now on (bounded: a slow stream gets [`Event::Lagged`]).
@@ -209,40 +205,42 @@ impl Hub {
 
     /// The `health()` counters (what `link.health` and `/health` report).
     pub async fn health(&self) -> Result<HubHealth, Error> {
-        self.command(|reply| HubCommand::Health { reply }).await
+        Ok(self.shared.core.lock().health())
     }
 
     /// The `getState()` snapshot (peers and their last statuses).
     pub async fn state(&self) -> Result<HubStateSnapshot, Error> {
-        self.command(|reply| HubCommand::State { reply }).await
+        Ok(self.shared.core.lock().state())
     }
 
     /// Graceful drain: refuse new hellos, close pending sockets with 1001 and peers
     /// normally; resolves once every socket is gone. Bound it with a timeout and
     /// follow with [`Hub::terminate_all`].
     pub async fn drain(&self) -> Result<(), Error> {
-        self.command(|reply| HubCommand::Drain { close: None, reply })
-            .await
+        self.drain_inner(None).await
     }
 
     /// Like [`Hub::drain`], but every socket is first closed with `code` and `reason`
     /// (`HubServer` uses 1001 `server shutdown`, as the reference's server does).
     pub async fn drain_with(&self, code: u16, reason: &str) -> Result<(), Error> {
-        let close = Some((code, reason.to_owned()));
-        self.command(|reply| HubCommand::Drain { close, reply })
-            .await
+        self.drain_inner(Some((code, reason.to_owned()))).await
     }
 
     /// Drop every remaining socket without a close frame (after a drain timed out).
     pub async fn terminate_all(&self) -> Result<(), Error> {
-        self.command(|reply| HubCommand::TerminateAll { reply })
-            .await
+        self.shared.core.lock().terminate_all();
+        Ok(())
     }
 
     /// Number of sockets currently attached.
     pub async fn connection_count(&self) -> Result<usize, Error> {
-        self.command(|reply| HubCommand::ConnectionCount { reply })
-            .await
+        Ok(self.shared.core.lock().connection_count())
+    }
+
+    async fn drain_inner(&self, close: Option<(u16, String)>) -> Result<(), Error> {
+        let (tx, rx) = oneshot::channel();
+        self.shared.core.lock().drain(close, tx);
+        rx.await.map_err(|_| Error::Stopped)
     }
 }
 

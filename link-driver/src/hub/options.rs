@@ -130,7 +130,6 @@ pub struct HubOptions<R> {
     pub(crate) resolver: Option<ResolverFn>,
     pub(crate) acl: AclFns,
     pub(crate) event_capacity: usize,
-    pub(crate) inbound_capacity: usize,
 }
 
 impl<R: fmt::Debug> fmt::Debug for HubOptions<R> {
@@ -204,7 +203,6 @@ impl<R: Runtime> HubOptions<R> {
             resolver: None,
             acl: AclFns::default(),
             event_capacity: 1024,
-            inbound_capacity: 4096,
         }
     }
 
@@ -329,7 +327,8 @@ impl<R: Runtime> HubOptions<R> {
         &self.config
     }
 
-    /// Start the hub task and return its handle. Must be called within the runtime.
+    /// Start the hub (and its timer task) and return its handle. Must be called within
+    /// the runtime.
     pub fn build(self) -> Hub {
         super::driver::spawn(self)
     }

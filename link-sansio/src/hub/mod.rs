@@ -506,6 +506,13 @@ impl HubState {
         self.server_rpc.catch_all = on;
     }
 
+    /// Turns the [`HubEvent::Message`] firehose on or off from now on (it starts as
+    /// [`HubConfig::message_events`] says). An adapter turns it off while nobody
+    /// listens, which saves building an event for every frame.
+    pub fn set_message_events(&mut self, on: bool) {
+        self.config.message_events = on;
+    }
+
     /// The `link.health` counters.
     pub fn health(&self) -> HubHealth {
         let (outbox_bytes, queued_sockets) =
