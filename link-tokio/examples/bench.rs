@@ -16,6 +16,11 @@
 //!   (deliveries/s);
 //! - `idle_bytes_per_conn`: hub RSS growth per idle WebSocket connection, 10,000 of them.
 //!
+//! Throughput workloads measure a steady state: each first runs unmeasured (a fifth of
+//! its count for one-way workloads, one whole batch for concurrent RPCs), which fills
+//! the replay caches, queues and allocator pools that a long-running hub fills once.
+//! The raw relay is warmed up the same way.
+//!
 //! The raw relay forwards frames between WebSockets by a route fixed at connect time
 //! (`/name/peer/other`, `/name/topic/t`, `/name/sub/t`): no JSON, no HMAC. Its
 //! clients send frames of the same size as link's. One-way workloads keep at most a
@@ -40,6 +45,7 @@ use futures_util::{SinkExt, StreamExt};
 use link_tokio::{
     ClientEvent, Event, HubOptions, HubServerOptions, LinkClient, LinkOptions, RpcHandlerError,
 };
+use serde::Serialize;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
@@ -277,8 +283,30 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-fn payload(seq: u64) -> Value {
-    json!({"kind": "event", "seq": seq, "ts": now_ms(), "tags": ["a", "b", "c"], "nested": {"ok": true, "n": 42}})
+/// The reference's payload, as a Rust service would declare it.
+#[derive(Debug, Serialize)]
+struct Payload {
+    kind: &'static str,
+    seq: u64,
+    ts: u64,
+    tags: [&'static str; 3],
+    nested: Nested,
+}
+
+#[derive(Debug, Serialize)]
+struct Nested {
+    ok: bool,
+    n: u32,
+}
+
+fn payload(seq: u64) -> Payload {
+    Payload {
+        kind: "event",
+        seq,
+        ts: now_ms(),
+        tags: ["a", "b", "c"],
+        nested: Nested { ok: true, n: 42 },
+    }
 }
 
 /// A frame the size and shape of a link envelope carrying the payload, for the raw
@@ -484,28 +512,55 @@ where
     }
 }
 
-/// Send `count` messages with `send_one`, keeping at most `WINDOW` undelivered
-/// (deliveries counted by `counter`, `fanout` per message) and up to `PIPELINE`
-/// sends in progress; msgs (deliveries) per second.
+/// Messages sent (and delivered) before a one-way workload is measured, as a share of
+/// its count: the first messages grow the replay caches, queues and allocator pools
+/// to their steady size, which a long-running hub does once, not per message.
+const WARMUP_DIVISOR: u64 = 5;
+
+/// Send `count` messages with `send_one` after an unmeasured warm-up of
+/// `count / WARMUP_DIVISOR`, keeping at most `WINDOW` undelivered (deliveries counted
+/// by `counter`, `fanout` per message) and up to `PIPELINE` sends in progress. Returns
+/// msgs (deliveries) per second and the CPU per delivery of the measured part.
 async fn windowed<F, Fut>(
+    server: &Server,
     count: u64,
     fanout: u64,
     counter: &Counter,
     mut send_one: F,
-) -> BenchResult<f64>
+) -> BenchResult<(f64, String)>
+where
+    F: FnMut(u64) -> Fut,
+    Fut: std::future::Future<Output = BenchResult<()>>,
+{
+    let warmup = count / WARMUP_DIVISOR;
+    stream(0..warmup, fanout, counter, &mut send_one).await?;
+    let cpu = CpuMeter::start(server);
+    let start = Instant::now();
+    stream(warmup..warmup + count, fanout, counter, &mut send_one).await?;
+    let rate = (count * fanout) as f64 / start.elapsed().as_secs_f64();
+    Ok((rate, cpu.per(count * fanout)))
+}
+
+/// Send messages `seqs` and wait until all of them are delivered (see [`windowed`]).
+async fn stream<F, Fut>(
+    seqs: std::ops::Range<u64>,
+    fanout: u64,
+    counter: &Counter,
+    send_one: &mut F,
+) -> BenchResult<()>
 where
     F: FnMut(u64) -> Fut,
     Fut: std::future::Future<Output = BenchResult<()>>,
 {
     let deadline = Instant::now() + WORKLOAD_LIMIT;
     let base = counter.get();
-    let start = Instant::now();
+    let count = seqs.end - seqs.start;
     let mut pending = FuturesUnordered::new();
-    for seq in 0..count {
-        let in_flight_limit = (seq * fanout).saturating_sub(WINDOW * fanout);
+    for (sent, seq) in seqs.enumerate() {
+        let in_flight_limit = (sent as u64 * fanout).saturating_sub(WINDOW * fanout);
         if !drive_until(&mut pending, counter, base + in_flight_limit, deadline).await? {
             return Err(format!(
-                "stalled after {seq} messages ({} delivered)",
+                "stalled after {sent} messages ({} delivered)",
                 counter.get() - base
             ));
         }
@@ -524,7 +579,7 @@ where
             count * fanout
         ));
     }
-    Ok((count * fanout) as f64 / start.elapsed().as_secs_f64())
+    Ok(())
 }
 
 struct LinkFigures {
@@ -569,6 +624,8 @@ async fn link_workloads() -> BenchResult<LinkFigures> {
         );
     }
     if wanted("rpc_concurrent") {
+        // Warm-up: one unmeasured batch of the same size (see `WARMUP_DIVISOR`).
+        link_rpc_concurrent(&caller).await?;
         let cpu = CpuMeter::start(&server);
         figures.rpc_concurrent = link_rpc_concurrent(&caller).await?;
         println!(
@@ -580,8 +637,7 @@ async fn link_workloads() -> BenchResult<LinkFigures> {
     if wanted("send") {
         let directs = Arc::new(Counter::default());
         link_counter(&echo, None, directs.clone()).await?;
-        let cpu = CpuMeter::start(&server);
-        figures.send = windowed(scaled(ONE_WAY) as u64, 1, &directs, |seq| {
+        let (rate, cpu) = windowed(&server, scaled(ONE_WAY) as u64, 1, &directs, |seq| {
             let caller = caller.clone();
             async move {
                 caller
@@ -591,18 +647,14 @@ async fn link_workloads() -> BenchResult<LinkFigures> {
             }
         })
         .await?;
-        println!(
-            "send            link  {:>12.0} msgs/s   {}",
-            figures.send,
-            cpu.per(scaled(ONE_WAY) as u64)
-        );
+        figures.send = rate;
+        println!("send            link  {rate:>12.0} msgs/s   {cpu}");
     }
 
     if wanted("publish") {
         let received = Arc::new(Counter::default());
         link_counter(&echo, Some("bench.events"), received.clone()).await?;
-        let cpu = CpuMeter::start(&server);
-        figures.publish = windowed(scaled(ONE_WAY) as u64, 1, &received, |seq| {
+        let (rate, cpu) = windowed(&server, scaled(ONE_WAY) as u64, 1, &received, |seq| {
             let caller = caller.clone();
             async move {
                 caller
@@ -612,11 +664,8 @@ async fn link_workloads() -> BenchResult<LinkFigures> {
             }
         })
         .await?;
-        println!(
-            "publish         link  {:>12.0} msgs/s   {}",
-            figures.publish,
-            cpu.per(scaled(ONE_WAY) as u64)
-        );
+        figures.publish = rate;
+        println!("publish         link  {rate:>12.0} msgs/s   {cpu}");
     }
 
     for (slot, n) in [10usize, 100].into_iter().enumerate() {
@@ -632,8 +681,7 @@ async fn link_workloads() -> BenchResult<LinkFigures> {
             subscribers.push(sub);
         }
         let messages = (scaled(FANOUT_DELIVERIES) / n) as u64;
-        let cpu = CpuMeter::start(&server);
-        let rate = windowed(messages, n as u64, &counter, |seq| {
+        let (rate, cpu) = windowed(&server, messages, n as u64, &counter, |seq| {
             let caller = caller.clone();
             let topic = topic.clone();
             async move {
@@ -644,10 +692,7 @@ async fn link_workloads() -> BenchResult<LinkFigures> {
             }
         })
         .await?;
-        println!(
-            "fanout_{n:<8} link  {rate:>12.0} deliveries/s   {} (per delivery)",
-            cpu.per(messages * n as u64)
-        );
+        println!("fanout_{n:<8} link  {rate:>12.0} deliveries/s   {cpu} (per delivery)");
         figures.fanout[slot] = (n, rate);
         for s in subscribers {
             let _ = s.stop_now().await;
@@ -877,23 +922,28 @@ async fn raw_workloads() -> BenchResult<RawFigures> {
     let rpc_seq = latency(samples, start.elapsed());
     report_latency("raw", &rpc_seq);
 
-    let cpu = CpuMeter::start(&server);
-    let start = Instant::now();
-    for i in 0..scaled(RPC_CONCURRENT) {
-        caller
-            .out
-            .send(raw_frame(i as u64))
-            .map_err(|e| e.to_string())?;
-    }
-    let mut got = 0;
-    while got < scaled(RPC_CONCURRENT) {
-        match tokio::time::timeout(WORKLOAD_LIMIT, caller.incoming.next()).await {
-            Ok(Some(Ok(m))) if m.is_text() => got += 1,
-            Ok(Some(Ok(_))) => {}
-            other => return Err(format!("raw concurrent: {got} replies, then {other:?}")),
+    let mut batch = async || -> BenchResult<f64> {
+        let start = Instant::now();
+        for i in 0..scaled(RPC_CONCURRENT) {
+            caller
+                .out
+                .send(raw_frame(i as u64))
+                .map_err(|e| e.to_string())?;
         }
-    }
-    let rpc_concurrent = scaled(RPC_CONCURRENT) as f64 / start.elapsed().as_secs_f64();
+        let mut got = 0;
+        while got < scaled(RPC_CONCURRENT) {
+            match tokio::time::timeout(WORKLOAD_LIMIT, caller.incoming.next()).await {
+                Ok(Some(Ok(m))) if m.is_text() => got += 1,
+                Ok(Some(Ok(_))) => {}
+                other => return Err(format!("raw concurrent: {got} replies, then {other:?}")),
+            }
+        }
+        Ok(scaled(RPC_CONCURRENT) as f64 / start.elapsed().as_secs_f64())
+    };
+    // Warm-up: one unmeasured batch, as on the link side.
+    batch().await?;
+    let cpu = CpuMeter::start(&server);
+    let rpc_concurrent = batch().await?;
     println!(
         "rpc_concurrent  raw   {rpc_concurrent:>12.0} calls/s   {}",
         cpu.per(scaled(RPC_CONCURRENT) as u64)
@@ -922,13 +972,11 @@ async fn raw_workloads() -> BenchResult<RawFigures> {
                 return Err("raw routes not ready".into());
             }
             let out = sender.out.clone();
-            let cpu = CpuMeter::start(&server);
-            let rate = windowed(total, fanout as u64, &counter, |seq| {
+            windowed(&server, total, fanout as u64, &counter, |seq| {
                 let r = out.send(raw_frame(seq)).map_err(|e| e.to_string());
                 async move { r }
             })
-            .await?;
-            Ok((rate, cpu.per(total * fanout as u64)))
+            .await
         };
     let (send, cpu) = one_way("/sender/peer/receiver", "/receiver/peer/none", 1).await?;
     println!("send            raw   {send:>12.0} msgs/s   {cpu}");
