@@ -781,17 +781,37 @@ pub fn write_canonical_object(obj: &Object, out: &mut Vec<u8>) {
 
 /// Appends a number as JavaScript's `JSON.stringify` writes it (`null` if not finite).
 pub fn write_number(n: f64, out: &mut Vec<u8>) {
-    out.extend_from_slice(number_text(n, &mut ryu_js::Buffer::new()));
+    out.extend_from_slice(number_text(n, &mut NumberBuf::new()));
+}
+
+/// Room to format a number: integers by `itoa`, everything else by `ryu_js`.
+struct NumberBuf {
+    int: itoa::Buffer,
+    float: ryu_js::Buffer,
+}
+
+impl NumberBuf {
+    fn new() -> Self {
+        Self {
+            int: itoa::Buffer::new(),
+            float: ryu_js::Buffer::new(),
+        }
+    }
 }
 
 /// `n` as `JSON.stringify` writes it, formatted in `buf` when it takes formatting.
-fn number_text(n: f64, buf: &mut ryu_js::Buffer) -> &[u8] {
+fn number_text(n: f64, buf: &mut NumberBuf) -> &[u8] {
     if !n.is_finite() {
         b"null"
     } else if n == 0.0 {
         b"0"
+    } else if n.fract() == 0.0 && n.abs() <= MAX_SAFE_INTEGER {
+        // JavaScript writes an integer below 1e21 as its plain digits, as `itoa`
+        // does; `ryu_js` would get there through the shortest-digits search first.
+        // Envelope timestamps and sequence numbers all take this path.
+        buf.int.format(n as i64).as_bytes()
     } else {
-        buf.format_finite(n).as_bytes()
+        buf.float.format_finite(n).as_bytes()
     }
 }
 
@@ -1402,7 +1422,7 @@ impl<'a> Parser<'a> {
 /// `JSON.stringify` writes `n`.
 fn is_canonical_number(lexeme: &[u8], n: f64) -> bool {
     // A non-finite number is written `null`, never its lexeme.
-    number_text(n, &mut ryu_js::Buffer::new()) == lexeme
+    number_text(n, &mut NumberBuf::new()) == lexeme
 }
 
 fn push_wtf8(cp: u32, out: &mut Vec<u8>) {
@@ -1442,6 +1462,37 @@ mod tests {
         assert_eq!(canon("1E2"), "100");
         assert_eq!(canon("1e400"), "null");
         assert_eq!(canon("1e-400"), "0");
+        assert_eq!(canon("-9007199254740991"), "-9007199254740991");
+        assert_eq!(canon("9007199254740993"), "9007199254740992");
+        assert_eq!(canon("123456789012345678901"), "123456789012345680000");
+    }
+
+    /// Integers take a path of their own (`itoa`); it must agree with `ryu_js`.
+    #[test]
+    fn integers_print_as_ryu_js_prints_them() {
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for i in 0..100_000u64 {
+            // xorshift: integers of every magnitude up to 2^53, both signs.
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let magnitude = (x >> 11) >> (i % 53);
+            let n = if x & 1 == 0 {
+                magnitude as f64
+            } else {
+                -(magnitude as f64)
+            };
+            if n == 0.0 {
+                continue;
+            }
+            let mut buf = NumberBuf::new();
+            let ours = number_text(n, &mut buf).to_vec();
+            assert_eq!(
+                ours,
+                ryu_js::Buffer::new().format_finite(n).as_bytes(),
+                "{n}"
+            );
+        }
     }
 
     #[test]
