@@ -113,6 +113,10 @@ fn key_lit() -> impl Strategy<Value = String> {
         2 => prop::sample::select(vec![
             "\"a\"", "\"b\"", "\"B\"", "\"1\"", "\"10\"", "\"2\"", "\"\"", "\"😀\"", "\"～\"",
             "\"\\ud800\"", "\"\\udc00\"", "\"sig\"", "\"__proto__\"",
+            // The envelope's own keys, one spelled with an escape, which frames read
+            // into slots of their own.
+            "\"data\"", "\"from\"", "\"to\"", "\"ts\"", "\"type\"", "\"v\"",
+            "\"\\u0074s\"",
         ])
         .prop_map(str::to_owned),
         3 => string_lit(),

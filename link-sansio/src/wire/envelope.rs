@@ -15,13 +15,25 @@ pub const MAX_ID_LEN: usize = 256;
 #[derive(Debug, Clone)]
 pub struct Frame {
     id: JsString,
-    /// Every top-level member except `sig`: exactly what the MAC covers.
-    fields: Object,
+    /// The envelope's own members by [`json::ENVELOPE_KEYS`] index, every other
+    /// member but `sig`, and `sig`: together, with `sig` left out, exactly what the
+    /// MAC covers.
+    known: [Option<Value>; 7],
+    extra: Vec<(JsString, Value)>,
     sig: Option<Value>,
     len: usize,
     /// See [`json::ParsedEnvelope::canonical_prefix`].
     canonical_prefix: Option<usize>,
 }
+
+/// Indexes into [`Frame::known`], after [`json::ENVELOPE_KEYS`].
+const DATA: usize = 0;
+const FROM: usize = 1;
+const ID: usize = 2;
+const TO: usize = 3;
+const TS: usize = 4;
+const TYPE: usize = 5;
+const V: usize = 6;
 
 impl Frame {
     /// Parses `bytes`: size cap, JSON, then the id.
@@ -33,11 +45,12 @@ impl Frame {
             return Err(DropReason::ParseError);
         };
         let json::ParsedEnvelope {
-            fields,
+            known,
+            extra,
             sig,
             canonical_prefix,
         } = parsed;
-        let id = match fields.get("id") {
+        let id = match &known[ID] {
             Some(Value::String(s)) if !s.is_empty() => s.clone(),
             _ => return Err(DropReason::MissingId),
         };
@@ -46,7 +59,8 @@ impl Frame {
         }
         Ok(Frame {
             id,
-            fields,
+            known,
+            extra,
             sig,
             len: bytes.len(),
             canonical_prefix,
@@ -86,17 +100,50 @@ impl Frame {
             }
             _ => {
                 scratch.clear();
-                json::write_canonical_object(&self.fields, scratch);
+                self.write_canonical(scratch);
                 key.verify_hex(scratch, sig.as_wtf8())
             }
         };
         if !signed {
             return Err(DropReason::BadSignature);
         }
-        if self.fields.get("v") != Some(&Value::Number(1.0)) {
+        if self.known[V] != Some(Value::Number(1.0)) {
             return Err(DropReason::BadVersion);
         }
         Ok(())
+    }
+
+    /// Writes the canonical text of every member but `sig`.
+    fn write_canonical(&self, out: &mut Vec<u8>) {
+        if self.extra.is_empty() {
+            // The envelope's own keys, already in canonical order.
+            out.push(b'{');
+            let mut first = true;
+            for (key, value) in json::ENVELOPE_KEYS.iter().zip(&self.known) {
+                let Some(value) = value else { continue };
+                if !first {
+                    out.push(b',');
+                }
+                first = false;
+                json::write_string(key.as_bytes(), out);
+                out.push(b':');
+                json::write_canonical(value, out);
+            }
+            out.push(b'}');
+        } else {
+            json::write_canonical_object(&self.to_object(), out);
+        }
+    }
+
+    /// Every member but `sig` as one object (a later duplicate key wins).
+    fn to_object(&self) -> Object {
+        let mut members = self.extra.clone();
+        for (key, value) in json::ENVELOPE_KEYS.iter().zip(&self.known) {
+            if let Some(v) = value {
+                members.push((JsString::from(*key), v.clone()));
+            }
+        }
+        Object::from_members(members)
     }
 
     /// The envelope id.
@@ -106,28 +153,31 @@ impl Frame {
 
     /// The sender's timestamp in ms; a missing or non-number `ts` counts as 0.
     pub fn ts(&self) -> f64 {
-        self.fields.get("ts").and_then(Value::as_f64).unwrap_or(0.0)
+        self.known[TS]
+            .as_ref()
+            .and_then(Value::as_f64)
+            .unwrap_or(0.0)
     }
 
     /// The message type, if it is a string.
     pub fn msg_type(&self) -> Option<&JsString> {
-        self.fields.get("type").and_then(Value::as_js_string)
+        self.known[TYPE].as_ref().and_then(Value::as_js_string)
     }
 
     /// The claimed sender as JavaScript's `String()` would coerce it (`None` for
     /// null or missing).
     pub fn from(&self) -> Option<JsString> {
-        self.fields.get("from").and_then(coerce_nullable)
+        self.known[FROM].as_ref().and_then(coerce_nullable)
     }
 
     /// The recipient, coerced like [`Frame::from`].
     pub fn to(&self) -> Option<JsString> {
-        self.fields.get("to").and_then(coerce_nullable)
+        self.known[TO].as_ref().and_then(coerce_nullable)
     }
 
     /// The payload, if present.
     pub fn data(&self) -> Option<&Value> {
-        self.fields.get("data")
+        self.known[DATA].as_ref()
     }
 
     /// Size of the frame on the wire, in bytes.
@@ -143,7 +193,7 @@ impl Frame {
     /// The exact text the signature covers.
     pub fn canonical(&self) -> Vec<u8> {
         let mut out = Vec::new();
-        json::write_canonical_object(&self.fields, &mut out);
+        self.write_canonical(&mut out);
         out
     }
 
@@ -154,7 +204,7 @@ impl Frame {
 
     /// Consumes the frame into a verified envelope. Call only after [`Frame::verify`].
     pub fn into_envelope(mut self) -> Envelope {
-        let data = self.fields.remove("data");
+        let data = self.known[DATA].take();
         Envelope {
             ts: self.ts(),
             from: self.from(),

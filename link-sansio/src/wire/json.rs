@@ -911,16 +911,25 @@ pub fn parse(text: &[u8]) -> Result<Value, ParseError> {
 /// 0, `data` depth 1, and a payload object inside `data` depth 2.
 const ENVELOPE_TEXT_DEPTH: usize = 2;
 
-/// A JSON text whose top level is an object, with its `sig` member taken out.
+/// The envelope's own members, in canonical order: [`ParsedEnvelope::known`] holds
+/// each one's value at its index here.
+pub(crate) const ENVELOPE_KEYS: [&str; 7] = ["data", "from", "id", "to", "ts", "type", "v"];
+
+/// A JSON text whose top level is an object, read member by member into fixed slots:
+/// no object is built for the envelope itself and no key is looked up afterwards.
 #[derive(Debug)]
 pub(crate) struct ParsedEnvelope {
-    /// Every member but `sig` (the last `sig`, if several).
-    pub fields: Object,
-    /// The `sig` member's value.
+    /// The last value of each of [`ENVELOPE_KEYS`], by index.
+    pub known: [Option<Value>; 7],
+    /// Every other member but `sig`, in arrival order (duplicates included; usually
+    /// empty).
+    pub extra: Members,
+    /// The last `sig` member's value.
     pub sig: Option<Value>,
     /// `Some(n)` when `text[..n]` followed by `}` is exactly the canonical text of
-    /// `fields`: the text was canonical apart from a final `sig` member. A verifier
-    /// can then MAC the received bytes instead of writing the canonical text again.
+    /// the members other than `sig`: the text was canonical apart from a final `sig`
+    /// member. A verifier can then MAC the received bytes instead of writing the
+    /// canonical text again.
     pub canonical_prefix: Option<usize>,
 }
 
@@ -948,29 +957,59 @@ pub(crate) fn parse_envelope(text: &[u8]) -> Result<Option<ParsedEnvelope>, Pars
         }
         return Ok(None);
     }
-    let (mut members, sig_at) = p.object_members(0).map_err(|Fail| p.failure())?;
+    let mut known: [Option<Value>; 7] = Default::default();
+    let mut extra = Members::new();
+    let mut sig = None;
+    // Where the last `sig` member begins (its comma), whether it was the only one and
+    // came last, and whether the keys before it were strictly increasing.
+    let mut sig_at = None;
+    let mut sigs = 0;
+    let mut sig_last = false;
+    let mut sorted = true;
+    let mut previous: Option<JsString> = None;
+    p.list(0, b'}', |p, member_start| {
+        let key = p.key()?;
+        let value = p.value(1)?;
+        if key == "sig" {
+            sig = Some(value);
+            sig_at = Some(member_start);
+            sigs += 1;
+            sig_last = true;
+            return Ok(());
+        }
+        sig_last = false;
+        if sorted
+            && previous
+                .as_ref()
+                .is_some_and(|prev| utf16_cmp(prev.as_wtf8(), key.as_wtf8()) != Ordering::Less)
+        {
+            sorted = false;
+        }
+        match ENVELOPE_KEYS.iter().position(|k| key == *k) {
+            Some(slot) => {
+                known[slot] = Some(value);
+                previous = Some(key);
+            }
+            None => {
+                previous = Some(key.clone());
+                extra.push((key, value));
+            }
+        }
+        Ok(())
+    })
+    .map_err(|Fail| p.failure())?;
     p.skip_ws();
     if p.i != p.s.len() {
         let Fail = p.err("trailing characters");
         return Err(p.failure());
     }
-    let one_sig_last = members.last().is_some_and(|(k, _)| k == "sig")
-        && members.iter().filter(|(k, _)| k == "sig").count() == 1;
-    let sig = match members.iter().rposition(|(k, _)| k == "sig") {
-        Some(i) => {
-            let sig = members.remove(i).1;
-            members.retain(|(k, _)| k != "sig");
-            Some(sig)
-        }
-        None => None,
-    };
-    let (fields, sorted) = Object::from_parsed(members);
     // Canonical apart from `sig`: a single `sig` came last, the members before it are
     // in strictly increasing order, and nothing was written in a non-canonical form
     // (checked as the parser went).
-    let canonical_prefix = sig_at.filter(|_| p.canonical && one_sig_last && sorted);
+    let canonical_prefix = sig_at.filter(|_| p.canonical && sigs == 1 && sig_last && sorted);
     Ok(Some(ParsedEnvelope {
-        fields,
+        known,
+        extra,
         sig,
         canonical_prefix,
     }))
@@ -1081,7 +1120,7 @@ impl<'a> Parser<'a> {
                 )))
             }
             Some(b'{') => {
-                let (members, _) = self.object_members(depth)?;
+                let members = self.object_members(depth)?;
                 let (object, sorted) = Object::from_parsed(members);
                 if !sorted {
                     self.canonical = false;
@@ -1093,22 +1132,16 @@ impl<'a> Parser<'a> {
         }
     }
 
-    /// Parses an object's members in arrival order (the cursor is on `{`). Also
-    /// returns where a member named `sig` begins: the offset of the comma before it,
-    /// or just after the `{` if it comes first (the last such member, if several).
-    fn object_members(&mut self, depth: usize) -> Result<(Members, Option<usize>), Fail> {
+    /// Parses an object's members in arrival order (the cursor is on `{`).
+    fn object_members(&mut self, depth: usize) -> Result<Members, Fail> {
         let base = self.members.len();
-        let mut sig_at = None;
-        self.list(depth, b'}', |p, member_start| {
+        self.list(depth, b'}', |p, _| {
             let k = p.key()?;
             let v = p.value(depth + 1)?;
-            if k == "sig" {
-                sig_at = Some(member_start);
-            }
             p.members.push((k, v));
             Ok(())
         })?;
-        Ok((self.members.drain(base..).collect(), sig_at))
+        Ok(self.members.drain(base..).collect())
     }
 
     /// Walks an array or object (the cursor is on its opening bracket, `close` is the
@@ -1216,6 +1249,7 @@ impl<'a> Parser<'a> {
         self.i += 1;
         let mut plain = true;
         loop {
+            self.i = string_stop(self.s, self.i);
             let Some(b) = self.peek() else {
                 return Err(self.err("unterminated string"));
             };
@@ -1240,8 +1274,7 @@ impl<'a> Parser<'a> {
                         _ => return Err(self.err("invalid escape")),
                     }
                 }
-                0x00..=0x1F => return Err(self.err("control character in string")),
-                _ => self.i += 1,
+                _ => return Err(self.err("control character in string")),
             }
         }
     }
@@ -1361,17 +1394,16 @@ impl<'a> Parser<'a> {
         self.i += 1; // opening quote
         let start = self.i;
         // Fast path: no escapes.
-        while let Some(b) = self.peek() {
-            match b {
-                b'"' => {
-                    let end = self.i;
-                    self.i += 1;
-                    return Ok(JsString::from_text(self.s, start, end));
-                }
-                b'\\' => break,
-                0x00..=0x1F => return Err(self.err("control character in string")),
-                _ => self.i += 1,
+        self.i = string_stop(self.s, self.i);
+        match self.peek() {
+            Some(b'"') => {
+                let end = self.i;
+                self.i += 1;
+                return Ok(JsString::from_text(self.s, start, end));
             }
+            Some(0x00..=0x1F) => return Err(self.err("control character in string")),
+            // A backslash, or the end of the text: the slow path reads on.
+            _ => {}
         }
         let mut buf = self.s[start..self.i].to_vec();
         loop {
@@ -1416,6 +1448,40 @@ impl<'a> Parser<'a> {
             }
         }
     }
+}
+
+/// The first offset from `i` holding a byte that ends a plain run inside a string
+/// (`"`, `\\` or a control character), or `s.len()`. Reads eight bytes at a time:
+/// strings on the wire are mostly long plain runs (ids, signatures, payload text).
+fn string_stop(s: &[u8], mut i: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    /// High bit set in each byte of `x` that is zero. A borrow can also mark a byte
+    /// above a true match, never one below it, so the lowest mark is exact.
+    fn zero_bytes(x: u64) -> u64 {
+        x.wrapping_sub(ONES) & !x & HIGHS
+    }
+    while let Some(chunk) = s.get(i..i + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word);
+        // Bytes below 0x20 (a byte of 0x80 or more never counts, as `!x` clears it),
+        // then bytes equal to `"` and to `\\`.
+        let stops = (x.wrapping_sub(ONES * 0x20) & !x & HIGHS)
+            | zero_bytes(x ^ (ONES * u64::from(b'"')))
+            | zero_bytes(x ^ (ONES * u64::from(b'\\')));
+        if stops != 0 {
+            return i + (stops.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while let Some(&b) = s.get(i) {
+        if b == b'"' || b == b'\\' || b < 0x20 {
+            return i;
+        }
+        i += 1;
+    }
+    i
 }
 
 /// Whether `lexeme`, which parsed to `n` and is not a short integer, is how
@@ -1492,6 +1558,41 @@ mod tests {
                 ryu_js::Buffer::new().format_finite(n).as_bytes(),
                 "{n}"
             );
+        }
+    }
+
+    /// The word-at-a-time scan stops exactly where a byte-by-byte scan would.
+    #[test]
+    fn string_stop_agrees_with_a_byte_scan() {
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        // Mostly plain text, with stops and bytes on either side of each stop value.
+        let palette = [
+            b'a', b'"', b'\\', 0x00, 0x1F, 0x20, 0x21, 0x5B, 0x5D, 0x7F, 0x80, 0xA0, 0xFF,
+        ];
+        for _ in 0..20_000 {
+            let len = (next() % 40) as usize;
+            let text: Vec<u8> = (0..len)
+                .map(|_| {
+                    let r = next();
+                    if r % 4 == 0 {
+                        palette[(r >> 8) as usize % palette.len()]
+                    } else {
+                        b'a' + (r >> 8) as u8 % 26
+                    }
+                })
+                .collect();
+            for from in 0..=len {
+                let naive = (from..len)
+                    .find(|&i| matches!(text[i], b'"' | b'\\' | 0x00..=0x1F))
+                    .unwrap_or(len);
+                assert_eq!(string_stop(&text, from), naive, "{text:?} from {from}");
+            }
         }
     }
 
