@@ -818,11 +818,13 @@ fn number_text(n: f64, buf: &mut NumberBuf) -> &[u8] {
 /// Appends a quoted string escaped as `JSON.stringify` does (well-formed variant:
 /// lone surrogates as `\udxxx`).
 pub fn write_string(wtf8: &[u8], out: &mut Vec<u8>) {
+    out.reserve(wtf8.len() + 2);
     out.push(b'"');
     let mut run_start = 0;
     let mut i = 0;
-    while i < wtf8.len() {
-        let b = wtf8[i];
+    loop {
+        i = escape_stop(wtf8, i);
+        let Some(&b) = wtf8.get(i) else { break };
         let escape: Option<&[u8]> = match b {
             b'"' => Some(b"\\\""),
             b'\\' => Some(b"\\\\"),
@@ -1451,9 +1453,20 @@ impl<'a> Parser<'a> {
 }
 
 /// The first offset from `i` holding a byte that ends a plain run inside a string
-/// (`"`, `\\` or a control character), or `s.len()`. Reads eight bytes at a time:
-/// strings on the wire are mostly long plain runs (ids, signatures, payload text).
-fn string_stop(s: &[u8], mut i: usize) -> usize {
+/// being read (`"`, `\\` or a control character), or `s.len()`.
+fn string_stop(s: &[u8], i: usize) -> usize {
+    first_stop::<false>(s, i)
+}
+
+/// [`string_stop`] for a string being written, which also stops at `0xED`, the lead
+/// byte of an encoded surrogate (and of U+D000..=U+D7FF, which the writer passes on).
+fn escape_stop(s: &[u8], i: usize) -> usize {
+    first_stop::<true>(s, i)
+}
+
+/// Reads eight bytes at a time: strings on the wire are mostly long plain runs (ids,
+/// signatures, payload text).
+fn first_stop<const LEAD_ED: bool>(s: &[u8], mut i: usize) -> usize {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGHS: u64 = 0x8080_8080_8080_8080;
     /// High bit set in each byte of `x` that is zero. A borrow can also mark a byte
@@ -1467,16 +1480,19 @@ fn string_stop(s: &[u8], mut i: usize) -> usize {
         let x = u64::from_le_bytes(word);
         // Bytes below 0x20 (a byte of 0x80 or more never counts, as `!x` clears it),
         // then bytes equal to `"` and to `\\`.
-        let stops = (x.wrapping_sub(ONES * 0x20) & !x & HIGHS)
+        let mut stops = (x.wrapping_sub(ONES * 0x20) & !x & HIGHS)
             | zero_bytes(x ^ (ONES * u64::from(b'"')))
             | zero_bytes(x ^ (ONES * u64::from(b'\\')));
+        if LEAD_ED {
+            stops |= zero_bytes(x ^ (ONES * 0xED));
+        }
         if stops != 0 {
             return i + (stops.trailing_zeros() / 8) as usize;
         }
         i += 8;
     }
     while let Some(&b) = s.get(i) {
-        if b == b'"' || b == b'\\' || b < 0x20 {
+        if b == b'"' || b == b'\\' || b < 0x20 || (LEAD_ED && b == 0xED) {
             return i;
         }
         i += 1;
@@ -1573,7 +1589,8 @@ mod tests {
         };
         // Mostly plain text, with stops and bytes on either side of each stop value.
         let palette = [
-            b'a', b'"', b'\\', 0x00, 0x1F, 0x20, 0x21, 0x5B, 0x5D, 0x7F, 0x80, 0xA0, 0xFF,
+            b'a', b'"', b'\\', 0xED, 0xEC, 0xEE, 0x00, 0x1F, 0x20, 0x21, 0x5B, 0x5D, 0x7F, 0x80,
+            0xA0, 0xFF,
         ];
         for _ in 0..20_000 {
             let len = (next() % 40) as usize;
@@ -1592,6 +1609,10 @@ mod tests {
                     .find(|&i| matches!(text[i], b'"' | b'\\' | 0x00..=0x1F))
                     .unwrap_or(len);
                 assert_eq!(string_stop(&text, from), naive, "{text:?} from {from}");
+                let naive = (from..len)
+                    .find(|&i| matches!(text[i], b'"' | b'\\' | 0x00..=0x1F | 0xED))
+                    .unwrap_or(len);
+                assert_eq!(escape_stop(&text, from), naive, "{text:?} from {from}");
             }
         }
     }
