@@ -23,12 +23,22 @@ pub struct JsString {
 
 /// Strings this short (most keys, kinds, types and small values) are stored inline:
 /// parsing a frame then allocates for its long strings only.
-const INLINE: usize = 22;
+const INLINE: usize = 23;
 
 #[derive(Clone)]
 enum Repr {
-    Inline { len: u8, buf: [u8; INLINE] },
+    Inline(Inline),
     Heap(Box<[u8]>),
+}
+
+/// An inline string, word-aligned: values holding one are then moved as whole words.
+/// (Byte-aligned, they were copied in pieces at odd offsets that later loads straddled,
+/// stalling store forwarding in the parser.)
+#[derive(Clone, Copy)]
+#[repr(C, align(8))]
+struct Inline {
+    buf: [u8; INLINE],
+    len: u8,
 }
 
 impl Default for JsString {
@@ -56,10 +66,10 @@ impl JsString {
         let repr = if bytes.len() <= INLINE {
             let mut buf = [0; INLINE];
             buf[..bytes.len()].copy_from_slice(bytes);
-            Repr::Inline {
+            Repr::Inline(Inline {
                 len: bytes.len() as u8,
                 buf,
-            }
+            })
         } else {
             Repr::Heap(bytes.into())
         };
@@ -77,10 +87,10 @@ impl JsString {
             let mut buf = [0; INLINE];
             buf.copy_from_slice(window);
             return Self {
-                repr: Repr::Inline {
+                repr: Repr::Inline(Inline {
                     len: len as u8,
                     buf,
-                },
+                }),
             };
         }
         Self::from_slice(&text[start..end])
@@ -114,7 +124,7 @@ impl JsString {
     /// The raw WTF-8 bytes.
     pub fn as_wtf8(&self) -> &[u8] {
         match &self.repr {
-            Repr::Inline { len, buf } => &buf[..usize::from(*len)],
+            Repr::Inline(Inline { len, buf }) => &buf[..usize::from(*len)],
             Repr::Heap(b) => b,
         }
     }
