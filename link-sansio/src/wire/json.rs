@@ -339,7 +339,9 @@ pub struct Object {
 #[derive(Clone)]
 enum ObjectRepr {
     Members(Members),
-    Text(Box<TextObject>),
+    /// Shared: copies of a received payload (one per event listener or subscriber)
+    /// cost a reference count, not a copy of the text.
+    Text(std::sync::Arc<TextObject>),
 }
 
 impl Default for ObjectRepr {
@@ -349,7 +351,6 @@ impl Default for ObjectRepr {
 }
 
 /// An object kept as the (validated) text it arrived as; parsed on first access.
-#[derive(Clone)]
 struct TextObject {
     text: Box<[u8]>,
     /// Whether `text` is exactly the object's canonical serialization.
@@ -402,7 +403,7 @@ impl Object {
     /// (within the nesting bound); `canonical` if it is also its canonical text.
     fn from_text(text: &[u8], canonical: bool) -> Self {
         Self {
-            repr: ObjectRepr::Text(Box::new(TextObject {
+            repr: ObjectRepr::Text(std::sync::Arc::new(TextObject {
                 text: text.into(),
                 canonical,
                 members: std::sync::OnceLock::new(),
@@ -421,7 +422,11 @@ impl Object {
     /// The members, for changing them (a text object is parsed and stops being text).
     fn members_mut(&mut self) -> &mut Members {
         if let ObjectRepr::Text(t) = &mut self.repr {
-            let members = t.members.take().unwrap_or_else(|| members_of_text(&t.text));
+            let members = match std::sync::Arc::get_mut(t) {
+                Some(only) => only.members.take(),
+                None => t.members.get().cloned(),
+            };
+            let members = members.unwrap_or_else(|| members_of_text(&t.text));
             self.repr = ObjectRepr::Members(members);
         }
         match &mut self.repr {
@@ -1625,6 +1630,27 @@ mod tests {
                 assert_eq!(escape_stop(&text, from), naive, "{text:?} from {from}");
             }
         }
+    }
+
+    /// Copies of an object held as text share it; changing one copy leaves the
+    /// others as they were, read or not.
+    #[test]
+    fn text_objects_are_shared_until_changed() {
+        let text = br#"{"a":1,"b":"x"}"#;
+        let original = Object::from_text(text, true);
+        let read = original.clone();
+        assert_eq!(read.get("b"), Some(&Value::from("x")));
+        let mut changed = read.clone();
+        changed.insert("c", Value::Bool(true));
+        assert_eq!(changed.len(), 3);
+        assert_eq!(original.len(), 2);
+        assert_eq!(read.len(), 2);
+        assert_eq!(original.canonical_text(), Some(&text[..]));
+        assert_eq!(read.canonical_text(), Some(&text[..]));
+        assert_eq!(changed.canonical_text(), None);
+        let mut alone = Object::from_text(text, true);
+        assert_eq!(alone.remove("a"), Some(Value::Number(1.0)));
+        assert_eq!(Value::Object(alone).to_canonical(), br#"{"b":"x"}"#);
     }
 
     #[test]
