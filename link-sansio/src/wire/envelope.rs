@@ -390,3 +390,48 @@ pub fn encode_message(key: &Key, header: &Header<'_>, message: &Message, out: &m
         out,
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::HashAlgo;
+
+    fn signed(key: &Key, sig: impl Fn(&str) -> String) -> String {
+        let unsigned = r#"{"id":"i","ts":1,"type":"direct","v":1}"#;
+        let hex = key.sign_hex(unsigned.as_bytes());
+        format!(
+            r#"{},"sig":{}}}"#,
+            &unsigned[..unsigned.len() - 1],
+            sig(&hex)
+        )
+    }
+
+    fn check(key: &Key, text: &str) -> Result<(), DropReason> {
+        let frame = Frame::parse(text.as_bytes(), &Limits::default())?;
+        frame.verify_received(text.as_bytes(), key, &mut Vec::new())?;
+        frame.verify(key, &mut Vec::new())
+    }
+
+    /// A signature is read in place when plain and decoded when it has escapes; any
+    /// other `sig` never verifies.
+    #[test]
+    fn signatures_in_every_spelling() {
+        let key = Key::new("k", HashAlgo::Sha256);
+        assert_eq!(check(&key, &signed(&key, |h| format!("\"{h}\""))), Ok(()));
+        let escaped = |h: &str| format!("\"\\u00{:x}{}\"", h.as_bytes()[0], &h[1..]);
+        assert_eq!(check(&key, &signed(&key, escaped)), Ok(()));
+        for bad in [
+            |h: &str| format!("\"{h}0\""),
+            |h: &str| format!("\"{}\"", h.repeat(3)),
+            |_: &str| "null".to_owned(),
+            |_: &str| "[]".to_owned(),
+            |h: &str| format!("[\"{h}\"]"),
+        ] {
+            let text = signed(&key, bad);
+            assert_eq!(check(&key, &text), Err(DropReason::BadSignature), "{text}");
+        }
+        // The last of several `sig` members counts.
+        let text = signed(&key, |h| format!("\"{}\",\"sig\":\"{h}\"", "0".repeat(64)));
+        assert_eq!(check(&key, &text), Ok(()));
+    }
+}
