@@ -82,6 +82,9 @@ impl ServerRpcContext {
 /// An item of [`Hub::events`].
 #[derive(Debug, Clone)]
 #[non_exhaustive]
+// Nearly every item is `Hub`: boxing it would cost an allocation per event and save
+// no memory.
+#[allow(clippy::large_enum_variant)]
 pub enum Event {
     /// An event of the hub (`peer.connect`, `protocol-error`, `rpc.forwarded`, …).
     Hub(HubEvent),
