@@ -1,6 +1,8 @@
-//! The client's driver task: owns the `Connection` and the socket, and runs the one
-//! loop — command | control | frame in | deadline → core → frames out (batched) —
-//! until the link stops.
+//! The client's driver task: owns the socket, and runs the one loop — command |
+//! control | frame in | deadline → core → frames out (batched) — until the link
+//! stops. The core (`Connection`) is shared with the handles, which step it in place
+//! for `send` and `publish` while frames go out at once, and wake this task to write
+//! what they produced.
 
 use super::options::StatusFn;
 use super::{Event, LinkClient, LinkOptions, ReadyInfo, RpcContext, Shared, TopicMessage};
@@ -10,6 +12,7 @@ use crate::handler::{ErasedHandler, HandlerFailure, RpcHandlerError};
 use crate::runtime::{BoxFuture, ConnectSpec, Runtime, Timer, now, os_seed};
 use crate::transport::{Inbound, Outbound, Pump, Transport, TransportError, frame_text};
 use futures_util::FutureExt;
+use futures_util::task::AtomicWaker;
 use link_sansio::client::{
     ClientError, ClientEvent, ClientHealth, Connection, HandlerError, InboundRpcId, Input, Output,
     RpcError, RpcId,
@@ -20,8 +23,8 @@ use std::collections::HashMap;
 use std::future::{Future, poll_fn};
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -128,9 +131,45 @@ impl SubSlot {
 
 type PendingRpc = (u64, oneshot::Sender<Result<Option<Value>, RpcError>>);
 
+/// The core, shared by the driver task and the handles. Handles step it in place for
+/// `send` and `publish` while it takes frames at once ([`Connection::sends_now`]):
+/// no channel hop, no reply to wait for. The lock is held only for a step, never
+/// across an `.await`, and no user code runs under it.
+pub(crate) struct SharedCore {
+    conn: Mutex<Connection>,
+    /// Wakes the driver to carry out what a handle's step produced.
+    driver: AtomicWaker,
+}
+
+impl std::fmt::Debug for SharedCore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedCore").finish_non_exhaustive()
+    }
+}
+
+impl SharedCore {
+    /// The core, locked. A panic while it was held (a bug) does not stop the link.
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Steps the core with `step` if it takes frames at once; `None` (without calling
+    /// `step`) if not, and the caller should queue its command instead.
+    pub(crate) fn step_if_sending<T>(&self, step: impl FnOnce(&mut Connection) -> T) -> Option<T> {
+        let mut conn = self.lock();
+        if !conn.sends_now() {
+            return None;
+        }
+        let out = step(&mut conn);
+        drop(conn);
+        self.driver.wake();
+        Some(out)
+    }
+}
+
 struct Driver<R: Runtime> {
     rt: R,
-    conn: Connection,
+    core: Arc<SharedCore>,
     spec: ConnectSpec,
     kind: String,
     commands: mpsc::Receiver<Command>,
@@ -185,10 +224,14 @@ pub(crate) fn spawn<R: Runtime>(opts: LinkOptions<R>) -> Result<LinkClient, Erro
     let t = now();
     conn.start(t);
     let span = tracing::info_span!("link.client", kind = %kind, url = %spec.url);
+    let core = Arc::new(SharedCore {
+        conn: Mutex::new(conn),
+        driver: AtomicWaker::new(),
+    });
     let driver = Driver {
         timer: opts.runtime.timer(t.instant + Duration::from_secs(3600)),
         rt: opts.runtime.clone(),
-        conn,
+        core: core.clone(),
         spec,
         kind: kind.clone(),
         commands: cmd_rx,
@@ -217,6 +260,7 @@ pub(crate) fn spawn<R: Runtime>(opts: LinkOptions<R>) -> Result<LinkClient, Erro
     opts.runtime.spawn(driver.run().instrument(span));
     Ok(LinkClient {
         shared: Arc::new(Shared {
+            core,
             commands: cmd_tx,
             control: ctl_tx,
             events: ev_tx.downgrade(),
@@ -272,6 +316,11 @@ fn handler_error(e: RpcHandlerError) -> HandlerError {
 }
 
 impl<R: Runtime> Driver<R> {
+    /// The core, locked for one step.
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        self.core.lock()
+    }
+
     async fn run(mut self) {
         tracing::debug!("link driver started");
         poll_fn(|cx| self.poll(cx)).await;
@@ -288,6 +337,9 @@ impl<R: Runtime> Driver<R> {
     }
 
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        // Registered before looking for work: a handle stepping the core after this
+        // wakes the task again.
+        self.core.driver.register(cx.waker());
         for _ in 0..32 {
             let mut busy = false;
             while let Poll::Ready(Some(c)) = self.control.poll_recv(cx) {
@@ -305,7 +357,7 @@ impl<R: Runtime> Driver<R> {
                             // Every handle is gone: nobody can use the link any more.
                             self.commands_closed = true;
                             if !self.stopped {
-                                self.conn.stop(now(), true);
+                                self.conn().stop(now(), true);
                             }
                             busy = true;
                             break;
@@ -340,7 +392,7 @@ impl<R: Runtime> Driver<R> {
                             .close_frame
                             .take()
                             .unwrap_or_else(|| (1006, String::new()));
-                        self.conn.handle_input(
+                        self.conn().handle_input(
                             now(),
                             Input::TransportDown {
                                 code: Some(code),
@@ -357,7 +409,7 @@ impl<R: Runtime> Driver<R> {
             {
                 self.deadline = None;
                 self.armed = None;
-                self.conn.handle_input(now(), Input::Timeout);
+                self.conn().handle_input(now(), Input::Timeout);
                 busy = true;
             }
             busy |= self.drain_outputs();
@@ -365,7 +417,7 @@ impl<R: Runtime> Driver<R> {
                 match p.poll_write(cx) {
                     Ok(0) => {}
                     Ok(n) => {
-                        self.conn.handle_input(now(), Input::Flushed(n));
+                        self.conn().handle_input(now(), Input::Flushed(n));
                         busy = true;
                     }
                     Err(e) => {
@@ -419,7 +471,7 @@ impl<R: Runtime> Driver<R> {
                 tracing::debug!("websocket open");
                 self.pump = Some(Pump::new(t));
                 self.close_frame = None;
-                self.conn.handle_input(now(), Input::TransportUp);
+                self.conn().handle_input(now(), Input::TransportUp);
             }
             Err(e) => {
                 tracing::debug!(error = %e, "connect failed");
@@ -427,7 +479,7 @@ impl<R: Runtime> Driver<R> {
                 self.broadcast(Event::TransportError {
                     error: reason.clone(),
                 });
-                self.conn.handle_input(
+                self.conn().handle_input(
                     now(),
                     Input::TransportDown {
                         code: Some(1006),
@@ -453,7 +505,7 @@ impl<R: Runtime> Driver<R> {
             _ => 1006,
         };
         self.close_frame = None;
-        self.conn.handle_input(
+        self.conn().handle_input(
             now(),
             Input::TransportDown {
                 code: Some(code),
@@ -464,13 +516,13 @@ impl<R: Runtime> Driver<R> {
 
     fn on_frame(&mut self, frame: Inbound) {
         match &frame {
-            Inbound::Pong => self.conn.handle_input(now(), Input::Pong),
+            Inbound::Pong => self.conn().handle_input(now(), Input::Pong),
             Inbound::Close(info) => {
                 self.close_frame = Some(info.clone().unwrap_or_else(|| (1005, String::new())));
             }
             _ => {
                 if let Some(bytes) = frame_text(&frame) {
-                    self.conn.handle_input(now(), Input::Frame(&bytes));
+                    self.conn().handle_input(now(), Input::Frame(&bytes));
                 }
             }
         }
@@ -481,7 +533,8 @@ impl<R: Runtime> Driver<R> {
     fn drain_outputs(&mut self) -> bool {
         let mut any = false;
         loop {
-            match self.conn.poll_output() {
+            let output = self.conn().poll_output();
+            match output {
                 Output::Timeout(at) => {
                     self.deadline = Some(at);
                     return any;
@@ -628,7 +681,7 @@ impl<R: Runtime> Driver<R> {
             ClientEvent::StatusWanted => {
                 if let Some(f) = &self.status {
                     let status = f();
-                    let _ = self.conn.push_status(now(), status);
+                    let _ = self.conn().push_status(now(), status);
                 }
             }
             ClientEvent::ProtocolError { reason, detail, .. } => {
@@ -680,7 +733,7 @@ impl<R: Runtime> Driver<R> {
             .or(self.catch_all.as_ref())
             .cloned()
         else {
-            self.conn
+            self.conn()
                 .respond(now(), request, Err(HandlerError::UnknownType(rpc_type)));
             return;
         };
@@ -695,7 +748,7 @@ impl<R: Runtime> Driver<R> {
             Ok(f) => f,
             Err(_) => {
                 self.inbound.remove(&request);
-                self.conn
+                self.conn()
                     .respond(now(), request, Err(HandlerError::Panicked));
                 return;
             }
@@ -709,7 +762,7 @@ impl<R: Runtime> Driver<R> {
         // `catch_unwind()` above turns a panic during this poll into an outcome too.
         if let Poll::Ready(outcome) = fut.poll_unpin(&mut cx) {
             self.inbound.remove(&request);
-            self.conn.respond(now(), request, handler_reply(outcome));
+            self.conn().respond(now(), request, handler_reply(outcome));
             return;
         }
         let control = self.control_tx.clone();
@@ -724,7 +777,7 @@ impl<R: Runtime> Driver<R> {
             Control::CancelRpc(token) => {
                 if let Some(id) = self.tokens.remove(&token) {
                     self.rpcs.remove(&id);
-                    self.conn.cancel_rpc(now(), id);
+                    self.conn().cancel_rpc(now(), id);
                 }
             }
             Control::Unsubscribe { topic, id } => {
@@ -732,27 +785,27 @@ impl<R: Runtime> Driver<R> {
                     slots.retain(|s| s.id != id);
                     if slots.is_empty() {
                         self.subs.remove(&topic);
-                        let _ = self.conn.unsubscribe(now(), &topic);
+                        let _ = self.conn().unsubscribe(now(), &topic);
                     }
                 }
             }
             Control::Handle { rpc_type, handler } => match handler {
                 Some(h) => {
-                    self.conn.handle(&rpc_type);
+                    self.conn().handle(&rpc_type);
                     self.handlers.insert(rpc_type, h);
                 }
                 None => {
-                    self.conn.unhandle(&rpc_type);
+                    self.conn().unhandle(&rpc_type);
                     self.handlers.remove(&rpc_type);
                 }
             },
             Control::CatchAll(h) => {
-                self.conn.set_rpc_catch_all(h.is_some());
+                self.conn().set_rpc_catch_all(h.is_some());
                 self.catch_all = h;
             }
             Control::Responded { request, reply } => {
                 self.inbound.remove(&request);
-                self.conn.respond(now(), request, reply);
+                self.conn().respond(now(), request, reply);
             }
         }
     }
@@ -766,21 +819,25 @@ impl<R: Runtime> Driver<R> {
                 data,
                 timeout,
                 reply,
-            } => match self.conn.rpc(now(), &to, &rpc_type, data, timeout) {
-                Ok(id) => {
-                    self.tokens.insert(token, id);
-                    self.rpcs.insert(id, (token, reply));
+            } => {
+                // Bound first: the lock is released before the maps are touched.
+                let started = self.conn().rpc(now(), &to, &rpc_type, data, timeout);
+                match started {
+                    Ok(id) => {
+                        self.tokens.insert(token, id);
+                        self.rpcs.insert(id, (token, reply));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
                 }
-                Err(e) => {
-                    let _ = reply.send(Err(e));
-                }
-            },
+            }
             Command::Publish {
                 topic,
                 payload,
                 reply,
             } => {
-                let _ = reply.send(self.conn.publish(now(), &topic, payload));
+                let _ = reply.send(self.conn().publish(now(), &topic, payload));
             }
             Command::Send {
                 to,
@@ -788,7 +845,7 @@ impl<R: Runtime> Driver<R> {
                 data,
                 reply,
             } => {
-                let _ = reply.send(self.conn.send(now(), &to, &direct_type, data));
+                let _ = reply.send(self.conn().send(now(), &to, &direct_type, data));
             }
             Command::Subscribe {
                 topic,
@@ -797,7 +854,7 @@ impl<R: Runtime> Driver<R> {
                 reply,
             } => {
                 let first = !self.subs.contains_key(&topic);
-                if first && let Err(e) = self.conn.subscribe(now(), &topic) {
+                if first && let Err(e) = self.conn().subscribe(now(), &topic) {
                     let _ = reply.send(Err(e.into()));
                     return;
                 }
@@ -813,7 +870,7 @@ impl<R: Runtime> Driver<R> {
                 if self.ready_flag.load(Ordering::Acquire) {
                     let _ = reply.send(Ok(ReadyInfo {
                         kind: self.kind.clone(),
-                        features: self.conn.hub_features().to_vec(),
+                        features: self.conn().hub_features().to_vec(),
                     }));
                 } else if self.stopped {
                     let _ = reply.send(Err(Error::Stopped));
@@ -822,23 +879,23 @@ impl<R: Runtime> Driver<R> {
                 }
             }
             Command::Peers { reply } => {
-                let _ = reply.send(self.conn.peers().cloned().collect());
+                let _ = reply.send(self.conn().peers().cloned().collect());
             }
             Command::PeerStatus { kind, reply } => {
-                let _ = reply.send(self.conn.peer_status(&kind).cloned());
+                let _ = reply.send(self.conn().peer_status(&kind).cloned());
             }
             Command::Health { reply } => {
-                let _ = reply.send(self.conn.health());
+                let _ = reply.send(self.conn().health());
             }
             Command::Features { reply } => {
-                let _ = reply.send(self.conn.hub_features().to_vec());
+                let _ = reply.send(self.conn().hub_features().to_vec());
             }
             Command::Stop { graceful, reply } => {
                 if self.stopped {
                     let _ = reply.send(());
                 } else {
                     self.stop_waiters.push(reply);
-                    self.conn.stop(now(), graceful);
+                    self.conn().stop(now(), graceful);
                 }
             }
         }

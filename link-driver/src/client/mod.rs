@@ -10,6 +10,7 @@ use crate::cancel::CancelSignal;
 use crate::error::Error;
 use crate::handler::{self, ErasedHandler, RpcHandlerError};
 use crate::payload;
+use crate::runtime::now;
 use driver::{Command, Control};
 use futures_util::Stream;
 use link_sansio::client::{ClientEvent, ClientHealth, RpcError};
@@ -36,6 +37,8 @@ pub struct LinkClient {
 
 #[derive(Debug)]
 struct Shared {
+    /// The core, stepped in place by `send` and `publish` when it takes frames at once.
+    core: Arc<driver::SharedCore>,
     commands: mpsc::Sender<Command>,
     control: mpsc::UnboundedSender<Control>,
     /// Weak, so that event streams end when the driver does.
@@ -197,7 +200,14 @@ impl LinkClient {
         topic: &str,
         payload: &T,
     ) -> Result<(), Error> {
-        let payload = payload::encode(payload)?;
+        let mut payload = payload::encode(payload)?;
+        if let Some(sent) = self
+            .shared
+            .core
+            .step_if_sending(|conn| conn.publish(now(), topic, payload.take()))
+        {
+            return sent.map_err(Error::from);
+        }
         let topic = topic.to_owned();
         self.command(|reply| Command::Publish {
             topic,
@@ -215,7 +225,14 @@ impl LinkClient {
         direct_type: &str,
         data: &T,
     ) -> Result<(), Error> {
-        let data = payload::encode(data)?;
+        let mut data = payload::encode(data)?;
+        if let Some(sent) = self
+            .shared
+            .core
+            .step_if_sending(|conn| conn.send(now(), to, direct_type, data.take()))
+        {
+            return sent.map_err(Error::from);
+        }
         let (to, direct_type) = (to.to_owned(), direct_type.to_owned());
         self.command(|reply| Command::Send {
             to,

@@ -464,6 +464,15 @@ impl Connection {
         Ok(true)
     }
 
+    /// Whether an application message sent now would go straight to the transport:
+    /// the link is ready, nothing waits in the outbox, and the transport's backlog is
+    /// within `max_buffered_bytes`. An adapter may step the core from the caller's
+    /// task while this holds, and route the caller through its own queue (where it
+    /// waits its turn) while it does not.
+    pub fn sends_now(&self) -> bool {
+        self.outbox.is_empty() && self.writable() && self.buffered <= self.config.max_buffered_bytes
+    }
+
     /// Publishes to `topic`. Queued while the link is down; refused after `stop()` or
     /// when the hub's features are known and lack `topics`.
     pub fn publish(
