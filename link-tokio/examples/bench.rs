@@ -45,8 +45,9 @@ use futures_util::{SinkExt, StreamExt};
 use link_tokio::{
     ClientEvent, Event, HubOptions, HubServerOptions, LinkClient, LinkOptions, RpcHandlerError,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};
@@ -283,17 +284,18 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// The reference's payload, as a Rust service would declare it.
-#[derive(Debug, Serialize)]
+/// The reference's payload, as a Rust service would declare it: sent by every
+/// workload, and read back as this type by the RPC echo handler and its callers.
+#[derive(Debug, Serialize, Deserialize)]
 struct Payload {
-    kind: &'static str,
+    kind: Cow<'static, str>,
     seq: u64,
     ts: u64,
-    tags: [&'static str; 3],
+    tags: [Cow<'static, str>; 3],
     nested: Nested,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 struct Nested {
     ok: bool,
     n: u32,
@@ -301,10 +303,10 @@ struct Nested {
 
 fn payload(seq: u64) -> Payload {
     Payload {
-        kind: "event",
+        kind: Cow::Borrowed("event"),
         seq,
         ts: now_ms(),
-        tags: ["a", "b", "c"],
+        tags: [Cow::Borrowed("a"), Cow::Borrowed("b"), Cow::Borrowed("c")],
         nested: Nested { ok: true, n: 42 },
     }
 }
@@ -402,7 +404,7 @@ async fn ready(options: LinkOptions, url: &str) -> BenchResult<LinkClient> {
 
 async fn link_rpc_seq(caller: &LinkClient) -> BenchResult<Latency> {
     for i in 0..scaled(RPC_WARMUP) {
-        let _: Value = caller
+        let _: Payload = caller
             .rpc("echo", "bench.echo", &payload(i as u64))
             .await
             .map_err(|e| e.to_string())?;
@@ -411,7 +413,7 @@ async fn link_rpc_seq(caller: &LinkClient) -> BenchResult<Latency> {
     let start = Instant::now();
     for i in 0..scaled(RPC_SEQ) {
         let t = Instant::now();
-        let _: Value = caller
+        let _: Payload = caller
             .rpc("echo", "bench.echo", &payload(i as u64))
             .await
             .map_err(|e| e.to_string())?;
@@ -425,7 +427,7 @@ async fn link_rpc_concurrent(caller: &LinkClient) -> BenchResult<f64> {
     let mut calls: FuturesUnordered<_> = (0..scaled(RPC_CONCURRENT))
         .map(|i| {
             caller
-                .rpc::<_, Value>("echo", "bench.echo", &payload(i as u64))
+                .rpc::<_, Payload>("echo", "bench.echo", &payload(i as u64))
                 .into_future()
         })
         .collect();
@@ -598,8 +600,8 @@ async fn link_workloads() -> BenchResult<LinkFigures> {
             // Direct messages arrive as events: room for a window of them. (The event
             // ring keeps its last values alive, so a larger one only costs memory.)
             .event_capacity(4 * WINDOW as usize)
-            .handle("bench.echo", |_ctx, v: Value| async move {
-                Ok::<_, RpcHandlerError>(v)
+            .handle("bench.echo", |_ctx, p: Payload| async move {
+                Ok::<_, RpcHandlerError>(p)
             }),
         &url,
     )
