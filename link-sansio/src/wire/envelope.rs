@@ -2,7 +2,7 @@
 //! bytes in the reference's validation order, and writing it canonically and signed.
 
 use super::json::{self, JsString, Object, Value};
-use super::message::Message;
+use super::message::{Message, write_members};
 use super::sign::Key;
 use super::{DropReason, Limits};
 
@@ -117,19 +117,9 @@ impl Frame {
     fn write_canonical(&self, out: &mut Vec<u8>) {
         if self.extra.is_empty() {
             // The envelope's own keys, already in canonical order.
-            out.push(b'{');
-            let mut first = true;
-            for (key, value) in json::ENVELOPE_KEYS.iter().zip(&self.known) {
-                let Some(value) = value else { continue };
-                if !first {
-                    out.push(b',');
-                }
-                first = false;
-                json::write_string(key.as_bytes(), out);
-                out.push(b':');
-                json::write_canonical(value, out);
-            }
-            out.push(b'}');
+            let members: [(&str, Option<&Value>); 7] =
+                std::array::from_fn(|i| (json::ENVELOPE_KEYS[i], self.known[i].as_ref()));
+            write_members(&members, out);
         } else {
             json::write_canonical_object(&self.to_object(), out);
         }
