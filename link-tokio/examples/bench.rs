@@ -80,11 +80,13 @@ static QUICK: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new
 /// `--rounds N`: how many times link and the raw relay take turns (default 3).
 static ROUNDS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(3);
 
-/// `--only <workload>` runs that link workload alone (for a profiler), nothing else.
+/// `--only <workload>[,<workload>...]` runs those link workloads alone, in their usual
+/// order (for a profiler), nothing else.
 static ONLY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
 fn wanted(workload: &str) -> bool {
-    ONLY.get().is_none_or(|w| w == workload)
+    ONLY.get()
+        .is_none_or(|list| list.split(',').any(|w| w == workload))
 }
 
 fn scaled(full: usize) -> usize {

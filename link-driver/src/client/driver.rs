@@ -1,8 +1,8 @@
 //! The client's driver task: owns the socket, and runs the one loop — command |
 //! control | frame in | deadline → core → frames out (batched) — until the link
 //! stops. The core (`Connection`) is shared with the handles, which step it in place
-//! for `send` and `publish` while frames go out at once, and wake this task to write
-//! what they produced.
+//! for `send`, `publish` and `rpc` while frames go out at once, and wake this task to
+//! write what they produced.
 
 use super::options::StatusFn;
 use super::{Event, LinkClient, LinkOptions, ReadyInfo, RpcContext, Shared, TopicMessage};
@@ -33,14 +33,7 @@ use tracing::Instrument;
 /// Requests from handles that need an answer (bounded channel: callers wait when the
 /// driver is behind).
 pub(crate) enum Command {
-    Rpc {
-        token: u64,
-        to: String,
-        rpc_type: String,
-        data: Option<Value>,
-        timeout: Option<Duration>,
-        reply: oneshot::Sender<Result<Option<Value>, RpcError>>,
-    },
+    Rpc(RpcCall),
     Publish {
         topic: String,
         payload: Option<Value>,
@@ -129,14 +122,64 @@ impl SubSlot {
     }
 }
 
-type PendingRpc = (u64, oneshot::Sender<Result<Option<Value>, RpcError>>);
+/// An outbound call on its way into the core.
+pub(crate) struct RpcCall {
+    /// The handle's name for the call (what cancelling it names).
+    pub(crate) token: u64,
+    pub(crate) to: String,
+    pub(crate) rpc_type: String,
+    pub(crate) data: Option<Value>,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) reply: RpcReply,
+}
+
+type RpcReply = oneshot::Sender<Result<Option<Value>, RpcError>>;
+
+/// Calls the core has started and not yet completed: who to tell, by core id and by
+/// the handle's token.
+#[derive(Default)]
+struct Calls {
+    rpcs: HashMap<RpcId, (u64, RpcReply)>,
+    tokens: HashMap<u64, RpcId>,
+}
+
+/// Starts `call` in `conn` and records it in `calls`, or tells its caller why not.
+/// `calls` is locked while `conn` is, so its completion (a later step of `conn`) always
+/// finds it recorded.
+fn start_rpc(conn: &mut Connection, calls: &Mutex<Calls>, call: RpcCall) {
+    let RpcCall {
+        token,
+        to,
+        rpc_type,
+        data,
+        timeout,
+        reply,
+    } = call;
+    match conn.rpc(now(), &to, &rpc_type, data, timeout) {
+        Ok(id) => {
+            let mut calls = lock(calls);
+            calls.tokens.insert(token, id);
+            calls.rpcs.insert(id, (token, reply));
+        }
+        Err(e) => {
+            let _ = reply.send(Err(e));
+        }
+    }
+}
+
+/// `m`, locked. A panic while it was held (a bug) does not stop the link.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// The core, shared by the driver task and the handles. Handles step it in place for
-/// `send` and `publish` while it takes frames at once ([`Connection::sends_now`]):
-/// no channel hop, no reply to wait for. The lock is held only for a step, never
-/// across an `.await`, and no user code runs under it.
+/// `send`, `publish` and `rpc` while it takes frames at once
+/// ([`Connection::sends_now`]): no channel hop, and no driver turn before the frame
+/// goes out. The locks are held only for a step, never across an `.await`, and no
+/// user code runs under them. Lock order: `conn`, then `calls`.
 pub(crate) struct SharedCore {
     conn: Mutex<Connection>,
+    calls: Mutex<Calls>,
     /// Wakes the driver to carry out what a handle's step produced.
     driver: AtomicWaker,
 }
@@ -150,7 +193,11 @@ impl std::fmt::Debug for SharedCore {
 impl SharedCore {
     /// The core, locked. A panic while it was held (a bug) does not stop the link.
     pub(crate) fn lock(&self) -> MutexGuard<'_, Connection> {
-        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.conn)
+    }
+
+    fn calls(&self) -> MutexGuard<'_, Calls> {
+        lock(&self.calls)
     }
 
     /// Steps the core with `step` if it takes frames at once; `None` (without calling
@@ -164,6 +211,19 @@ impl SharedCore {
         drop(conn);
         self.driver.wake();
         Some(out)
+    }
+
+    /// Starts `call` in place if the core takes frames at once (its outcome reaches
+    /// `call.reply`); hands it back if not, for the command queue.
+    pub(crate) fn rpc_if_sending(&self, call: RpcCall) -> Option<RpcCall> {
+        let mut conn = self.lock();
+        if !conn.sends_now() {
+            return Some(call);
+        }
+        start_rpc(&mut conn, &self.calls, call);
+        drop(conn);
+        self.driver.wake();
+        None
     }
 }
 
@@ -184,8 +244,6 @@ struct Driver<R: Runtime> {
     connecting: Option<BoxFuture<'static, Result<R::Transport, TransportError>>>,
     pump: Option<Pump<R::Transport>>,
     close_frame: Option<(u16, String)>,
-    rpcs: HashMap<RpcId, PendingRpc>,
-    tokens: HashMap<u64, RpcId>,
     subs: HashMap<String, Vec<SubSlot>>,
     handlers: HashMap<String, ErasedHandler<RpcContext>>,
     catch_all: Option<ErasedHandler<RpcContext>>,
@@ -226,6 +284,7 @@ pub(crate) fn spawn<R: Runtime>(opts: LinkOptions<R>) -> Result<LinkClient, Erro
     let span = tracing::info_span!("link.client", kind = %kind, url = %spec.url);
     let core = Arc::new(SharedCore {
         conn: Mutex::new(conn),
+        calls: Mutex::new(Calls::default()),
         driver: AtomicWaker::new(),
     });
     let driver = Driver {
@@ -245,8 +304,6 @@ pub(crate) fn spawn<R: Runtime>(opts: LinkOptions<R>) -> Result<LinkClient, Erro
         connecting: None,
         pump: None,
         close_frame: None,
-        rpcs: HashMap::new(),
-        tokens: HashMap::new(),
         subs: HashMap::new(),
         handlers: opts.handlers.into_iter().collect(),
         catch_all: opts.catch_all,
@@ -588,10 +645,14 @@ impl<R: Runtime> Driver<R> {
     fn on_event(&mut self, ev: ClientEvent) {
         match ev {
             ClientEvent::RpcComplete(c) => {
-                let pending = self.rpcs.remove(&c.id);
-                if let Some((token, _)) = &pending {
-                    self.tokens.remove(token);
-                }
+                let pending = {
+                    let mut calls = self.core.calls();
+                    let pending = calls.rpcs.remove(&c.id);
+                    if let Some((token, _)) = &pending {
+                        calls.tokens.remove(token);
+                    }
+                    pending
+                };
                 if self.events.receiver_count() > 0 {
                     if let Some((_, tx)) = pending {
                         let _ = tx.send(c.outcome.clone());
@@ -775,8 +836,15 @@ impl<R: Runtime> Driver<R> {
     fn on_control(&mut self, c: Control) {
         match c {
             Control::CancelRpc(token) => {
-                if let Some(id) = self.tokens.remove(&token) {
-                    self.rpcs.remove(&id);
+                let id = {
+                    let mut calls = self.core.calls();
+                    let id = calls.tokens.remove(&token);
+                    if let Some(id) = id {
+                        calls.rpcs.remove(&id);
+                    }
+                    id
+                };
+                if let Some(id) = id {
                     self.conn().cancel_rpc(now(), id);
                 }
             }
@@ -812,26 +880,7 @@ impl<R: Runtime> Driver<R> {
 
     fn on_command(&mut self, c: Command) {
         match c {
-            Command::Rpc {
-                token,
-                to,
-                rpc_type,
-                data,
-                timeout,
-                reply,
-            } => {
-                // Bound first: the lock is released before the maps are touched.
-                let started = self.conn().rpc(now(), &to, &rpc_type, data, timeout);
-                match started {
-                    Ok(id) => {
-                        self.tokens.insert(token, id);
-                        self.rpcs.insert(id, (token, reply));
-                    }
-                    Err(e) => {
-                        let _ = reply.send(Err(e));
-                    }
-                }
-            }
+            Command::Rpc(call) => start_rpc(&mut self.conn(), &self.core.calls, call),
             Command::Publish {
                 topic,
                 payload,

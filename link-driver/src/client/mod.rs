@@ -11,7 +11,7 @@ use crate::error::Error;
 use crate::handler::{self, ErasedHandler, RpcHandlerError};
 use crate::payload;
 use crate::runtime::now;
-use driver::{Command, Control};
+use driver::{Command, Control, RpcCall};
 use futures_util::Stream;
 use link_sansio::client::{ClientEvent, ClientHealth, RpcError};
 use link_sansio::wire::Value;
@@ -432,20 +432,18 @@ impl<Resp: DeserializeOwned + Send + 'static> IntoFuture for Rpc<Resp> {
                 control: self.client.shared.control.clone(),
                 armed: true,
             };
-            let sent = self
-                .client
-                .shared
-                .commands
-                .send(Command::Rpc {
-                    token,
-                    to: self.to,
-                    rpc_type: self.rpc_type,
-                    data,
-                    timeout: self.timeout,
-                    reply: tx,
-                })
-                .await;
-            if sent.is_err() {
+            let call = RpcCall {
+                token,
+                to: self.to,
+                rpc_type: self.rpc_type,
+                data,
+                timeout: self.timeout,
+                reply: tx,
+            };
+            let shared = &self.client.shared;
+            if let Some(call) = shared.core.rpc_if_sending(call)
+                && shared.commands.send(Command::Rpc(call)).await.is_err()
+            {
                 guard.armed = false;
                 return Err(Error::Stopped);
             }
