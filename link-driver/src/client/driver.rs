@@ -23,7 +23,7 @@ use std::collections::HashMap;
 use std::future::{Future, poll_fn};
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -180,6 +180,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 pub(crate) struct SharedCore {
     conn: Mutex<Connection>,
     calls: Mutex<Calls>,
+    /// `send`, `publish` and `rpc` commands queued and not yet carried out: while there
+    /// are any, handles queue theirs behind them instead of stepping in place, so calls
+    /// leave in the order they were made.
+    queued: AtomicUsize,
     /// Wakes the driver to carry out what a handle's step produced.
     driver: AtomicWaker,
 }
@@ -200,30 +204,67 @@ impl SharedCore {
         lock(&self.calls)
     }
 
-    /// Steps the core with `step` if it takes frames at once; `None` (without calling
-    /// `step`) if not, and the caller should queue its command instead.
-    pub(crate) fn step_if_sending<T>(&self, step: impl FnOnce(&mut Connection) -> T) -> Option<T> {
-        let mut conn = self.lock();
-        if !conn.sends_now() {
-            return None;
+    /// Locks the core if a handle may step it in place: it takes frames at once and
+    /// no earlier command waits in the queue. If not, takes a place in the queue.
+    fn in_place(&self) -> Result<MutexGuard<'_, Connection>, QueueSlot<'_>> {
+        let conn = self.lock();
+        if conn.sends_now() && self.queued.load(Ordering::Acquire) == 0 {
+            return Ok(conn);
         }
+        // Taken under the lock, so no later call can step in place ahead of it.
+        self.queued.fetch_add(1, Ordering::AcqRel);
+        Err(QueueSlot(Some(&self.queued)))
+    }
+
+    /// Steps the core with `step` if it may be stepped in place; if not (without
+    /// calling `step`), the caller should queue its command with the returned slot.
+    pub(crate) fn step_if_sending<T>(
+        &self,
+        step: impl FnOnce(&mut Connection) -> T,
+    ) -> Result<T, QueueSlot<'_>> {
+        let mut conn = self.in_place()?;
         let out = step(&mut conn);
         drop(conn);
         self.driver.wake();
-        Some(out)
+        Ok(out)
     }
 
-    /// Starts `call` in place if the core takes frames at once (its outcome reaches
-    /// `call.reply`); hands it back if not, for the command queue.
-    pub(crate) fn rpc_if_sending(&self, call: RpcCall) -> Option<RpcCall> {
-        let mut conn = self.lock();
-        if !conn.sends_now() {
-            return Some(call);
-        }
+    /// Starts `call` in place if the core may be stepped in place (its outcome reaches
+    /// `call.reply`); hands it back if not, with a place in the command queue.
+    pub(crate) fn rpc_if_sending(&self, call: RpcCall) -> Result<(), (RpcCall, QueueSlot<'_>)> {
+        let mut conn = match self.in_place() {
+            Ok(conn) => conn,
+            Err(slot) => return Err((call, slot)),
+        };
         start_rpc(&mut conn, &self.calls, call);
         drop(conn);
         self.driver.wake();
-        None
+        Ok(())
+    }
+
+    /// A queued `send`, `publish` or `rpc` has been carried out.
+    fn dequeued(&self) {
+        self.queued.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A place taken in the command queue ([`SharedCore::step_if_sending`]). Given back
+/// on drop unless the command went into the queue ([`QueueSlot::queued`]); the
+/// driver gives it back once it has carried the command out.
+pub(crate) struct QueueSlot<'a>(Option<&'a AtomicUsize>);
+
+impl QueueSlot<'_> {
+    /// The command is in the queue: the driver gives the place back.
+    pub(crate) fn queued(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for QueueSlot<'_> {
+    fn drop(&mut self) {
+        if let Some(queued) = self.0 {
+            queued.fetch_sub(1, Ordering::AcqRel);
+        }
     }
 }
 
@@ -285,6 +326,7 @@ pub(crate) fn spawn<R: Runtime>(opts: LinkOptions<R>) -> Result<LinkClient, Erro
     let core = Arc::new(SharedCore {
         conn: Mutex::new(conn),
         calls: Mutex::new(Calls::default()),
+        queued: AtomicUsize::new(0),
         driver: AtomicWaker::new(),
     });
     let driver = Driver {
@@ -880,13 +922,17 @@ impl<R: Runtime> Driver<R> {
 
     fn on_command(&mut self, c: Command) {
         match c {
-            Command::Rpc(call) => start_rpc(&mut self.conn(), &self.core.calls, call),
+            Command::Rpc(call) => {
+                start_rpc(&mut self.conn(), &self.core.calls, call);
+                self.core.dequeued();
+            }
             Command::Publish {
                 topic,
                 payload,
                 reply,
             } => {
                 let _ = reply.send(self.conn().publish(now(), &topic, payload));
+                self.core.dequeued();
             }
             Command::Send {
                 to,
@@ -895,6 +941,7 @@ impl<R: Runtime> Driver<R> {
                 reply,
             } => {
                 let _ = reply.send(self.conn().send(now(), &to, &direct_type, data));
+                self.core.dequeued();
             }
             Command::Subscribe {
                 topic,

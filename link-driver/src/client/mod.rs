@@ -11,7 +11,7 @@ use crate::error::Error;
 use crate::handler::{self, ErasedHandler, RpcHandlerError};
 use crate::payload;
 use crate::runtime::now;
-use driver::{Command, Control, RpcCall};
+use driver::{Command, Control, QueueSlot, RpcCall};
 use futures_util::Stream;
 use link_sansio::client::{ClientEvent, ClientHealth, RpcError};
 use link_sansio::wire::Value;
@@ -155,6 +155,22 @@ impl LinkClient {
         rx.await.map_err(|_| Error::Stopped)
     }
 
+    /// [`Self::command`] for a call that took `slot` in the queue.
+    async fn command_in_turn<T>(
+        &self,
+        slot: QueueSlot<'_>,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, Error> {
+        let (tx, rx) = oneshot::channel();
+        self.shared
+            .commands
+            .send(make(tx))
+            .await
+            .map_err(|_| Error::Stopped)?;
+        slot.queued();
+        rx.await.map_err(|_| Error::Stopped)
+    }
+
     /// This peer's kind.
     pub fn kind(&self) -> &str {
         &self.shared.kind
@@ -201,15 +217,16 @@ impl LinkClient {
         payload: &T,
     ) -> Result<(), Error> {
         let mut payload = payload::encode(payload)?;
-        if let Some(sent) = self
+        let slot = match self
             .shared
             .core
             .step_if_sending(|conn| conn.publish(now(), topic, payload.take()))
         {
-            return sent.map_err(Error::from);
-        }
+            Ok(sent) => return sent.map_err(Error::from),
+            Err(slot) => slot,
+        };
         let topic = topic.to_owned();
-        self.command(|reply| Command::Publish {
+        self.command_in_turn(slot, |reply| Command::Publish {
             topic,
             payload,
             reply,
@@ -226,15 +243,16 @@ impl LinkClient {
         data: &T,
     ) -> Result<(), Error> {
         let mut data = payload::encode(data)?;
-        if let Some(sent) = self
+        let slot = match self
             .shared
             .core
             .step_if_sending(|conn| conn.send(now(), to, direct_type, data.take()))
         {
-            return sent.map_err(Error::from);
-        }
+            Ok(sent) => return sent.map_err(Error::from),
+            Err(slot) => slot,
+        };
         let (to, direct_type) = (to.to_owned(), direct_type.to_owned());
-        self.command(|reply| Command::Send {
+        self.command_in_turn(slot, |reply| Command::Send {
             to,
             direct_type,
             data,
@@ -441,11 +459,12 @@ impl<Resp: DeserializeOwned + Send + 'static> IntoFuture for Rpc<Resp> {
                 reply: tx,
             };
             let shared = &self.client.shared;
-            if let Some(call) = shared.core.rpc_if_sending(call)
-                && shared.commands.send(Command::Rpc(call)).await.is_err()
-            {
-                guard.armed = false;
-                return Err(Error::Stopped);
+            if let Err((call, slot)) = shared.core.rpc_if_sending(call) {
+                if shared.commands.send(Command::Rpc(call)).await.is_err() {
+                    guard.armed = false;
+                    return Err(Error::Stopped);
+                }
+                slot.queued();
             }
             let outcome = rx.await;
             guard.armed = false;
