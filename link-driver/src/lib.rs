@@ -3,10 +3,11 @@
 //! [`transport::Transport`] (a `Stream` of inbound frames and a `Sink` of outbound ones).
 //!
 //! It owns the sans-IO state machines of `link-sansio` and gives the application cheap
-//! cloneable handles: [`client::LinkClient`] talks over channels to a driver task that
-//! owns its `Connection`; [`hub::Hub`] shares its `HubState` behind a mutex with the
-//! connection tasks, which step it in place with each frame they read (see
-//! `hub::driver`). Adapter crates (`link-tokio`, `link-async-std`) supply the runtime
+//! cloneable handles: [`client::LinkClient`] shares its `Connection` with a driver task
+//! that owns the socket (handles step it in place for `send`, `publish` and `rpc` while
+//! frames go straight out, and talk to the driver over channels otherwise);
+//! [`hub::Hub`] shares its `HubState` behind a mutex with the connection tasks, which
+//! step it in place with each frame they read (see `hub::driver`). Adapter crates (`link-tokio`, `link-async-std`) supply the runtime
 //! and re-export these types.
 
 pub mod api;

@@ -37,7 +37,7 @@ pub struct LinkClient {
 
 #[derive(Debug)]
 struct Shared {
-    /// The core, stepped in place by `send` and `publish` when it takes frames at once.
+    /// The core, stepped in place by `send`, `publish` and `rpc` when it takes frames at once.
     core: Arc<driver::SharedCore>,
     commands: mpsc::Sender<Command>,
     control: mpsc::UnboundedSender<Control>,
