@@ -146,13 +146,7 @@ impl LinkClient {
         &self,
         make: impl FnOnce(oneshot::Sender<T>) -> Command,
     ) -> Result<T, Error> {
-        let (tx, rx) = oneshot::channel();
-        self.shared
-            .commands
-            .send(make(tx))
-            .await
-            .map_err(|_| Error::Stopped)?;
-        rx.await.map_err(|_| Error::Stopped)
+        self.command_with(None, make).await
     }
 
     /// [`Self::command`] for a call that took `slot` in the queue.
@@ -161,13 +155,23 @@ impl LinkClient {
         slot: QueueSlot<'_>,
         make: impl FnOnce(oneshot::Sender<T>) -> Command,
     ) -> Result<T, Error> {
+        self.command_with(Some(slot), make).await
+    }
+
+    async fn command_with<T>(
+        &self,
+        slot: Option<QueueSlot<'_>>,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, Error> {
         let (tx, rx) = oneshot::channel();
         self.shared
             .commands
             .send(make(tx))
             .await
             .map_err(|_| Error::Stopped)?;
-        slot.queued();
+        if let Some(slot) = slot {
+            slot.queued();
+        }
         rx.await.map_err(|_| Error::Stopped)
     }
 
