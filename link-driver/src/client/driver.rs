@@ -143,6 +143,27 @@ struct Calls {
     tokens: HashMap<u64, RpcId>,
 }
 
+impl Calls {
+    fn insert(&mut self, id: RpcId, token: u64, reply: RpcReply) {
+        self.tokens.insert(token, id);
+        self.rpcs.insert(id, (token, reply));
+    }
+
+    /// Forgets the call the core knows as `id`; who was to be told of it.
+    fn remove(&mut self, id: RpcId) -> Option<RpcReply> {
+        let (token, reply) = self.rpcs.remove(&id)?;
+        self.tokens.remove(&token);
+        Some(reply)
+    }
+
+    /// Forgets the call the handle knows as `token`; the core's id for it.
+    fn remove_token(&mut self, token: u64) -> Option<RpcId> {
+        let id = self.tokens.remove(&token)?;
+        self.rpcs.remove(&id);
+        Some(id)
+    }
+}
+
 /// Starts `call` in `conn` and records it in `calls`, or tells its caller why not.
 /// `calls` is locked while `conn` is, so its completion (a later step of `conn`) always
 /// finds it recorded.
@@ -156,11 +177,7 @@ fn start_rpc(conn: &mut Connection, calls: &Mutex<Calls>, call: RpcCall) {
         reply,
     } = call;
     match conn.rpc(now(), &to, &rpc_type, data, timeout) {
-        Ok(id) => {
-            let mut calls = lock(calls);
-            calls.tokens.insert(token, id);
-            calls.rpcs.insert(id, (token, reply));
-        }
+        Ok(id) => lock(calls).insert(id, token, reply),
         Err(e) => {
             let _ = reply.send(Err(e));
         }
@@ -687,20 +704,13 @@ impl<R: Runtime> Driver<R> {
     fn on_event(&mut self, ev: ClientEvent) {
         match ev {
             ClientEvent::RpcComplete(c) => {
-                let pending = {
-                    let mut calls = self.core.calls();
-                    let pending = calls.rpcs.remove(&c.id);
-                    if let Some((token, _)) = &pending {
-                        calls.tokens.remove(token);
-                    }
-                    pending
-                };
+                let pending = self.core.calls().remove(c.id);
                 if self.events.receiver_count() > 0 {
-                    if let Some((_, tx)) = pending {
+                    if let Some(tx) = pending {
                         let _ = tx.send(c.outcome.clone());
                     }
                     self.broadcast(Event::Link(ClientEvent::RpcComplete(c)));
-                } else if let Some((_, tx)) = pending {
+                } else if let Some(tx) = pending {
                     let _ = tx.send(c.outcome);
                 }
                 return;
@@ -878,14 +888,8 @@ impl<R: Runtime> Driver<R> {
     fn on_control(&mut self, c: Control) {
         match c {
             Control::CancelRpc(token) => {
-                let id = {
-                    let mut calls = self.core.calls();
-                    let id = calls.tokens.remove(&token);
-                    if let Some(id) = id {
-                        calls.rpcs.remove(&id);
-                    }
-                    id
-                };
+                // Its own statement: `calls` is released before `conn` is taken.
+                let id = self.core.calls().remove_token(token);
                 if let Some(id) = id {
                     self.conn().cancel_rpc(now(), id);
                 }
