@@ -164,26 +164,6 @@ impl Calls {
     }
 }
 
-/// Starts `call` in `conn` and records it in `calls`, or tells its caller why not.
-/// `calls` is locked while `conn` is, so its completion (a later step of `conn`) always
-/// finds it recorded.
-fn start_rpc(conn: &mut Connection, calls: &Mutex<Calls>, call: RpcCall) {
-    let RpcCall {
-        token,
-        to,
-        rpc_type,
-        data,
-        timeout,
-        reply,
-    } = call;
-    match conn.rpc(now(), &to, &rpc_type, data, timeout) {
-        Ok(id) => lock(calls).insert(id, token, reply),
-        Err(e) => {
-            let _ = reply.send(Err(e));
-        }
-    }
-}
-
 /// `m`, locked. A panic while it was held (a bug) does not stop the link.
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -233,30 +213,42 @@ impl SharedCore {
         Err(QueueSlot(Some(&self.queued)))
     }
 
-    /// Steps the core with `step` if it may be stepped in place; if not (without
-    /// calling `step`), the caller should queue its command with the returned slot.
-    pub(crate) fn step_if_sending<T>(
+    /// Steps the core with `step` on `input` if it may be stepped in place. If not
+    /// (without calling `step`), hands `input` back with a place in the queue, where
+    /// the caller should put its command.
+    pub(crate) fn step_if_sending<A, T>(
         &self,
-        step: impl FnOnce(&mut Connection) -> T,
-    ) -> Result<T, QueueSlot<'_>> {
-        let mut conn = self.in_place()?;
-        let out = step(&mut conn);
+        input: A,
+        step: impl FnOnce(&mut Connection, A) -> T,
+    ) -> Result<T, (A, QueueSlot<'_>)> {
+        let mut conn = match self.in_place() {
+            Ok(conn) => conn,
+            Err(slot) => return Err((input, slot)),
+        };
+        let out = step(&mut conn, input);
         drop(conn);
         self.driver.wake();
         Ok(out)
     }
 
-    /// Starts `call` in place if the core may be stepped in place (its outcome reaches
-    /// `call.reply`); hands it back if not, with a place in the command queue.
-    pub(crate) fn rpc_if_sending(&self, call: RpcCall) -> Result<(), (RpcCall, QueueSlot<'_>)> {
-        let mut conn = match self.in_place() {
-            Ok(conn) => conn,
-            Err(slot) => return Err((call, slot)),
-        };
-        start_rpc(&mut conn, &self.calls, call);
-        drop(conn);
-        self.driver.wake();
-        Ok(())
+    /// Starts `call` in `conn` (this core, locked) and records it, or tells its caller
+    /// why not. The record is made before `conn` is released, so the call's
+    /// completion (a later step of `conn`) always finds it.
+    pub(crate) fn start_rpc(&self, conn: &mut Connection, call: RpcCall) {
+        let RpcCall {
+            token,
+            to,
+            rpc_type,
+            data,
+            timeout,
+            reply,
+        } = call;
+        match conn.rpc(now(), &to, &rpc_type, data, timeout) {
+            Ok(id) => self.calls().insert(id, token, reply),
+            Err(e) => {
+                let _ = reply.send(Err(e));
+            }
+        }
     }
 
     /// A queued `send`, `publish` or `rpc` has been carried out.
@@ -927,7 +919,7 @@ impl<R: Runtime> Driver<R> {
     fn on_command(&mut self, c: Command) {
         match c {
             Command::Rpc(call) => {
-                start_rpc(&mut self.conn(), &self.core.calls, call);
+                self.core.start_rpc(&mut self.conn(), call);
                 self.core.dequeued();
             }
             Command::Publish {

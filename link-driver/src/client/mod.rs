@@ -149,15 +149,7 @@ impl LinkClient {
         self.command_with(None, make).await
     }
 
-    /// [`Self::command`] for a call that took `slot` in the queue.
-    async fn command_in_turn<T>(
-        &self,
-        slot: QueueSlot<'_>,
-        make: impl FnOnce(oneshot::Sender<T>) -> Command,
-    ) -> Result<T, Error> {
-        self.command_with(Some(slot), make).await
-    }
-
+    /// [`Self::command`], for a call that took `slot` in the queue if it did.
     async fn command_with<T>(
         &self,
         slot: Option<QueueSlot<'_>>,
@@ -220,17 +212,17 @@ impl LinkClient {
         topic: &str,
         payload: &T,
     ) -> Result<(), Error> {
-        let mut payload = payload::encode(payload)?;
-        let slot = match self
+        let payload = payload::encode(payload)?;
+        let (payload, slot) = match self
             .shared
             .core
-            .step_if_sending(|conn| conn.publish(now(), topic, payload.take()))
+            .step_if_sending(payload, |conn, p| conn.publish(now(), topic, p))
         {
             Ok(sent) => return sent.map_err(Error::from),
-            Err(slot) => slot,
+            Err(refused) => refused,
         };
         let topic = topic.to_owned();
-        self.command_in_turn(slot, |reply| Command::Publish {
+        self.command_with(Some(slot), |reply| Command::Publish {
             topic,
             payload,
             reply,
@@ -246,17 +238,17 @@ impl LinkClient {
         direct_type: &str,
         data: &T,
     ) -> Result<(), Error> {
-        let mut data = payload::encode(data)?;
-        let slot = match self
+        let data = payload::encode(data)?;
+        let (data, slot) = match self
             .shared
             .core
-            .step_if_sending(|conn| conn.send(now(), to, direct_type, data.take()))
+            .step_if_sending(data, |conn, d| conn.send(now(), to, direct_type, d))
         {
             Ok(sent) => return sent.map_err(Error::from),
-            Err(slot) => slot,
+            Err(refused) => refused,
         };
         let (to, direct_type) = (to.to_owned(), direct_type.to_owned());
-        self.command_in_turn(slot, |reply| Command::Send {
+        self.command_with(Some(slot), |reply| Command::Send {
             to,
             direct_type,
             data,
@@ -463,7 +455,10 @@ impl<Resp: DeserializeOwned + Send + 'static> IntoFuture for Rpc<Resp> {
                 reply: tx,
             };
             let shared = &self.client.shared;
-            if let Err((call, slot)) = shared.core.rpc_if_sending(call) {
+            let started = shared
+                .core
+                .step_if_sending(call, |conn, call| shared.core.start_rpc(conn, call));
+            if let Err((call, slot)) = started {
                 if shared.commands.send(Command::Rpc(call)).await.is_err() {
                     guard.armed = false;
                     return Err(Error::Stopped);
