@@ -5,7 +5,9 @@
 //! generated typed values, and wire values holding lone surrogates, infinities and keys
 //! whose UTF-16 order differs from their byte order.
 
-use link_sansio::wire::{self, BridgeError, JsString, UnsafeJson, Value, json};
+use link_sansio::wire::{
+    self, BridgeError, Frame, JsString, Limits, Message, UnsafeJson, Value, json,
+};
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
 use serde::de::DeserializeOwned;
@@ -67,11 +69,28 @@ fn assert_encodes_alike<T: Serialize + ?Sized + Debug>(v: &T) {
     }
 }
 
-/// `from_value` agrees with the old pipeline, for type `T`.
+/// `from_value` agrees with the old pipeline, for type `T`: for `v` as built, and for
+/// `v` as a receiver holds it (see [`as_received`]).
 fn assert_decodes_alike<T: DeserializeOwned + PartialEq + Debug>(v: &Value) {
-    let old = old_decode::<T>(Some(v));
-    let new = wire::from_value::<T>(Some(v)).map_err(|e| e.to_string());
-    assert_eq!(old, new, "{} from {v:?}", std::any::type_name::<T>());
+    for v in [v, &as_received(v)] {
+        let old = old_decode::<T>(Some(v));
+        let new = wire::from_value::<T>(Some(v)).map_err(|e| e.to_string());
+        assert_eq!(old, new, "{} from {v:?}", std::any::type_name::<T>());
+    }
+}
+
+/// `v` as the payload of a received frame: objects inside it are then held as the
+/// canonical text they arrived as, and read from that text.
+fn as_received(v: &Value) -> Value {
+    let text = format!(
+        r#"{{"data":{{"payload":{},"topic":"t"}},"id":"i","type":"topic.message","v":1}}"#,
+        String::from_utf8(v.to_canonical()).expect("utf-8")
+    );
+    let frame = Frame::parse(text.as_bytes(), &Limits::default()).expect("frame parses");
+    match frame.message() {
+        Message::TopicMessage(m) => m.payload.expect("payload"),
+        other => panic!("not a topic message: {other:?}"),
+    }
 }
 
 // ---------------------------------------------------------------------------------
@@ -309,14 +328,17 @@ proptest! {
         }
     }
 
-    /// Any wire value reads into `serde_json::Value` exactly as `to_serde` builds it.
+    /// Any wire value reads into `serde_json::Value` exactly as `to_serde` builds it,
+    /// as built and as received.
     #[test]
     fn from_value_matches_to_serde(v in any_wire()) {
-        let new: serde_json::Value = wire::from_value(Some(&v)).expect("any value reads");
-        let old = v.to_serde();
-        prop_assert_eq!(&new, &old);
-        // `==` takes -0.0 for 0.0; the text tells them apart.
-        prop_assert_eq!(new.to_string(), old.to_string());
+        for v in [&v, &as_received(&v)] {
+            let new: serde_json::Value = wire::from_value(Some(v)).expect("any value reads");
+            let old = v.to_serde();
+            prop_assert_eq!(&new, &old);
+            // `==` takes -0.0 for 0.0; the text tells them apart.
+            prop_assert_eq!(new.to_string(), old.to_string());
+        }
     }
 
     /// Typed reads of arbitrary wire values: the same values, the same error messages.
@@ -593,4 +615,116 @@ fn raw_values_pass_through() {
     let old: Box<serde_json::value::RawValue> = old_decode(Some(&wire)).expect("old");
     let new: Box<serde_json::value::RawValue> = wire::from_value(Some(&wire)).expect("new");
     assert_eq!(old.get(), new.get());
+}
+
+/// Visitors that stop early: one reads the first member or item and returns, one
+/// takes keys without their values. The text reader reports what is left exactly as
+/// the reader of built values does.
+#[derive(Debug, PartialEq)]
+struct Partial;
+
+#[derive(Debug, PartialEq)]
+struct KeysOnly;
+
+impl<'de> Deserialize<'de> for Partial {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Partial;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("anything")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> Result<Partial, A::Error> {
+                let _ = m.next_entry::<String, serde::de::IgnoredAny>()?;
+                Ok(Partial)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut s: A,
+            ) -> Result<Partial, A::Error> {
+                let _ = s.next_element::<serde::de::IgnoredAny>()?;
+                Ok(Partial)
+            }
+            fn visit_unit<E>(self) -> Result<Partial, E> {
+                Ok(Partial)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for KeysOnly {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = KeysOnly;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a map")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> Result<KeysOnly, A::Error> {
+                while m.next_key::<String>()?.is_some() {}
+                Ok(KeysOnly)
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+#[test]
+fn early_stops_read_alike_from_text() {
+    for text in [
+        r#"{}"#,
+        r#"{"a":1}"#,
+        r#"{"a":{"x":[1,2]},"b":"s","c":null}"#,
+        r#"{"a":[[1],{"b":2}],"c":3}"#,
+        r#"{"list":[1,[2,3],{"x":4},"y"]}"#,
+    ] {
+        let v = json::parse(text.as_bytes()).expect("parses");
+        assert_decodes_alike::<Partial>(&v);
+        assert_decodes_alike::<KeysOnly>(&v);
+        assert_decodes_alike::<BTreeMap<String, Partial>>(&v);
+        assert_decodes_alike::<BTreeMap<String, Vec<Partial>>>(&v);
+    }
+}
+
+/// The reference's benchmark payload, and one with escapes, read from received text.
+#[test]
+fn typed_payloads_read_from_received_text() {
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Nested {
+        ok: bool,
+        n: u32,
+    }
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Payload {
+        kind: String,
+        seq: u64,
+        ts: f64,
+        tags: Vec<String>,
+        nested: Nested,
+        note: Option<String>,
+    }
+    for note in [None, Some("tab\tquote\" é ～ \u{1}".to_owned())] {
+        let payload = Payload {
+            kind: "event".to_owned(),
+            seq: 7,
+            ts: 1_700_000_000_123.5,
+            tags: vec!["a".into(), "b".into(), "c".into()],
+            nested: Nested { ok: true, n: 42 },
+            note,
+        };
+        let received = as_received(&encode(&payload));
+        assert!(matches!(&received, Value::Object(_)));
+        assert_eq!(
+            wire::from_value::<Payload>(Some(&received)).expect("reads"),
+            payload
+        );
+        assert_decodes_alike::<Payload>(&received);
+    }
 }

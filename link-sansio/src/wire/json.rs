@@ -444,6 +444,31 @@ impl Object {
         }
     }
 
+    /// The text of an object held as canonical text that can be read member by member
+    /// with nothing sorted or replaced: no character beyond the Basic Multilingual
+    /// Plane and no escaped surrogate, so every key is well-formed and keys in UTF-16
+    /// order (the canonical order) are in byte order too. `None` for anything else.
+    pub(crate) fn plain_canonical_text(&self) -> Option<&[u8]> {
+        let text = self.canonical_text()?;
+        let mut i = 0;
+        while let Some(&b) = text.get(i) {
+            match b {
+                0xF0.. => return None,
+                b'\\' => {
+                    if text.get(i + 1) == Some(&b'u')
+                        && text.get(i + 2).is_some_and(|&c| c | 0x20 == b'd')
+                    {
+                        return None;
+                    }
+                    // Past the escaped character, so `\\u` is not taken for an escape.
+                    i += 2;
+                }
+                _ => i += 1,
+            }
+        }
+        Some(text)
+    }
+
     /// The value for `key`, if present.
     pub fn get(&self, key: &str) -> Option<&Value> {
         let members = self.members();
@@ -1030,6 +1055,92 @@ pub(crate) fn parse_envelope(text: &[u8]) -> Result<Option<ParsedEnvelope>, Pars
         sig,
         canonical_prefix,
     }))
+}
+
+/// A reader over JSON text that the parser has already checked (an object's
+/// [`Object::plain_canonical_text`]), one token at a time: the serde bridge reads
+/// payloads through it without building a [`Value`] for them. Text that is somehow
+/// not valid makes a read return `None` (or `false`), never panic.
+pub(crate) struct Cursor<'a> {
+    p: Parser<'a>,
+}
+
+impl<'a> Cursor<'a> {
+    /// A cursor at the start of `text`.
+    pub(crate) fn new(text: &'a [u8]) -> Self {
+        Cursor {
+            p: Parser::new(text),
+        }
+    }
+
+    /// The next byte (the text has no whitespace).
+    pub(crate) fn peek(&self) -> Option<u8> {
+        self.p.peek()
+    }
+
+    /// Steps over `byte` if it is next.
+    pub(crate) fn eat(&mut self, byte: u8) -> bool {
+        let next = self.p.peek() == Some(byte);
+        if next {
+            self.p.i += 1;
+        }
+        next
+    }
+
+    /// Where the cursor is, for [`Cursor::rewind`].
+    pub(crate) fn position(&self) -> usize {
+        self.p.i
+    }
+
+    /// Goes back to a [`Cursor::position`].
+    pub(crate) fn rewind(&mut self, position: usize) {
+        self.p.i = position;
+    }
+
+    /// Reads a string (the cursor is on its opening quote): borrowed from the text
+    /// when it has no escapes, with lone surrogates replaced by U+FFFD otherwise.
+    pub(crate) fn string(&mut self) -> Option<std::borrow::Cow<'a, str>> {
+        let s = self.p.s;
+        let start = self.p.i + 1;
+        let stop = string_stop(s, start);
+        if s.get(stop) == Some(&b'"')
+            && let Ok(plain) = std::str::from_utf8(&s[start..stop])
+        {
+            self.p.i = stop + 1;
+            return Some(std::borrow::Cow::Borrowed(plain));
+        }
+        let js = self.p.string().ok()?;
+        Some(std::borrow::Cow::Owned(js.to_string_lossy()))
+    }
+
+    /// Reads a number as [`parse`] reads it.
+    pub(crate) fn number(&mut self) -> Option<f64> {
+        match self.p.number() {
+            Ok(Value::Number(n)) => Some(n),
+            _ => None,
+        }
+    }
+
+    /// Reads `null`, `true` or `false`.
+    pub(crate) fn literal(&mut self) -> Option<Value> {
+        match self.p.peek()? {
+            b'n' => self.p.expect_lit(b"null", Value::Null),
+            b't' => self.p.expect_lit(b"true", Value::Bool(true)),
+            b'f' => self.p.expect_lit(b"false", Value::Bool(false)),
+            _ => return None,
+        }
+        .ok()
+    }
+
+    /// Steps over one whole value.
+    pub(crate) fn skip_value(&mut self) -> bool {
+        self.p.skip_value(0).is_ok()
+    }
+
+    /// Reads one whole value.
+    pub(crate) fn value(&mut self) -> Option<Value> {
+        self.p.value(0).ok()
+    }
 }
 
 /// An object's members in arrival order.

@@ -5,9 +5,12 @@
 //! and numbers, its error wording, and the refusal of integers beyond ±(2^53 − 1).
 //! The one liberty: well-formed strings reach visitors as `visit_borrowed_str` rather
 //! than an owned `visit_string`, which saves an allocation per key.
+//!
+//! A received payload object that is still the canonical text it arrived as is read
+//! straight from that text, token by token, with no members built (see `TextDe`).
 
 use super::json::{
-    BEYOND_SAFE_INTEGER, JsString, MAX_SAFE_INTEGER, NOT_FINITE, Object, UnsafeJson, Value,
+    BEYOND_SAFE_INTEGER, Cursor, JsString, MAX_SAFE_INTEGER, NOT_FINITE, Object, UnsafeJson, Value,
 };
 use serde::de::{
     self, DeserializeSeed, Deserializer as _, EnumAccess, Expected, IntoDeserializer, MapAccess,
@@ -901,6 +904,11 @@ fn visit_array<'a, V: Visitor<'a>>(
 }
 
 fn visit_object<'a, V: Visitor<'a>>(o: &'a Object, visitor: V) -> Result<V::Value, BridgeError> {
+    // A payload as received, canonical: read from its text, with no members built.
+    if let Some(text) = o.plain_canonical_text() {
+        let mut cursor = Cursor::new(text);
+        return TextDe { c: &mut cursor }.deserialize_map(visitor);
+    }
     let mut map = MapDe {
         entries: Entries::new(o),
         value: None,
@@ -1289,6 +1297,511 @@ impl<'a> VariantAccess<'a> for VariantDe<'a> {
         match self.value.map(Shape::of) {
             Some(Shape::Object(o)) => visit_object(o, visitor),
             Some(other) => Err(other.invalid_type(&"struct variant")),
+            None => Err(de::Error::invalid_type(
+                Unexpected::UnitVariant,
+                &"struct variant",
+            )),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Deserializer over received text
+//
+// A payload object arrives as text and usually stays text (see `Object`). When that
+// text is canonical and plain (`Object::plain_canonical_text`), its members are unique,
+// in byte order and well-formed, which is exactly the case where `Entries` hands
+// members out in order, unchanged. So the text can be read token by token, in the
+// order `De` would visit the parsed members, with the same visits and the same errors,
+// and without building the members at all.
+
+/// A text the parser accepted no longer reads: cannot happen short of a bug, and is
+/// reported rather than trusted.
+#[cold]
+fn unreadable() -> BridgeError {
+    BridgeError::Custom("payload text does not read back".to_owned())
+}
+
+/// The deserializer over the value at a cursor in plain canonical text.
+struct TextDe<'c, 'a> {
+    c: &'c mut Cursor<'a>,
+}
+
+macro_rules! deserialize_text_number {
+    ($($method:ident)*) => {$(
+        fn $method<V: Visitor<'a>>(self, visitor: V) -> Result<V::Value, BridgeError> {
+            match self.c.peek() {
+                Some(b'-' | b'0'..=b'9') => {
+                    let n = self.c.number().ok_or_else(unreadable)?;
+                    Shape::number(n).visit_number(visitor)
+                }
+                _ => Err(self.invalid_type(&visitor)),
+            }
+        }
+    )*};
+}
+
+impl<'a> TextDe<'_, 'a> {
+    /// The "invalid type" error `De` gives for the value here: the value is parsed for
+    /// the message, on this error path only.
+    #[cold]
+    fn invalid_type(self, exp: &dyn Expected) -> BridgeError {
+        match self.c.value() {
+            Some(value) => Shape::of(&value).invalid_type(exp),
+            None => unreadable(),
+        }
+    }
+
+    fn visit_string<V: Visitor<'a>>(self, visitor: V) -> Result<V::Value, BridgeError> {
+        match self.c.string().ok_or_else(unreadable)? {
+            Cow::Borrowed(s) => visitor.visit_borrowed_str(s),
+            Cow::Owned(s) => visitor.visit_string(s),
+        }
+    }
+
+    /// `visit_array` over the array here (the cursor is on `[`).
+    fn visit_array<V: Visitor<'a>>(self, visitor: V) -> Result<V::Value, BridgeError> {
+        self.c.eat(b'[');
+        let mut seq = TextSeq {
+            c: self.c,
+            read: 0,
+            done: false,
+        };
+        let out = visitor.visit_seq(&mut seq)?;
+        if seq.done || seq.c.eat(b']') {
+            return Ok(out);
+        }
+        // Items left unread: count them for `De`'s message.
+        let mut len = seq.read;
+        loop {
+            let item = (len == 0 || seq.c.eat(b',')) && seq.c.skip_value();
+            if !item {
+                return Err(unreadable());
+            }
+            len += 1;
+            if seq.c.eat(b']') {
+                break;
+            }
+        }
+        Err(de::Error::invalid_length(len, &"fewer elements in array"))
+    }
+
+    /// `visit_object` over the object here (the cursor is on `{`).
+    fn visit_object<V: Visitor<'a>>(self, visitor: V) -> Result<V::Value, BridgeError> {
+        self.c.eat(b'{');
+        let mut map = TextMap {
+            c: self.c,
+            state: MapState::First,
+            read: 0,
+        };
+        let out = visitor.visit_map(&mut map)?;
+        let mut len = map.read;
+        if map.state == MapState::Value && !map.c.skip_value() {
+            return Err(unreadable());
+        }
+        if map.state == MapState::Done || map.c.eat(b'}') {
+            return Ok(out);
+        }
+        // Members left unread: count them for `De`'s message.
+        while !map.c.eat(b'}') {
+            let member = (map.state == MapState::First || map.c.eat(b','))
+                && map.c.string().is_some()
+                && map.c.eat(b':')
+                && map.c.skip_value();
+            if !member {
+                return Err(unreadable());
+            }
+            map.state = MapState::Between;
+            len += 1;
+        }
+        Err(de::Error::invalid_length(len, &"fewer elements in map"))
+    }
+}
+
+impl<'a> de::Deserializer<'a> for TextDe<'_, 'a> {
+    type Error = BridgeError;
+
+    fn deserialize_any<V: Visitor<'a>>(self, visitor: V) -> Result<V::Value, BridgeError> {
+        match self.c.peek() {
+            Some(b'"') => self.visit_string(visitor),
+            Some(b'[') => self.visit_array(visitor),
+            Some(b'{') => self.visit_object(visitor),
+            Some(b'-' | b'0'..=b'9') => {
+                match Shape::number(self.c.number().ok_or_else(unreadable)?) {
+                    Shape::U64(u) => visitor.visit_u64(u),
+                    Shape::I64(i) => visitor.visit_i64(i),
+                    Shape::F64(f) => visitor.visit_f64(f),
+                    _ => visitor.visit_unit(),
+                }
+            }
+            _ => match self.c.literal().ok_or_else(unreadable)? {
+                Value::Bool(b) => visitor.visit_bool(b),
+                _ => visitor.visit_unit(),
+            },
+        }
+    }
+
+    deserialize_text_number!(
+        deserialize_i8 deserialize_i16 deserialize_i32 deserialize_i64 deserialize_i128
+        deserialize_u8 deserialize_u16 deserialize_u32 deserialize_u64 deserialize_u128
+        deserialize_f32 deserialize_f64
+    );
+
+    fn deserialize_option<V: Visitor<'a>>(self, visitor: V) -> Result<V::Value, BridgeError> {
+        if self.c.peek() == Some(b'n') {
+            self.c.literal().ok_or_else(unreadable)?;
+            return visitor.visit_none();
+        }
+        visitor.visit_some(self)
+    }
+
+    fn deserialize_enum<V: Visitor<'a>>(
+        self,
+        _name: &'static str,
+        _variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, BridgeError> {
+        match self.c.peek() {
+            Some(b'"') => {
+                let variant = self.c.string().ok_or_else(unreadable)?;
+                visitor.visit_enum(TextEnum {
+                    variant,
+                    c: self.c,
+                    value: false,
+                })
+            }
+            Some(b'{') => {
+                // Exactly one member, as `De` requires: look ahead, then read it.
+                let start = self.c.position();
+                self.c.eat(b'{');
+                let single = self.c.string().is_some()
+                    && self.c.eat(b':')
+                    && self.c.skip_value()
+                    && self.c.eat(b'}');
+                self.c.rewind(start);
+                if !single {
+                    return Err(de::Error::invalid_value(
+                        Unexpected::Map,
+                        &"map with a single key",
+                    ));
+                }
+                self.c.eat(b'{');
+                let variant = self.c.string().ok_or_else(unreadable)?;
+                self.c.eat(b':');
+                let out = visitor.visit_enum(TextEnum {
+                    variant,
+                    c: &mut *self.c,
+                    value: true,
+                })?;
+                if self.c.eat(b'}') {
+                    Ok(out)
+                } else {
+                    Err(unreadable())
+                }
+            }
+            _ => Err(self.invalid_type(&"string or map")),
+        }
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'a>>(
+        self,
+        name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, BridgeError> {
+        if name.starts_with(SERDE_JSON_PRIVATE) {
+            let value = self.c.value().ok_or_else(unreadable)?;
+            return value
+                .to_serde()
+                .deserialize_newtype_struct(name, visitor)
+                .map_err(BridgeError::json);
+        }
+        visitor.visit_newtype_struct(self)
+    }
+
+    fn deserialize_bool<V: Visitor<'a>>(self, visitor: V) -> Result<V::Value, BridgeError> {
+        match self.c.peek() {
+            Some(b't' | b'f') => match self.c.literal() {
+                Some(Value::Bool(b)) => visitor.visit_bool(b),
+                _ => Err(unreadable()),
+            },
+            _ => Err(self.invalid_type(&visitor)),
+        }
+    }
+
+    fn deserialize_char<V: Visitor<'a>>(self, visitor: V) -> Result<V::Value, BridgeError> {
+        self.deserialize_string(visitor)
+    }
+
+    fn deserialize_str<V: Visitor<'a>>(self, visitor: V) -> Result<V::Value, BridgeError> {
+        self.deserialize_string(visitor)
+    }
+
+    fn deserialize_string<V: Visitor<'a>>(self, visitor: V) -> Result<V::Value, BridgeError> {
+        match self.c.peek() {
+            Some(b'"') => self.visit_string(visitor),
+            _ => Err(self.invalid_type(&visitor)),
+        }
+    }
+
+    fn deserialize_bytes<V: Visitor<'a>>(self, visitor: V) -> Result<V::Value, BridgeError> {
+        self.deserialize_byte_buf(visitor)
+    }
+
+    fn deserialize_byte_buf<V: Visitor<'a>>(self, visitor: V) -> Result<V::Value, BridgeError> {
+        match self.c.peek() {
+            Some(b'"') => self.visit_string(visitor),
+            Some(b'[') => self.visit_array(visitor),
+            _ => Err(self.invalid_type(&visitor)),
+        }
+    }
+
+    fn deserialize_unit<V: Visitor<'a>>(self, visitor: V) -> Result<V::Value, BridgeError> {
+        match self.c.peek() {
+            Some(b'n') => {
+                self.c.literal().ok_or_else(unreadable)?;
+                visitor.visit_unit()
+            }
+            _ => Err(self.invalid_type(&visitor)),
+        }
+    }
+
+    fn deserialize_unit_struct<V: Visitor<'a>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, BridgeError> {
+        self.deserialize_unit(visitor)
+    }
+
+    fn deserialize_seq<V: Visitor<'a>>(self, visitor: V) -> Result<V::Value, BridgeError> {
+        match self.c.peek() {
+            Some(b'[') => self.visit_array(visitor),
+            _ => Err(self.invalid_type(&visitor)),
+        }
+    }
+
+    fn deserialize_tuple<V: Visitor<'a>>(
+        self,
+        _len: usize,
+        visitor: V,
+    ) -> Result<V::Value, BridgeError> {
+        self.deserialize_seq(visitor)
+    }
+
+    fn deserialize_tuple_struct<V: Visitor<'a>>(
+        self,
+        _name: &'static str,
+        _len: usize,
+        visitor: V,
+    ) -> Result<V::Value, BridgeError> {
+        self.deserialize_seq(visitor)
+    }
+
+    fn deserialize_map<V: Visitor<'a>>(self, visitor: V) -> Result<V::Value, BridgeError> {
+        match self.c.peek() {
+            Some(b'{') => self.visit_object(visitor),
+            _ => Err(self.invalid_type(&visitor)),
+        }
+    }
+
+    fn deserialize_struct<V: Visitor<'a>>(
+        self,
+        _name: &'static str,
+        _fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, BridgeError> {
+        match self.c.peek() {
+            Some(b'[') => self.visit_array(visitor),
+            Some(b'{') => self.visit_object(visitor),
+            _ => Err(self.invalid_type(&visitor)),
+        }
+    }
+
+    fn deserialize_identifier<V: Visitor<'a>>(self, visitor: V) -> Result<V::Value, BridgeError> {
+        self.deserialize_string(visitor)
+    }
+
+    fn deserialize_ignored_any<V: Visitor<'a>>(self, visitor: V) -> Result<V::Value, BridgeError> {
+        if !self.c.skip_value() {
+            return Err(unreadable());
+        }
+        visitor.visit_unit()
+    }
+}
+
+/// Array items read from text.
+struct TextSeq<'c, 'a> {
+    c: &'c mut Cursor<'a>,
+    /// Items handed out so far.
+    read: usize,
+    /// The closing bracket has been read.
+    done: bool,
+}
+
+impl<'a> SeqAccess<'a> for TextSeq<'_, 'a> {
+    type Error = BridgeError;
+
+    fn next_element_seed<T: DeserializeSeed<'a>>(
+        &mut self,
+        seed: T,
+    ) -> Result<Option<T::Value>, BridgeError> {
+        if self.done || self.c.eat(b']') {
+            self.done = true;
+            return Ok(None);
+        }
+        if self.read > 0 && !self.c.eat(b',') {
+            return Err(unreadable());
+        }
+        self.read += 1;
+        seed.deserialize(TextDe { c: &mut *self.c }).map(Some)
+    }
+}
+
+/// Where a [`TextMap`] is in its object.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum MapState {
+    /// Just past `{`.
+    First,
+    /// A key was handed out; the cursor is on its value.
+    Value,
+    /// Past a value.
+    Between,
+    /// Past `}`.
+    Done,
+}
+
+/// Object members read from text.
+struct TextMap<'c, 'a> {
+    c: &'c mut Cursor<'a>,
+    state: MapState,
+    /// Keys handed out so far.
+    read: usize,
+}
+
+impl<'a> MapAccess<'a> for TextMap<'_, 'a> {
+    type Error = BridgeError;
+
+    fn next_key_seed<K: DeserializeSeed<'a>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, BridgeError> {
+        match self.state {
+            MapState::Done => return Ok(None),
+            MapState::Value if !self.c.skip_value() => return Err(unreadable()),
+            _ => {}
+        }
+        if self.c.eat(b'}') {
+            self.state = MapState::Done;
+            return Ok(None);
+        }
+        if self.state != MapState::First && !self.c.eat(b',') {
+            return Err(unreadable());
+        }
+        let key = self.c.string().ok_or_else(unreadable)?;
+        if !self.c.eat(b':') {
+            return Err(unreadable());
+        }
+        self.state = MapState::Value;
+        self.read += 1;
+        seed.deserialize(KeyDe { key }).map(Some)
+    }
+
+    fn next_value_seed<T: DeserializeSeed<'a>>(
+        &mut self,
+        seed: T,
+    ) -> Result<T::Value, BridgeError> {
+        if self.state != MapState::Value {
+            return Err(de::Error::custom("value is missing"));
+        }
+        self.state = MapState::Between;
+        seed.deserialize(TextDe { c: &mut *self.c })
+    }
+}
+
+/// An enum read from text: a string, or the single member of an object (the cursor
+/// is then on its value).
+struct TextEnum<'c, 'a> {
+    variant: Cow<'a, str>,
+    c: &'c mut Cursor<'a>,
+    value: bool,
+}
+
+impl<'c, 'a> EnumAccess<'a> for TextEnum<'c, 'a> {
+    type Error = BridgeError;
+    type Variant = TextVariant<'c, 'a>;
+
+    fn variant_seed<V: DeserializeSeed<'a>>(
+        self,
+        seed: V,
+    ) -> Result<(V::Value, TextVariant<'c, 'a>), BridgeError> {
+        let variant: de::value::CowStrDeserializer<'a, BridgeError> =
+            self.variant.into_deserializer();
+        let value = seed.deserialize(variant)?;
+        let content = TextVariant {
+            c: self.value.then_some(self.c),
+        };
+        Ok((value, content))
+    }
+}
+
+/// The content of an enum variant read from text (`None` for a bare string).
+struct TextVariant<'c, 'a> {
+    c: Option<&'c mut Cursor<'a>>,
+}
+
+impl<'a> VariantAccess<'a> for TextVariant<'_, 'a> {
+    type Error = BridgeError;
+
+    fn unit_variant(self) -> Result<(), BridgeError> {
+        match self.c {
+            Some(c) => de::Deserialize::deserialize(TextDe { c }),
+            None => Ok(()),
+        }
+    }
+
+    fn newtype_variant_seed<T: DeserializeSeed<'a>>(
+        self,
+        seed: T,
+    ) -> Result<T::Value, BridgeError> {
+        match self.c {
+            Some(c) => seed.deserialize(TextDe { c }),
+            None => Err(de::Error::invalid_type(
+                Unexpected::UnitVariant,
+                &"newtype variant",
+            )),
+        }
+    }
+
+    fn tuple_variant<V: Visitor<'a>>(
+        self,
+        _len: usize,
+        visitor: V,
+    ) -> Result<V::Value, BridgeError> {
+        match self.c {
+            Some(c) if c.peek() == Some(b'[') => {
+                let start = c.position();
+                if c.eat(b'[') && c.eat(b']') {
+                    return visitor.visit_unit();
+                }
+                c.rewind(start);
+                TextDe { c }.visit_array(visitor)
+            }
+            Some(c) => Err(TextDe { c }.invalid_type(&"tuple variant")),
+            None => Err(de::Error::invalid_type(
+                Unexpected::UnitVariant,
+                &"tuple variant",
+            )),
+        }
+    }
+
+    fn struct_variant<V: Visitor<'a>>(
+        self,
+        _fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, BridgeError> {
+        match self.c {
+            Some(c) if c.peek() == Some(b'{') => TextDe { c }.visit_object(visitor),
+            Some(c) => Err(TextDe { c }.invalid_type(&"struct variant")),
             None => Err(de::Error::invalid_type(
                 Unexpected::UnitVariant,
                 &"struct variant",
