@@ -63,7 +63,11 @@ fn assert_encodes_alike<T: Serialize + ?Sized + Debug>(v: &T) {
     let old = old_encode(v);
     let new = wire::to_value(v);
     match (&old, &new) {
-        (Ok(o), Ok(n)) => assert!(same(o, n), "{v:?}: old {o:?}, new {n:?}"),
+        (Ok(o), Ok(n)) => {
+            assert!(same(o, n), "{v:?}: old {o:?}, new {n:?}");
+            // Objects written straight to text must be the very text the tree writes.
+            assert_eq!(o.to_canonical(), n.to_canonical(), "{v:?}");
+        }
         (Err(o), Err(n)) => assert_eq!(o, &n.to_string(), "{v:?}"),
         _ => panic!("{v:?}: old {old:?}, new {new:?}"),
     }
@@ -319,7 +323,10 @@ proptest! {
     #[test]
     fn to_value_matches_from_serde(j in serde_tree()) {
         match (Value::from_serde(&j), wire::to_value(&j)) {
-            (Ok(old), Ok(new)) => prop_assert!(same(&old, &new), "{old:?} vs {new:?}"),
+            (Ok(old), Ok(new)) => {
+                prop_assert!(same(&old, &new), "{old:?} vs {new:?}");
+                prop_assert_eq!(old.to_canonical(), new.to_canonical());
+            }
             (Err(old), Err(BridgeError::Unsafe(new))) => {
                 prop_assert_eq!(&old.path, &new.path);
                 prop_assert_eq!(old.problem, new.problem);
@@ -727,4 +734,22 @@ fn typed_payloads_read_from_received_text() {
         );
         assert_decodes_alike::<Payload>(&received);
     }
+}
+
+/// Objects written straight to text are marked safe for JavaScript only when they
+/// are: a number the core refuses to send is still found, with its path.
+#[test]
+fn unsafe_numbers_in_written_objects_are_still_found() {
+    #[derive(Serialize)]
+    struct Reading {
+        at: f64,
+        n: f64,
+    }
+    for (n, unsafe_path) in [(1.5, None), (1e21, Some("$.n")), (-1e300, Some("$.n"))] {
+        let v = wire::to_value(&Reading { at: 1.0, n }).expect("encodes");
+        let found = wire::validate::check_json_safe(&v).err().map(|e| e.path);
+        assert_eq!(found.as_deref(), unsafe_path, "{n}");
+    }
+    let v = wire::to_value(&Reading { at: 1.0, n: 2.5 }).expect("encodes");
+    assert_eq!(canonical(&v), r#"{"at":1,"n":2.5}"#);
 }

@@ -355,6 +355,10 @@ struct TextObject {
     text: Box<[u8]>,
     /// Whether `text` is exactly the object's canonical serialization.
     canonical: bool,
+    /// Whether every number in `text` is known to be finite and, if integral, within
+    /// ±(2^53 − 1) (true for text written by the serde bridge; received text is not
+    /// judged).
+    json_safe: bool,
     members: std::sync::OnceLock<Members>,
 }
 
@@ -406,6 +410,20 @@ impl Object {
             repr: ObjectRepr::Text(std::sync::Arc::new(TextObject {
                 text: text.into(),
                 canonical,
+                json_safe: false,
+                members: std::sync::OnceLock::new(),
+            })),
+        }
+    }
+
+    /// An object held as `text`, which the caller wrote as canonical JSON (within the
+    /// nesting bound) with only finite numbers and integers within ±(2^53 − 1).
+    pub(crate) fn from_safe_canonical_text(text: &[u8]) -> Self {
+        Self {
+            repr: ObjectRepr::Text(std::sync::Arc::new(TextObject {
+                text: text.into(),
+                canonical: true,
+                json_safe: true,
                 members: std::sync::OnceLock::new(),
             })),
         }
@@ -467,6 +485,12 @@ impl Object {
             }
         }
         Some(text)
+    }
+
+    /// Whether the object is known to hold only numbers a JavaScript peer receives
+    /// intact (see [`Object::from_safe_canonical_text`]); `false` when unknown.
+    pub(crate) fn known_json_safe(&self) -> bool {
+        matches!(&self.repr, ObjectRepr::Text(t) if t.json_safe)
     }
 
     /// The value for `key`, if present.

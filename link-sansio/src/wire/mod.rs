@@ -1,6 +1,7 @@
 //! Bytes ⇄ verified messages: the envelope, canonical JSON, HMAC, the typed message
 //! enum, the replay guard and validation. Untrusted input is parsed here and only here.
 
+mod canonical_ser;
 pub mod envelope;
 pub mod json;
 pub mod message;

@@ -81,6 +81,11 @@ fn key_must_be_a_string() -> BridgeError {
 /// [`BridgeError::Custom`], and an integer beyond ±(2^53 − 1) as [`BridgeError::Unsafe`]
 /// naming the path of the first such value in the order `from_serde` visits them.
 pub fn to_value<T: Serialize + ?Sized>(v: &T) -> Result<Value, BridgeError> {
+    // Payload objects are written straight to canonical text when they can be; the
+    // tree below handles the rest, and every error.
+    if let Ok(object) = super::canonical_ser::to_canonical_object(v) {
+        return Ok(Value::Object(object));
+    }
     let tainted = Cell::new(false);
     let value = v.serialize(Ser { tainted: &tainted })?;
     if tainted.get()
@@ -209,7 +214,7 @@ fn number_out_of_range() -> BridgeError {
 /// serde_json's wrappers for `RawValue` and arbitrary-precision numbers are structs
 /// with names under this prefix; they are handed to serde_json itself, which knows
 /// what its enabled features make of them.
-const SERDE_JSON_PRIVATE: &str = "$serde_json::private::";
+pub(super) const SERDE_JSON_PRIVATE: &str = "$serde_json::private::";
 
 /// The serializer: one per value, sharing the flag that says a marker was written.
 #[derive(Clone, Copy)]
@@ -598,7 +603,7 @@ impl ser::SerializeStructVariant for StructVariantSer<'_> {
 
 /// Map keys, by serde_json's `MapKeySerializer` rules: strings, chars, integers, bools,
 /// finite floats and unit variants become strings; anything else is an error.
-struct KeySer;
+pub(super) struct KeySer;
 
 impl ser::Serializer for KeySer {
     type Ok = String;

@@ -159,7 +159,7 @@ pub fn check_json_safe(v: &Value) -> Result<(), UnsafeJson> {
         match v {
             Value::Number(n) => unsafe_number(*n).is_none(),
             Value::Array(items) => items.iter().all(safe),
-            Value::Object(o) => o.iter().all(|(_, item)| safe(item)),
+            Value::Object(o) => o.known_json_safe() || o.iter().all(|(_, item)| safe(item)),
             _ => true,
         }
     }
