@@ -50,6 +50,26 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(frame.canonical(), wire::Value::Object(plain).to_canonical());
     }
 
+    // Payloads read through the serde bridge (from their received text, when they
+    // are objects kept as text) exactly as serde_json reads the parsed tree, and
+    // written back to the same canonical text by either route.
+    if let Some(wire::Value::Object(d)) = frame.data() {
+        for (_, v) in d.iter() {
+            let tree = serde_json::from_value::<serde_json::Value>(v.to_serde());
+            let direct = wire::from_value::<serde_json::Value>(Some(v));
+            assert_eq!(
+                direct.as_ref().map(ToString::to_string).map_err(ToString::to_string),
+                tree.as_ref().map(ToString::to_string).map_err(ToString::to_string)
+            );
+            if let Ok(j) = tree {
+                match (wire::to_value(&j), wire::Value::from_serde(&j)) {
+                    (Ok(a), Ok(b)) => assert_eq!(a.to_canonical(), b.to_canonical()),
+                    (a, b) => assert_eq!(a.is_ok(), b.is_ok()),
+                }
+            }
+        }
+    }
+
     // The typed views a hub or client reads before deciding what to do.
     let message = frame.message();
     let _ = validate::sanitize_hello(frame.data());
