@@ -753,3 +753,21 @@ fn unsafe_numbers_in_written_objects_are_still_found() {
     let v = wire::to_value(&Reading { at: 1.0, n: 2.5 }).expect("encodes");
     assert_eq!(canonical(&v), r#"{"at":1,"n":2.5}"#);
 }
+
+/// A payload far larger than the writer keeps buffers for, before and after small
+/// ones, writes exactly as the tree does.
+#[test]
+fn large_payloads_write_alike() {
+    #[derive(Debug, Serialize)]
+    struct Blob {
+        z: String,
+        a: Vec<u32>,
+    }
+    for size in [10, 300_000, 10] {
+        let blob = Blob {
+            z: "é".repeat(size),
+            a: (0..size as u32 / 10).collect(),
+        };
+        assert_encodes_alike(&blob);
+    }
+}

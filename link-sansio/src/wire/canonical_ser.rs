@@ -20,6 +20,9 @@ use std::ops::Range;
 /// parse again within [`MAX_DEPTH`] wherever it ends up inside a frame.
 const DEPTH_LIMIT: usize = MAX_DEPTH - 8;
 
+/// Largest buffer kept for the next payload, in bytes.
+const KEPT_CAPACITY: usize = 64 * 1024;
+
 /// The serializer gave up; the caller takes the other route.
 #[derive(Debug)]
 pub(super) struct GiveUp;
@@ -80,8 +83,14 @@ impl Writer {
         self.members.clear();
         self.keys.clear();
         self.depth = 0;
-        v.serialize(&mut *self)?;
-        Ok(Object::from_safe_canonical_text(&self.out))
+        let written = v.serialize(&mut *self);
+        let object = written.map(|()| Object::from_safe_canonical_text(&self.out));
+        // One huge payload must not pin its buffer for the life of the thread.
+        if self.out.capacity() > KEPT_CAPACITY {
+            self.out = Vec::new();
+            self.scratch = Vec::new();
+        }
+        object
     }
 
     /// Values outside any object: only objects are written directly.
