@@ -6,6 +6,7 @@ use std::collections::{HashMap, VecDeque};
 
 use super::json::JsString;
 use super::message::types;
+use super::sign::{NOT_HEX, hex_digit_values};
 use super::{DropReason, Limits};
 use crate::seeded::SeededState;
 
@@ -39,22 +40,7 @@ impl IdKey {
 }
 
 /// Hex digit values, and [`NOT_HEX`] for every byte that is not a lowercase hex digit.
-const HEX_VALUES: [u8; 256] = {
-    let mut table = [NOT_HEX; 256];
-    let mut c = 0;
-    while c < 10 {
-        table[b'0' as usize + c] = c as u8;
-        c += 1;
-    }
-    let mut c = 0;
-    while c < 6 {
-        table[b'a' as usize + c] = 10 + c as u8;
-        c += 1;
-    }
-    table
-};
-
-const NOT_HEX: u8 = 0x10;
+const HEX_VALUES: [u8; 256] = hex_digit_values(false);
 
 /// `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx` in lowercase hex as two 64-bit halves;
 /// `None` for any other text (uppercase included, since ids compare case-sensitively).

@@ -195,7 +195,7 @@ impl Key {
                 HEX_VALUE[usize::from(pair[0])],
                 HEX_VALUE[usize::from(pair[1])],
             );
-            invalid |= (hi | lo) & 0x80;
+            invalid |= (hi | lo) & NOT_HEX;
             given[i] = (hi << 4) | (lo & 0x0F);
         }
         if invalid != 0 {
@@ -207,9 +207,16 @@ impl Key {
     }
 }
 
-/// Each byte's value as a hex digit (either case), or 0x80 if it is not one.
-static HEX_VALUE: [u8; 256] = {
-    let mut t = [0x80u8; 256];
+/// Each byte's value as a hex digit (either case), or [`NOT_HEX`] if it is not one.
+static HEX_VALUE: [u8; 256] = hex_digit_values(true);
+
+/// Marks a byte that is not a hex digit in [`hex_digit_values`]'s tables.
+pub(crate) const NOT_HEX: u8 = 0x80;
+
+/// A table of each byte's value as a hex digit, [`NOT_HEX`] for every other byte;
+/// `uppercase` says whether `A`–`F` count as digits.
+pub(crate) const fn hex_digit_values(uppercase: bool) -> [u8; 256] {
+    let mut t = [NOT_HEX; 256];
     let mut c = 0;
     while c < 10 {
         t[b'0' as usize + c] = c as u8;
@@ -218,11 +225,13 @@ static HEX_VALUE: [u8; 256] = {
     let mut c = 0;
     while c < 6 {
         t[b'a' as usize + c] = 10 + c as u8;
-        t[b'A' as usize + c] = 10 + c as u8;
+        if uppercase {
+            t[b'A' as usize + c] = 10 + c as u8;
+        }
         c += 1;
     }
     t
-};
+}
 
 #[cfg(test)]
 mod tests {
