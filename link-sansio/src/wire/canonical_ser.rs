@@ -118,9 +118,7 @@ impl Writer {
     }
 
     fn begin_array(&mut self) -> Result<ArrayWriter<'_>, GiveUp> {
-        if self.depth == 0 {
-            return Err(GiveUp);
-        }
+        self.at_top()?;
         self.open(b'[')?;
         Ok(ArrayWriter {
             first: true,
@@ -241,7 +239,7 @@ struct ArrayWriter<'w> {
     first: bool,
 }
 
-impl ArrayWriter<'_> {
+impl<'w> ArrayWriter<'w> {
     fn item<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), GiveUp> {
         if !self.first {
             self.w.out.push(b',');
@@ -250,9 +248,11 @@ impl ArrayWriter<'_> {
         value.serialize(&mut *self.w)
     }
 
-    fn end(self) {
+    /// Closes the array; hands the writer back for what encloses it.
+    fn end(self) -> &'w mut Writer {
         self.w.out.push(b']');
         self.w.depth -= 1;
+        self.w
     }
 }
 
@@ -422,11 +422,7 @@ impl<'w> ser::Serializer for &'w mut Writer {
         // `{"variant":[...]}`: the array's end closes the object too (see
         // `SerializeTupleVariant::end`).
         self.begin_variant(variant)?;
-        self.open(b'[')?;
-        Ok(ArrayWriter {
-            first: true,
-            w: self,
-        })
+        self.begin_array()
     }
 
     fn serialize_map(self, _len: Option<usize>) -> Result<MapWriter<'w>, GiveUp> {
@@ -512,10 +508,7 @@ impl ser::SerializeTupleVariant for ArrayWriter<'_> {
     }
 
     fn end(self) -> Result<(), GiveUp> {
-        let w = self.w;
-        w.out.push(b']');
-        w.depth -= 1;
-        w.end_variant();
+        ArrayWriter::end(self).end_variant();
         Ok(())
     }
 }
