@@ -172,3 +172,35 @@ fn publish_to_10(bencher: Bencher<'_, '_>) {
             assert_eq!(drain(&mut hub, now), 10);
         });
 }
+
+/// A peer joins a hub of 200 and leaves again: each time every peer is sent the whole
+/// peer list (`peers.update`), so the hub signs 2 × 200 frames of about 30 KB.
+#[divan::bench]
+fn join_and_leave_among_200(bencher: Bencher<'_, '_>) {
+    const PEERS: u64 = 200;
+    let (mut hub, now) = hub(PEERS);
+    let conn = ConnId(PEERS + 1);
+    let mut seq = 0;
+    bencher
+        .with_inputs(|| {
+            seq += 1;
+            let hello = json::parse(br#"{"kind":"joiner","name":"joiner","pid":1,"startedAt":5}"#)
+                .expect("hello");
+            frame(&uuid(seq), "hello", "joiner", None, &hello)
+        })
+        .bench_local_refs(|bytes| {
+            hub.handle_input(now, Input::Opened { conn, remote: None });
+            hub.handle_input(now, Input::Frame { conn, bytes });
+            let joined = drain(&mut hub, now);
+            hub.handle_input(
+                now,
+                Input::Closed {
+                    conn,
+                    code: Some(1000),
+                    reason: "",
+                },
+            );
+            // The joiner's ack and snapshot, then the list to all others twice.
+            assert!(joined + drain(&mut hub, now) >= 2 * PEERS as usize);
+        });
+}

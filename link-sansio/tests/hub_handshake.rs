@@ -288,6 +288,57 @@ fn per_kind_keys_drop_unknown_kinds_silently_and_resign_forwards_per_recipient()
     assert_eq!(got[0]["from"], "alpha");
 }
 
+/// Fan-outs (a publish, a status relay, the peer list) share one rendering of the
+/// message between recipients; with per-kind keys each frame is still signed with
+/// its recipient's own key, in whatever order the keys come up.
+#[test]
+fn fan_outs_sign_each_frame_with_its_recipients_key() {
+    let mut keys = BTreeMap::new();
+    for (kind, key) in [
+        ("alpha", "key-a"),
+        ("beta", "key-b"),
+        ("delta", "key-a"),
+        ("pub", "key-p"),
+    ] {
+        keys.insert(kind.to_owned(), key.to_owned());
+    }
+    let mut h = Hub::new(HubConfig::new(Keys::PerKind(keys)));
+    let subscribers = [
+        (1, "alpha", "key-a"),
+        (2, "beta", "key-b"),
+        (3, "delta", "key-a"),
+    ];
+    for (conn, kind, key) in subscribers {
+        h.open(conn);
+        h.hello_with(conn, kind, key);
+    }
+    h.open(4);
+    h.hello_with(4, "pub", "key-p");
+    h.take();
+    for (conn, _, _) in subscribers {
+        h.send(conn, "topic.subscribe", None, Some(json!({"topic": "t"})));
+    }
+    h.send(
+        4,
+        "topic.message",
+        None,
+        Some(json!({"topic": "t", "payload": [1]})),
+    );
+    h.send(4, "status.update", None, Some(json!({"load": 2})));
+    for (conn, kind, _) in subscribers {
+        // `frames` checks each frame's signature with the recipient's key.
+        let got = h.frames(conn);
+        let types: Vec<_> = got.iter().map(|f| f["type"].as_str()).collect();
+        assert_eq!(
+            types,
+            [Some("topic.message"), Some("status.update")],
+            "{kind}"
+        );
+        assert_eq!(got[0]["to"], kind);
+        assert_eq!(got[0]["data"], json!({"topic": "t", "payload": [1]}));
+    }
+}
+
 #[test]
 fn a_resolver_is_asked_for_every_hello_and_its_answer_decides() {
     let mut h = Hub::new(HubConfig::new(Keys::Resolver));

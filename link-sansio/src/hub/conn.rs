@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::acl::Lane;
-use super::outbox::Outbox;
+use super::outbox::{Outbox, shared_head};
 use super::{ConnId, HubEvent, HubState, Output, PeerTimeoutReason};
 use crate::seeded::SeededState;
 use crate::wire::message::{HelloInfo, Message, PeerEntry, PeersUpdate, types};
@@ -292,6 +292,7 @@ impl HubState {
         let mut data = std::mem::take(&mut self.data_buf);
         data.clear();
         update.write_data(&mut data);
+        let mut head = shared_head(self.peers.len(), "server", &data);
         for conn in self.peers.conns() {
             self.send(
                 conn,
@@ -300,6 +301,7 @@ impl HubState {
                 Some("server"),
                 Some(&data),
                 None,
+                head.as_mut(),
             );
         }
         self.data_buf = data;

@@ -25,7 +25,15 @@ impl HubState {
             ],
             &mut buf,
         );
-        let sent = self.send(target, types::DIRECT, None, Some(kind), Some(&buf), None);
+        let sent = self.send(
+            target,
+            types::DIRECT,
+            None,
+            Some(kind),
+            Some(&buf),
+            None,
+            None,
+        );
         self.data_buf = buf;
         if sent.ok() {
             self.emit(HubEvent::Direct {

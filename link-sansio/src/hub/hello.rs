@@ -192,6 +192,7 @@ impl HubState {
             Some("server"),
             Some(&data),
             None,
+            None,
         );
         self.data_buf = data;
 
@@ -207,6 +208,7 @@ impl HubState {
             None,
             Some("server"),
             Some(&data),
+            None,
             None,
         );
         self.data_buf = data;

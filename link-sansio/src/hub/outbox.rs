@@ -6,6 +6,7 @@ use std::collections::VecDeque;
 
 use super::{ConnId, HubEvent, HubState, Output};
 use crate::seeded::Rng;
+use crate::wire::envelope::SharedHead;
 use crate::wire::{Header, JsString, encode};
 
 /// The reference's per-item size estimate: 200 + id, type, to, from + data.
@@ -103,6 +104,14 @@ pub(super) fn fresh_id(rng: &mut Rng, out: &mut [u8; 36]) {
     }
 }
 
+/// The head shared by the frames of a message from `from` carrying `data` to
+/// `recipients` sockets, when there is more than one to share it.
+pub(super) fn shared_head(recipients: usize, from: &str, data: &[u8]) -> Option<SharedHead> {
+    (recipients > 1)
+        .then(|| SharedHead::new(Some(from.into()), Some(data)))
+        .flatten()
+}
+
 fn id_str(buf: &[u8; 36]) -> &str {
     // Hex digits and dashes are ASCII.
     std::str::from_utf8(buf).unwrap_or("")
@@ -112,7 +121,11 @@ impl HubState {
     /// Sends a message to peer socket `conn`, signed with its key and addressed to its
     /// kind: now when nothing is queued and the backlog is under `max_buffered_bytes`,
     /// else queued if the outbox has room. `id` `None` means a fresh id; `data` is the
-    /// canonical payload, shared by every recipient of a fan-out.
+    /// canonical payload, shared by every recipient of a fan-out, whose frames `head`
+    /// (made from the same `from` and `data`) builds when given.
+    // Each argument is a separate envelope field or routing fact; grouping them would
+    // only move the list into a struct literal at every call.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn send(
         &mut self,
         conn: ConnId,
@@ -121,6 +134,7 @@ impl HubState {
         from: Option<&str>,
         data: Option<&[u8]>,
         status_origin: Option<&str>,
+        head: Option<&mut SharedHead>,
     ) -> Sent {
         let max_buffered = self.config.max_buffered_bytes;
         let max_outbox = self.config.max_outbox_bytes;
@@ -145,10 +159,15 @@ impl HubState {
                 from: from.map(Into::into),
                 to: Some((&**kind).into()),
             };
-            let mut out = Vec::with_capacity(data.map_or(0, <[u8]>::len) + 256);
-            encode(key, &header, msg_type, data, &mut out);
-            c.outbox.buffered += out.len();
-            let text = String::from_utf8(out).unwrap_or_default();
+            let text = match head {
+                Some(head) => head.frame(key, &header, msg_type),
+                None => {
+                    let mut out = Vec::with_capacity(data.map_or(0, <[u8]>::len) + 256);
+                    encode(key, &header, msg_type, data, &mut out);
+                    String::from_utf8(out).unwrap_or_default()
+                }
+            };
+            c.outbox.buffered += text.len();
             self.outputs.push_back(Output::Transmit { conn, text });
             return Sent::Now;
         }

@@ -165,6 +165,7 @@ impl HubState {
             Some(kind),
             Some(&data),
             None,
+            None,
         );
         self.data_buf = data;
         if !sent.ok() {
@@ -199,6 +200,7 @@ impl HubState {
             Some(id),
             Some("server"),
             Some(&data),
+            None,
             None,
         );
         self.data_buf = data;
@@ -417,6 +419,7 @@ impl HubState {
             Some(kind),
             response.data.is_some().then_some(data.as_slice()),
             None,
+            None,
         );
         self.data_buf = data;
         if sent.ok() {
@@ -464,6 +467,7 @@ impl HubState {
                     None,
                     Some(kind),
                     Some(&data),
+                    None,
                     None,
                 )
                 .ok();

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use super::HubEvent;
 use super::HubState;
+use super::outbox::shared_head;
 use crate::wire::Value;
 use crate::wire::message::{StatusEntry, types, write_members};
 
@@ -46,6 +47,7 @@ impl HubState {
         self.status
             .by_kind
             .insert(kind.to_owned(), StatusEntry { status, at });
+        let mut head = shared_head(self.peers.len(), "server", &data);
         for conn in self.peers.conns() {
             if self.peers.get(kind).is_some_and(|p| p.conn == conn) {
                 continue;
@@ -57,6 +59,7 @@ impl HubState {
                 Some("server"),
                 Some(&data),
                 Some(kind),
+                head.as_mut(),
             );
         }
         self.data_buf = data;

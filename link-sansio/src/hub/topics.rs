@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use super::outbox::shared_head;
 use super::{ConnId, HubEvent, HubState};
 use crate::seeded::SeededState;
 use crate::wire::message::{types, write_members};
@@ -182,6 +183,7 @@ impl HubState {
             }
         }
         let mut delivered = 0;
+        let mut head = shared_head(targets.len(), kind, &data);
         for &conn in &targets {
             if self
                 .send(
@@ -191,6 +193,7 @@ impl HubState {
                     Some(kind),
                     Some(&data),
                     None,
+                    head.as_mut(),
                 )
                 .ok()
             {

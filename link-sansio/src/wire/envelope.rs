@@ -3,7 +3,7 @@
 
 use super::json::{self, JsString, Object, Value};
 use super::message::{Message, write_members};
-use super::sign::Key;
+use super::sign::{Key, PartialMac};
 use super::{DropReason, Limits};
 
 /// Longest envelope id accepted, in UTF-16 code units.
@@ -336,7 +336,15 @@ pub fn encode(
     out: &mut Vec<u8>,
 ) {
     out.clear();
-    // Canonical key order: data, from, id, to, ts, type, v.
+    write_head(header.from, data, out);
+    write_tail(header, msg_type, out);
+    let (sig, sig_len) = key.sign_hex_array(out);
+    append_sig(&sig[..sig_len], out);
+}
+
+/// The members before `"id"` in canonical order (data, from, id, to, ts, type, v),
+/// with the opening brace: what every recipient of a fan-out shares.
+fn write_head(from: Option<Wtf8<'_>>, data: Option<&[u8]>, out: &mut Vec<u8>) {
     out.push(b'{');
     if let Some(data) = data {
         out.extend_from_slice(b"\"data\":");
@@ -344,8 +352,13 @@ pub fn encode(
         out.push(b',');
     }
     out.extend_from_slice(b"\"from\":");
-    write_nullable(header.from, out);
-    out.extend_from_slice(b",\"id\":");
+    write_nullable(from, out);
+    out.push(b',');
+}
+
+/// The members from `"id"` on, with the closing brace.
+fn write_tail(header: &Header<'_>, msg_type: &str, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"\"id\":");
     json::write_string(header.id.0, out);
     out.extend_from_slice(b",\"to\":");
     write_nullable(header.to, out);
@@ -354,11 +367,62 @@ pub fn encode(
     out.extend_from_slice(b",\"type\":");
     json::write_string(msg_type.as_bytes(), out);
     out.extend_from_slice(b",\"v\":1}");
-    let (sig, sig_len) = key.sign_hex_array(out);
+}
+
+/// Turns a signed canonical envelope in `out` into the frame: `"sig"` goes last.
+fn append_sig(sig: &[u8], out: &mut Vec<u8>) {
     out.pop();
     out.extend_from_slice(b",\"sig\":\"");
-    out.extend_from_slice(&sig[..sig_len]);
+    out.extend_from_slice(sig);
     out.extend_from_slice(b"\"}");
+}
+
+/// The frames of a fan-out (one message, one sender, a fresh envelope per
+/// recipient) built from the part they share: the head up to `"id"` is written and
+/// checked as UTF-8 once, and its MAC state is kept for the last key used, so each
+/// frame costs only its own members and the hashing of those. A peer list or a
+/// payload sent to many recipients is thus hashed once per key, not per recipient.
+pub(crate) struct SharedHead {
+    text: String,
+    mac: Option<PartialMac>,
+    /// The frame's own members, reused between recipients.
+    tail: Vec<u8>,
+}
+
+impl SharedHead {
+    /// The head of frames from `from` carrying `data`; `None` if they would not be
+    /// UTF-8 (canonical text always is).
+    pub(crate) fn new(from: Option<Wtf8<'_>>, data: Option<&[u8]>) -> Option<Self> {
+        let mut head = Vec::with_capacity(data.map_or(0, <[u8]>::len) + 64);
+        write_head(from, data, &mut head);
+        Some(Self {
+            text: String::from_utf8(head).ok()?,
+            mac: None,
+            tail: Vec::with_capacity(256),
+        })
+    }
+
+    /// The signed frame for one recipient: what [`encode`] writes for `header`
+    /// (whose `from` must be the head's) and this head's data.
+    pub(crate) fn frame(&mut self, key: &Key, header: &Header<'_>, msg_type: &str) -> String {
+        let mac = match &mut self.mac {
+            Some(mac) if mac.is_from(key) => mac,
+            slot => slot.insert(key.partial(self.text.as_bytes())),
+        };
+        self.tail.clear();
+        write_tail(header, msg_type, &mut self.tail);
+        let (sig, sig_len) = mac.sign_hex_array(&self.tail);
+        append_sig(&sig[..sig_len], &mut self.tail);
+        // The written strings escape lone surrogates, so the tail is UTF-8; were it
+        // not, the frame would be empty, as [`encode`]'s callers make it.
+        let Ok(tail) = std::str::from_utf8(&self.tail) else {
+            return String::new();
+        };
+        let mut frame = String::with_capacity(self.text.len() + tail.len());
+        frame.push_str(&self.text);
+        frame.push_str(tail);
+        frame
+    }
 }
 
 fn write_nullable(s: Option<Wtf8<'_>>, out: &mut Vec<u8>) {
@@ -400,6 +464,52 @@ mod tests {
         let frame = Frame::parse(text.as_bytes(), &Limits::default())?;
         frame.verify_received(text.as_bytes(), key, &mut Vec::new())?;
         frame.verify(key, &mut Vec::new())
+    }
+
+    /// A fan-out's frames are byte for byte what [`encode`] writes for each
+    /// recipient, whichever keys they use and in whatever order the keys come.
+    #[test]
+    fn shared_heads_frame_like_encode() {
+        let shared = Key::new("shared", HashAlgo::Sha256);
+        let keys = [
+            shared.clone(),
+            shared.clone(),
+            Key::new("own", HashAlgo::Sha256),
+            shared,
+            Key::new("shared", HashAlgo::Sha256),
+            Key::new("wide", HashAlgo::Sha512),
+        ];
+        let big = format!("{{\"big\":\"{}\"}}", "é".repeat(400));
+        let data: [Option<&[u8]>; 4] = [
+            None,
+            Some(b"{}"),
+            Some(r#"{"payload":{"n":1,"s":"café \ud800 \u0001 😀"},"topic":"t"}"#.as_bytes()),
+            Some(big.as_bytes()),
+        ];
+        for data in data {
+            for from in [Some("pub"), Some("ünï\u{1F600}"), None] {
+                let mut head = SharedHead::new(from.map(Into::into), data).expect("UTF-8");
+                for (n, key) in keys.iter().enumerate() {
+                    let id = format!("id-{n}");
+                    let to = format!("sub\"{n}");
+                    let header = Header {
+                        id: id.as_str().into(),
+                        ts: 1_700_000_000_000.0 + n as f64,
+                        from: from.map(Into::into),
+                        to: Some(to.as_str().into()),
+                    };
+                    let mut want = Vec::new();
+                    encode(key, &header, "topic.message", data, &mut want);
+                    let got = head.frame(key, &header, "topic.message");
+                    assert_eq!(got.as_bytes(), want, "{from:?} {n}");
+                    let frame = Frame::parse(got.as_bytes(), &Limits::default()).expect("parses");
+                    assert_eq!(
+                        frame.verify_received(got.as_bytes(), key, &mut Vec::new()),
+                        Ok(())
+                    );
+                }
+            }
+        }
     }
 
     /// A signature is read in place when plain and decoded when it has escapes; any

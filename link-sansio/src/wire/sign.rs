@@ -7,6 +7,7 @@ use hmac::{Hmac, Mac};
 use sha2::{Sha256, Sha384, Sha512};
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
 /// The hash under the HMAC. Both ends must agree; there is no negotiation.
@@ -73,10 +74,79 @@ enum Keyed {
     Sha512(Hmac<Sha512>),
 }
 
-/// A secret ready to sign and verify, for one hash algorithm.
+impl Keyed {
+    /// This state fed `bytes`.
+    fn updated(&self, bytes: &[u8]) -> Keyed {
+        let mut next = self.clone();
+        match &mut next {
+            Keyed::Sha256(m) => m.update(bytes),
+            Keyed::Sha384(m) => m.update(bytes),
+            Keyed::Sha512(m) => m.update(bytes),
+        }
+        next
+    }
+
+    /// Computes the MAC of everything fed so far followed by the concatenation of
+    /// `parts` into `out`, returning the digest length.
+    fn mac_parts(&self, parts: &[&[u8]], out: &mut [u8; MAX_DIGEST]) -> usize {
+        fn run<M: Mac + Clone>(m: &M, parts: &[&[u8]], out: &mut [u8]) -> usize {
+            let mut m = m.clone();
+            for part in parts {
+                m.update(part);
+            }
+            let tag = m.finalize().into_bytes();
+            out[..tag.len()].copy_from_slice(&tag);
+            tag.len()
+        }
+        match self {
+            Keyed::Sha256(m) => run(m, parts, out),
+            Keyed::Sha384(m) => run(m, parts, out),
+            Keyed::Sha512(m) => run(m, parts, out),
+        }
+    }
+
+    /// The lowercase hex MAC of everything fed so far followed by `msg`, in a stack
+    /// buffer, with its length.
+    fn sign_hex_array(&self, msg: &[u8]) -> ([u8; MAX_DIGEST * 2], usize) {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut tag = [0u8; MAX_DIGEST];
+        let n = self.mac_parts(&[msg], &mut tag);
+        let mut hex = [0u8; MAX_DIGEST * 2];
+        for (i, b) in tag[..n].iter().enumerate() {
+            hex[2 * i] = HEX[usize::from(b >> 4)];
+            hex[2 * i + 1] = HEX[usize::from(b & 0xF)];
+        }
+        (hex, n * 2)
+    }
+}
+
+/// A secret ready to sign and verify, for one hash algorithm. Clones share the keyed
+/// state, and a [`PartialMac`] knows which key it came from by that sharing.
 #[derive(Clone)]
 pub struct Key {
-    keyed: Keyed,
+    keyed: Arc<Keyed>,
+}
+
+/// A key's MAC part-way through: its state after bytes that several messages begin
+/// with (the head a fan-out's envelopes share), so each message is finished by
+/// hashing only its own remaining bytes.
+#[derive(Clone)]
+pub(crate) struct PartialMac {
+    key: Arc<Keyed>,
+    state: Keyed,
+}
+
+impl PartialMac {
+    /// Whether this was started with `key` (or a clone of it).
+    pub(crate) fn is_from(&self, key: &Key) -> bool {
+        Arc::ptr_eq(&self.key, &key.keyed)
+    }
+
+    /// The lowercase hex signature of the started bytes followed by `rest`, as
+    /// [`Key::sign_hex_array`] gives for the whole message.
+    pub(crate) fn sign_hex_array(&self, rest: &[u8]) -> ([u8; MAX_DIGEST * 2], usize) {
+        self.state.sign_hex_array(rest)
+    }
 }
 
 impl fmt::Debug for Key {
@@ -110,39 +180,31 @@ impl Key {
                 <Hmac<Sha512> as Mac>::new_from_slice(secret).expect("HMAC takes any key length"),
             ),
         };
-        Self { keyed }
+        Self {
+            keyed: Arc::new(keyed),
+        }
     }
 
     /// The hash algorithm.
     pub fn algo(&self) -> HashAlgo {
-        match self.keyed {
+        match *self.keyed {
             Keyed::Sha256(_) => HashAlgo::Sha256,
             Keyed::Sha384(_) => HashAlgo::Sha384,
             Keyed::Sha512(_) => HashAlgo::Sha512,
         }
     }
 
-    /// Computes the MAC of `msg` into `out`, returning the digest length.
-    fn mac(&self, msg: &[u8], out: &mut [u8; MAX_DIGEST]) -> usize {
-        self.mac_parts(&[msg], out)
-    }
-
     /// Computes the MAC of the concatenation of `parts` into `out`, returning the
     /// digest length.
     fn mac_parts(&self, parts: &[&[u8]], out: &mut [u8; MAX_DIGEST]) -> usize {
-        fn run<M: Mac + Clone>(m: &M, parts: &[&[u8]], out: &mut [u8]) -> usize {
-            let mut m = m.clone();
-            for part in parts {
-                m.update(part);
-            }
-            let tag = m.finalize().into_bytes();
-            out[..tag.len()].copy_from_slice(&tag);
-            tag.len()
-        }
-        match &self.keyed {
-            Keyed::Sha256(m) => run(m, parts, out),
-            Keyed::Sha384(m) => run(m, parts, out),
-            Keyed::Sha512(m) => run(m, parts, out),
+        self.keyed.mac_parts(parts, out)
+    }
+
+    /// Starts a MAC with `head`, for messages that all begin with it.
+    pub(crate) fn partial(&self, head: &[u8]) -> PartialMac {
+        PartialMac {
+            key: Arc::clone(&self.keyed),
+            state: self.keyed.updated(head),
         }
     }
 
@@ -155,15 +217,7 @@ impl Key {
     /// The lowercase hex signature of `msg` in a stack buffer, with its length (no
     /// allocation on the signing hot path).
     pub fn sign_hex_array(&self, msg: &[u8]) -> ([u8; MAX_DIGEST * 2], usize) {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        let mut tag = [0u8; MAX_DIGEST];
-        let n = self.mac(msg, &mut tag);
-        let mut hex = [0u8; MAX_DIGEST * 2];
-        for (i, b) in tag[..n].iter().enumerate() {
-            hex[2 * i] = HEX[usize::from(b >> 4)];
-            hex[2 * i + 1] = HEX[usize::from(b & 0xF)];
-        }
-        (hex, n * 2)
+        self.keyed.sign_hex_array(msg)
     }
 
     /// The lowercase hex signature of `msg`.
@@ -249,6 +303,35 @@ mod tests {
         let mut bad = sig.into_bytes();
         bad[0] = b'g';
         assert!(!key.verify_hex(b"msg", &bad));
+    }
+
+    /// A MAC started on a head and finished on the rest signs exactly as the key
+    /// signs the whole, for every algorithm and wherever the split falls.
+    #[test]
+    fn partial_macs_sign_like_the_whole() {
+        let msg: Vec<u8> = (0..300u32).map(|i| (i * 7 % 251) as u8).collect();
+        for algo in [HashAlgo::Sha256, HashAlgo::Sha384, HashAlgo::Sha512] {
+            let key = Key::new("k", algo);
+            for split in [0, 1, 63, 64, 65, 127, 128, 129, 200, 300] {
+                let partial = key.partial(&msg[..split]);
+                assert_eq!(
+                    partial.sign_hex_array(&msg[split..]),
+                    key.sign_hex_array(&msg),
+                    "{algo} split at {split}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn partial_macs_know_their_key() {
+        let key = Key::new("k", HashAlgo::Sha256);
+        let partial = key.partial(b"head");
+        assert!(partial.is_from(&key));
+        assert!(partial.is_from(&key.clone()));
+        // Same secret, separately keyed: not known to be the same.
+        assert!(!partial.is_from(&Key::new("k", HashAlgo::Sha256)));
+        assert!(!partial.is_from(&Key::new("other", HashAlgo::Sha256)));
     }
 
     #[test]
