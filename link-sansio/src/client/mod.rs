@@ -651,6 +651,7 @@ const SERVER: &str = "server";
 
 /// The canonical `data` of a message (`None` when it has none).
 fn payload(message: &Message) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
+    // Typical payloads fit without regrowing; a queued item gives back the rest.
+    let mut out = Vec::with_capacity(256);
     message.write_data(&mut out).then_some(out)
 }

@@ -75,13 +75,16 @@ impl Connection {
 
     /// Sends now on the fast path (ready, nothing queued, transport not congested),
     /// otherwise queues.
-    pub(super) fn enqueue_or_send(&mut self, now: Now, item: Item) -> Result<(), Overflow> {
+    pub(super) fn enqueue_or_send(&mut self, now: Now, mut item: Item) -> Result<(), Overflow> {
         if self.outbox.is_empty()
             && self.writable()
             && self.buffered <= self.config.max_buffered_bytes
         {
             self.transmit_item(now, &item);
             return Ok(());
+        }
+        if let Some(data) = &mut item.data {
+            data.shrink_to_fit();
         }
         let was_empty = self.outbox.is_empty();
         let (msg_type, to) = (item.msg_type, item.to.clone());

@@ -162,7 +162,7 @@ impl HubState {
             let text = match head {
                 Some(head) => head.frame(key, &header, msg_type),
                 None => {
-                    let mut out = Vec::with_capacity(data.map_or(0, <[u8]>::len) + 256);
+                    let mut out = Vec::new();
                     encode(key, &header, msg_type, data, &mut out);
                     String::from_utf8(out).unwrap_or_default()
                 }
@@ -248,7 +248,7 @@ impl HubState {
                 from: q.from.as_deref().map(Into::into),
                 to: Some((&**kind).into()),
             };
-            let mut out = Vec::with_capacity(q.data.as_ref().map_or(0, Vec::len) + 256);
+            let mut out = Vec::new();
             encode(key, &header, q.msg_type, q.data.as_deref(), &mut out);
             c.outbox.buffered += out.len();
             let text = String::from_utf8(out).unwrap_or_default();

@@ -14,7 +14,6 @@ pub const MAX_ID_LEN: usize = 256;
 /// and [`Frame::verify`].
 #[derive(Debug, Clone)]
 pub struct Frame {
-    id: JsString,
     /// The envelope's own members by [`json::ENVELOPE_KEYS`] index, every other
     /// member but `sig`, and `sig`: together, with `sig` left out, exactly what the
     /// MAC covers.
@@ -50,15 +49,15 @@ impl Frame {
             sig,
             canonical_prefix,
         } = parsed;
-        let id = match &known[ID] {
-            Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        match &known[ID] {
+            Some(Value::String(id)) if !id.is_empty() => {
+                if id.utf16_len() > MAX_ID_LEN {
+                    return Err(DropReason::OversizedId);
+                }
+            }
             _ => return Err(DropReason::MissingId),
-        };
-        if id.utf16_len() > MAX_ID_LEN {
-            return Err(DropReason::OversizedId);
         }
         Ok(Frame {
-            id,
             known,
             extra,
             sig,
@@ -138,7 +137,11 @@ impl Frame {
 
     /// The envelope id.
     pub fn id(&self) -> &JsString {
-        &self.id
+        match &self.known[ID] {
+            Some(Value::String(id)) => id,
+            // Parsing let no other id through.
+            _ => &json::EMPTY_STRING,
+        }
     }
 
     /// The sender's timestamp in ms; a missing or non-number `ts` counts as 0.
@@ -195,14 +198,26 @@ impl Frame {
     /// Consumes the frame into a verified envelope. Call only after [`Frame::verify`].
     pub fn into_envelope(mut self) -> Envelope {
         let data = self.known[DATA].take();
+        let id = match self.known[ID].take() {
+            Some(Value::String(id)) => id,
+            _ => JsString::default(),
+        };
         Envelope {
             ts: self.ts(),
-            from: self.from(),
-            to: self.to(),
+            from: take_nullable(self.known[FROM].take()),
+            to: take_nullable(self.known[TO].take()),
             message: Message::from_parts(self.msg_type(), data),
-            id: self.id,
+            id,
             len: self.len,
         }
+    }
+}
+
+/// [`coerce_nullable`] for a value that is no longer needed: a string moves out.
+fn take_nullable(v: Option<Value>) -> Option<JsString> {
+    match v {
+        Some(Value::String(s)) => Some(s),
+        other => other.as_ref().and_then(coerce_nullable),
     }
 }
 
@@ -324,6 +339,10 @@ impl<'a> From<&'a JsString> for Wtf8<'a> {
     }
 }
 
+/// Room for a frame's members besides `data` (id, kinds, ts, type, v and the
+/// signature) that covers typical frames, so writing one grows its buffer at most once.
+pub(crate) const ENVELOPE_ROOM: usize = 256;
+
 /// Writes a signed frame into `out` (cleared first): the canonical envelope, whose
 /// MAC is the signature, with `"sig"` appended. The wire text is therefore also the
 /// canonical text, so a receiver's canonicalization is a re-serialization of the same
@@ -336,6 +355,7 @@ pub fn encode(
     out: &mut Vec<u8>,
 ) {
     out.clear();
+    out.reserve(data.map_or(0, <[u8]>::len) + ENVELOPE_ROOM);
     write_head(header.from, data, out);
     write_tail(header, msg_type, out);
     let (sig, sig_len) = key.sign_hex_array(out);
@@ -434,7 +454,7 @@ fn write_nullable(s: Option<Wtf8<'_>>, out: &mut Vec<u8>) {
 
 /// Writes a signed frame for a typed message. See [`encode`].
 pub fn encode_message(key: &Key, header: &Header<'_>, message: &Message, out: &mut Vec<u8>) {
-    let mut data = Vec::new();
+    let mut data = Vec::with_capacity(ENVELOPE_ROOM);
     let has_data = message.write_data(&mut data);
     encode(
         key,

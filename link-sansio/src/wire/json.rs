@@ -41,6 +41,14 @@ struct Inline {
     len: u8,
 }
 
+/// The empty string, for a reference that must outlive any value.
+pub(crate) static EMPTY_STRING: JsString = JsString {
+    repr: Repr::Inline(Inline {
+        buf: [0; INLINE],
+        len: 0,
+    }),
+};
+
 impl Default for JsString {
     fn default() -> Self {
         Self::from_slice(&[])
