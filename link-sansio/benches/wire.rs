@@ -106,6 +106,29 @@ fn parse_only(bencher: Bencher<'_, '_>) {
     bencher.bench_local(|| json::parse(black_box(&frame)).expect("parses"));
 }
 
+/// What a subscriber does first with each delivery: parse a hub-signed
+/// `topic.message` carrying the reference benchmark's event (payload kept as text).
+#[divan::bench]
+fn frame_parse_topic_message(bencher: Bencher<'_, '_>) {
+    let payload = json::parse(
+        br#"{"kind":"event","seq":417,"ts":1795391149808,"tags":["a","b","c"],"nested":{"ok":true,"n":42}}"#,
+    )
+    .expect("payload");
+    let mut data = json::Object::new();
+    data.insert("payload", payload);
+    data.insert("topic", Value::from("bench.fanout.10"));
+    let mut frame = Vec::new();
+    wire::encode(
+        &key(),
+        &header(),
+        "topic.message",
+        Some(&Value::from(data).to_canonical()),
+        &mut frame,
+    );
+    let limits = Limits::default();
+    bencher.bench_local(|| wire::Frame::parse(black_box(&frame), &limits).expect("parses"));
+}
+
 /// serde_json parsing the same text into its own `Value`, for scale.
 #[divan::bench]
 fn parse_serde_json(bencher: Bencher<'_, '_>) {
