@@ -3,6 +3,7 @@
 //! of duplicate keys. This module parses untrusted text into that form and writes the
 //! canonical serialization that link signs (the reference's `stableStringify`).
 
+use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::fmt;
 
@@ -1040,11 +1041,11 @@ pub(crate) fn parse_envelope(text: &[u8]) -> Result<Option<ParsedEnvelope>, Pars
     let mut sigs = 0;
     let mut sig_last = false;
     let mut sorted = true;
-    let mut previous: Option<JsString> = None;
+    let mut previous: Option<Cow<'_, [u8]>> = None;
     p.list(0, b'}', |p, member_start| {
-        let key = p.key()?;
+        let key = p.key_text()?;
         let value = p.value(1)?;
-        if key == "sig" {
+        if *key == *b"sig" {
             sig = Some(value);
             sig_at = Some(member_start);
             sigs += 1;
@@ -1055,20 +1056,15 @@ pub(crate) fn parse_envelope(text: &[u8]) -> Result<Option<ParsedEnvelope>, Pars
         if sorted
             && previous
                 .as_ref()
-                .is_some_and(|prev| utf16_cmp(prev.as_wtf8(), key.as_wtf8()) != Ordering::Less)
+                .is_some_and(|prev| utf16_cmp(prev, &key) != Ordering::Less)
         {
             sorted = false;
         }
-        match ENVELOPE_KEYS.iter().position(|k| key == *k) {
-            Some(slot) => {
-                known[slot] = Some(value);
-                previous = Some(key);
-            }
-            None => {
-                previous = Some(key.clone());
-                extra.push((key, value));
-            }
+        match ENVELOPE_KEYS.iter().position(|k| *key == *k.as_bytes()) {
+            Some(slot) => known[slot] = Some(value),
+            None => extra.push((JsString::from_wtf8(key.to_vec()), value)),
         }
+        previous = Some(key);
         Ok(())
     })
     .map_err(|Fail| p.failure())?;
@@ -1353,6 +1349,26 @@ impl<'a> Parser<'a> {
         Ok(k)
     }
 
+    /// [`Parser::key`] as the key's text, borrowed when it has no escapes (most keys):
+    /// a key that is only compared then builds no string.
+    fn key_text(&mut self) -> Result<Cow<'a, [u8]>, Fail> {
+        if self.peek() != Some(b'"') {
+            return Err(self.err("expected key"));
+        }
+        let text = self.s;
+        let start = self.i + 1;
+        let end = string_stop(text, start);
+        let key = if text.get(end) == Some(&b'"') {
+            self.i = end + 1;
+            Cow::Borrowed(&text[start..end])
+        } else {
+            // Escapes, a control character or no end: read (or refused) as any string.
+            Cow::Owned(self.string()?.as_wtf8().to_vec())
+        };
+        self.colon()?;
+        Ok(key)
+    }
+
     /// The colon after a key, with the whitespace around it.
     fn colon(&mut self) -> Result<(), Fail> {
         self.skip_ws();
@@ -1441,13 +1457,33 @@ impl<'a> Parser<'a> {
 
     fn number(&mut self) -> Result<Value, Fail> {
         let start = self.i;
-        if self.peek() == Some(b'-') {
+        let negative = self.peek() == Some(b'-');
+        if negative {
             self.i += 1;
         }
+        // The integer part, its value gathered on the way (used only while it has at
+        // most 15 digits, so wrapping never matters).
+        let int_start = self.i;
+        let mut magnitude = 0u64;
         match self.peek() {
             Some(b'0') => self.i += 1,
-            Some(b'1'..=b'9') => self.digits(),
+            Some(b'1'..=b'9') => {
+                while let Some(&d @ b'0'..=b'9') = self.s.get(self.i) {
+                    magnitude = magnitude.wrapping_mul(10).wrapping_add(u64::from(d - b'0'));
+                    self.i += 1;
+                }
+            }
             _ => return Err(self.err("invalid number")),
+        }
+        // Integers of up to 15 digits (most numbers on the wire: counters, timestamps)
+        // are exact in a double and written back digit for digit.
+        if self.i - int_start <= 15 && !matches!(self.peek(), Some(b'.' | b'e' | b'E')) {
+            if negative && magnitude == 0 {
+                self.canonical = false;
+                return Ok(Value::Number(-0.0));
+            }
+            let n = magnitude as f64;
+            return Ok(Value::Number(if negative { -n } else { n }));
         }
         if self.peek() == Some(b'.') {
             self.i += 1;
@@ -1466,27 +1502,8 @@ impl<'a> Parser<'a> {
             }
             self.digits();
         }
-        // The lexeme is ASCII by construction; std's parser rounds to nearest like JS
-        // and overflows to infinity.
+        // The lexeme is ASCII by construction.
         let lexeme = &self.s[start..self.i];
-        // Integers of up to 15 digits (most numbers on the wire: counters, timestamps)
-        // are exact in a double and written back digit for digit.
-        let digits = lexeme.strip_prefix(b"-").unwrap_or(lexeme);
-        if digits.len() <= 15 && digits.iter().all(u8::is_ascii_digit) {
-            let magnitude = digits
-                .iter()
-                .fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
-            if lexeme == b"-0" {
-                self.canonical = false;
-                return Ok(Value::Number(-0.0));
-            }
-            let n = magnitude as f64;
-            return Ok(Value::Number(if digits.len() < lexeme.len() {
-                -n
-            } else {
-                n
-            }));
-        }
         let text = std::str::from_utf8(lexeme).map_err(|_| self.err("number"))?;
         // std's parser rounds to nearest like JS and overflows to infinity.
         let n = text
@@ -1559,12 +1576,21 @@ impl<'a> Parser<'a> {
             Some(b'"') => {
                 let end = self.i;
                 self.i += 1;
-                return Ok(JsString::from_text(self.s, start, end));
+                Ok(JsString::from_text(self.s, start, end))
             }
-            Some(0x00..=0x1F) => return Err(self.err("control character in string")),
+            Some(0x00..=0x1F) => Err(self.err("control character in string")),
             // A backslash, or the end of the text: the slow path reads on.
-            _ => {}
+            _ => self.escaped_string(start),
         }
+    }
+
+    /// The rest of a string that has escapes (or no end), from its first character at
+    /// `start` (the cursor is on the first byte the plain run did not take). Kept out
+    /// of [`Parser::string`], so the plain strings that make up most frames run
+    /// through a small function.
+    #[cold]
+    #[inline(never)]
+    fn escaped_string(&mut self, start: usize) -> Result<JsString, Fail> {
         let mut buf = self.s[start..self.i].to_vec();
         loop {
             let Some(b) = self.peek() else {
@@ -1736,6 +1762,45 @@ mod tests {
     }
 
     /// The word-at-a-time scan stops exactly where a byte-by-byte scan would.
+    /// Integers are read in one pass; every spelling still parses to std's value and
+    /// counts as canonical exactly when `JSON.stringify` would write it so.
+    #[test]
+    fn numbers_parse_like_std_and_know_their_canonical_spelling() {
+        for (lit, canonical) in [
+            ("0", true),
+            ("-0", false),
+            ("7", true),
+            ("-7", true),
+            ("417", true),
+            ("999999999999999", true),
+            ("-999999999999999", true),
+            ("1000000000000000", true),
+            ("9007199254740993", false),
+            ("100000000000000000000", true),
+            ("123456789012345678901", false),
+            ("1234567890123456789012", false),
+            ("0.5", true),
+            ("-0.0", false),
+            ("1e3", false),
+            ("10E-1", false),
+            ("0e0", false),
+        ] {
+            let Ok(Value::Number(n)) = parse(lit.as_bytes()) else {
+                panic!("{lit} does not parse to a number");
+            };
+            let want: f64 = lit.parse().expect("std parses it");
+            assert_eq!(n.to_bits(), want.to_bits(), "{lit}");
+            let frame = format!(r#"{{"id":"x","ts":{lit},"sig":"s"}}"#);
+            let parsed = parse_envelope(frame.as_bytes())
+                .expect("parses")
+                .expect("an object");
+            assert_eq!(parsed.canonical_prefix.is_some(), canonical, "{lit}");
+        }
+        for bad in ["-", "01", "-01", "1.", "1e", "--1", "1.e3", "-a"] {
+            assert!(parse(bad.as_bytes()).is_err(), "{bad}");
+        }
+    }
+
     #[test]
     fn string_stop_agrees_with_a_byte_scan() {
         let mut x: u64 = 0x2545_F491_4F6C_DD1D;
