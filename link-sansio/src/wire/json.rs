@@ -1386,7 +1386,8 @@ impl<'a> Parser<'a> {
             Some(b'"') => self.skip_string().map(|_| ()),
             Some(b'{') => self.skip_object(depth),
             Some(b'[') => self.list(depth, b']', |p, _| p.skip_value(depth + 1)),
-            // Literals and numbers build no heap value: parse them as usual.
+            // Numbers and literals build no heap value: read them as usual.
+            Some(b'-' | b'0'..=b'9') => self.number().map(|_| ()),
             _ => self.value(depth).map(|_| ()),
         }
     }
@@ -1422,20 +1423,30 @@ impl<'a> Parser<'a> {
     /// Checks a string (the cursor is on its opening quote) as [`Parser::string`]
     /// would read it, building nothing. True if it had no escapes.
     fn skip_string(&mut self) -> Result<bool, Fail> {
-        self.i += 1;
-        let mut plain = true;
+        self.i = string_stop(self.s, self.i + 1);
+        if self.peek() == Some(b'"') {
+            self.i += 1;
+            return Ok(true);
+        }
+        self.skip_escaped_string().map(|()| false)
+    }
+
+    /// The rest of a string [`Parser::skip_string`] found not plain (the cursor is on
+    /// the first byte the plain run did not take). Out of line, like
+    /// [`Parser::escaped_string`].
+    #[cold]
+    #[inline(never)]
+    fn skip_escaped_string(&mut self) -> Result<(), Fail> {
         loop {
-            self.i = string_stop(self.s, self.i);
             let Some(b) = self.peek() else {
                 return Err(self.err("unterminated string"));
             };
             match b {
                 b'"' => {
                     self.i += 1;
-                    return Ok(plain);
+                    return Ok(());
                 }
                 b'\\' => {
-                    plain = false;
                     self.i += 1;
                     let Some(e) = self.peek() else {
                         return Err(self.err("unterminated escape"));
@@ -1452,6 +1463,7 @@ impl<'a> Parser<'a> {
                 }
                 _ => return Err(self.err("control character in string")),
             }
+            self.i = string_stop(self.s, self.i);
         }
     }
 
@@ -1798,6 +1810,45 @@ mod tests {
         }
         for bad in ["-", "01", "-01", "1.", "1e", "--1", "1.e3", "-a"] {
             assert!(parse(bad.as_bytes()).is_err(), "{bad}");
+        }
+    }
+
+    /// Strings inside a payload kept as text are checked without being built: their
+    /// escapes are judged (canonical or not, valid or not) exactly as when they are
+    /// read into values.
+    #[test]
+    fn skipped_strings_judge_escapes_like_read_ones() {
+        for (body, canonical) in [
+            ("plain", true),
+            (r#"a\"b"#, true),
+            (r#"a\\b"#, true),
+            (r#"a\nb\t"#, true),
+            (r#"\ud800"#, true),
+            (r#"\u0001"#, true),
+            (r#"a\/b"#, false),
+            (r#"\u00e9"#, false),
+            (r#"\u000a"#, false),
+            (r#"\u001F"#, false),
+        ] {
+            for data in [
+                format!(r#"{{"p":{{"k":"{body}"}}}}"#),
+                format!(r#"{{"k":"{body}"}}"#),
+            ] {
+                let text = format!(r#"{{"data":{data},"id":"x","sig":"s"}}"#);
+                let parsed = parse_envelope(text.as_bytes())
+                    .unwrap_or_else(|e| panic!("{text}: {e:?}"))
+                    .expect("an object");
+                assert_eq!(parsed.canonical_prefix.is_some(), canonical, "{text}");
+            }
+        }
+        for body in [r#"\x"#, "\u{1}", r#"\u12"#, r#"ab\"#] {
+            for data in [
+                format!(r#"{{"p":{{"k":"{body}"}}}}"#),
+                format!(r#"{{"k":"{body}"}}"#),
+            ] {
+                let text = format!(r#"{{"data":{data},"id":"x","sig":"s"}}"#);
+                assert!(parse_envelope(text.as_bytes()).is_err(), "{text}");
+            }
         }
     }
 
