@@ -1,0 +1,242 @@
+//! Runs one piece of the per-frame work many times, for counting its instructions:
+//! timings on a shared 2-core machine drift by tens of percent between runs, an
+//! instruction count does not, so a change of a few percent shows.
+//!
+//! ```text
+//! cargo build --release -p link-sansio --example instructions
+//! valgrind --tool=callgrind --toggle-collect='instructions::measured*' \
+//!     target/release/examples/instructions parse 2000
+//! ```
+//!
+//! Workloads, each on the reference benchmark's event payload:
+//! - `parse`: a hub-signed `topic.message` (339 bytes) parsed and dropped;
+//! - `hub`: a `direct` through the hub core (parse, verify, replay guard, route,
+//!   re-sign for the recipient, flush report);
+//! - `client`: a `topic.message` through a client core to its event.
+//!
+//! Divide the count by the iterations (or run twice and divide the difference). Under
+//! valgrind SHA-256 runs in software, not on the CPU's SHA instructions, so the HMAC
+//! weighs several times more than it does natively: compare the other functions.
+
+use std::hint::black_box;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use link_sansio::client::{self, ClientConfig, Connection};
+use link_sansio::hub::{self, ConnId, HubConfig, HubState, Keys};
+use link_sansio::time::Now;
+use link_sansio::wire::{self, HashAlgo, Header, Key, Limits, Value, json};
+
+const SECRET: &str = "bench-secret";
+const WALL_MS: u64 = 1_795_391_149_808;
+const USAGE: &str = "usage: instructions parse|hub|client [ITERATIONS]";
+
+fn main() -> ExitCode {
+    let mut args = std::env::args().skip(1);
+    let workload = args.next().unwrap_or_default();
+    let Some(n) = args.next().map_or(Some(1000), |n| n.parse::<u64>().ok()) else {
+        eprintln!("{USAGE}");
+        return ExitCode::from(2);
+    };
+    // The one reading of the clock: an anchor for the simulated time the cores run on.
+    #[allow(clippy::disallowed_methods)]
+    let now = Now::new(Instant::now(), WALL_MS);
+    let done = match workload.as_str() {
+        "parse" => parse(n),
+        "hub" => hub(n, now),
+        "client" => client(n, now),
+        _ => {
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    println!("{workload}: {n} iterations, {done} results");
+    ExitCode::SUCCESS
+}
+
+fn key() -> Key {
+    Key::new(SECRET, HashAlgo::Sha256)
+}
+
+/// The reference benchmark's payload.
+fn payload(seq: u64) -> Value {
+    let text = format!(
+        r#"{{"kind":"event","seq":{seq},"ts":{WALL_MS},"tags":["a","b","c"],"nested":{{"ok":true,"n":42}}}}"#
+    );
+    json::parse(text.as_bytes()).expect("the payload is JSON")
+}
+
+fn uuid(n: u64) -> String {
+    format!(
+        "6f1d2c3b-{:04x}-4e5f-8a9b-{:012x}",
+        n >> 48,
+        n & 0xFFFF_FFFF_FFFF
+    )
+}
+
+/// A signed frame, as the hub or a client writes it.
+fn frame(id: &str, msg_type: &str, from: &str, to: Option<&str>, data: &Value) -> Vec<u8> {
+    let header = Header {
+        id: id.into(),
+        ts: WALL_MS as f64,
+        from: Some(from.into()),
+        to: to.map(Into::into),
+    };
+    let mut out = Vec::new();
+    wire::encode(
+        &key(),
+        &header,
+        msg_type,
+        Some(&data.to_canonical()),
+        &mut out,
+    );
+    out
+}
+
+fn topic_message(seq: u64, to: &str) -> Vec<u8> {
+    let mut data = json::Object::new();
+    data.insert("payload", payload(seq));
+    data.insert("topic", Value::from("bench.fanout.10"));
+    frame(
+        &uuid(seq + 1),
+        "topic.message",
+        "caller",
+        Some(to),
+        &data.into(),
+    )
+}
+
+fn parse(n: u64) -> usize {
+    let frame = topic_message(417, "sub");
+    measured_parse(n, &frame, &Limits::default())
+}
+
+#[inline(never)]
+fn measured_parse(n: u64, frame: &[u8], limits: &Limits) -> usize {
+    let mut parsed = 0;
+    for _ in 0..n {
+        let f = wire::Frame::parse(black_box(frame), limits).expect("the frame parses");
+        parsed += usize::from(!f.is_empty());
+        drop(black_box(f));
+    }
+    parsed
+}
+
+/// Everything the hub wants done, with transmitted bytes reported flushed at once.
+fn drain_hub(hub: &mut HubState, now: Now) -> usize {
+    let mut sent = Vec::new();
+    loop {
+        match hub.poll_output() {
+            hub::Output::Timeout(_) => break,
+            hub::Output::Transmit { conn, text } => sent.push((conn, text.len())),
+            _ => {}
+        }
+    }
+    let frames = sent.len();
+    for (conn, bytes) in sent {
+        hub.handle_input(now, hub::Input::Flushed { conn, bytes });
+        while !matches!(hub.poll_output(), hub::Output::Timeout(_)) {}
+    }
+    frames
+}
+
+fn hub(n: u64, now: Now) -> usize {
+    let mut hub = HubState::new(HubConfig::new(Keys::Shared(SECRET.into())), 7, now);
+    for i in 0..2 {
+        let conn = ConnId(i + 1);
+        let kind = format!("peer-{i}");
+        hub.handle_input(now, hub::Input::Opened { conn, remote: None });
+        let hello = json::parse(format!(r#"{{"kind":"{kind}","name":"{kind}"}}"#).as_bytes())
+            .expect("the hello is JSON");
+        let bytes = frame(&format!("hello-{i}"), "hello", &kind, None, &hello);
+        hub.handle_input(
+            now,
+            hub::Input::Frame {
+                conn,
+                bytes: &bytes,
+            },
+        );
+        drain_hub(&mut hub, now);
+    }
+    let frames: Vec<Vec<u8>> = (0..n)
+        .map(|seq| {
+            let mut data = json::Object::new();
+            data.insert("directType", Value::from("bench.event"));
+            data.insert("directData", payload(seq));
+            frame(
+                &uuid(seq + 1),
+                "direct",
+                "peer-0",
+                Some("peer-1"),
+                &data.into(),
+            )
+        })
+        .collect();
+    measured_hub(&mut hub, now, &frames)
+}
+
+#[inline(never)]
+fn measured_hub(hub: &mut HubState, now: Now, frames: &[Vec<u8>]) -> usize {
+    let mut sent = 0;
+    for bytes in frames {
+        let input = hub::Input::Frame {
+            conn: ConnId(1),
+            bytes: black_box(bytes),
+        };
+        hub.handle_input(now, input);
+        sent += drain_hub(hub, now);
+    }
+    sent
+}
+
+/// The client's outputs carried out: events counted, transmitted bytes flushed.
+fn drain_client(c: &mut Connection, now: Now) -> usize {
+    let (mut events, mut flushed) = (0, 0);
+    loop {
+        match c.poll_output() {
+            client::Output::Timeout(_) | client::Output::Idle => break,
+            client::Output::Transmit(text) => flushed += text.len(),
+            client::Output::Event(_) => events += 1,
+            _ => {}
+        }
+    }
+    if flushed > 0 {
+        c.handle_input(now, client::Input::Flushed(flushed));
+        while !matches!(
+            c.poll_output(),
+            client::Output::Timeout(_) | client::Output::Idle
+        ) {}
+    }
+    events
+}
+
+fn client(n: u64, now: Now) -> usize {
+    let config = ClientConfig::new("ws://127.0.0.1:1/", "sub", SECRET);
+    let mut c = Connection::new(config, 7).expect("the configuration is valid");
+    c.start(now);
+    drain_client(&mut c, now);
+    c.handle_input(now, client::Input::TransportUp);
+    drain_client(&mut c, now);
+    let ack = format!(
+        r#"{{"ok":true,"serverTime":{WALL_MS},"kind":"sub","features":["topics","direct"]}}"#
+    );
+    let ack = json::parse(ack.as_bytes()).expect("the ack is JSON");
+    let bytes = frame("ack-1", "hello.ack", "server", Some("sub"), &ack);
+    c.handle_input(now, client::Input::Frame(&bytes));
+    drain_client(&mut c, now);
+    c.subscribe(now, "bench.fanout.10")
+        .expect("ready to subscribe");
+    drain_client(&mut c, now);
+    let frames: Vec<Vec<u8>> = (0..n).map(|seq| topic_message(seq, "sub")).collect();
+    measured_client(&mut c, now, &frames)
+}
+
+#[inline(never)]
+fn measured_client(c: &mut Connection, now: Now, frames: &[Vec<u8>]) -> usize {
+    let mut events = 0;
+    for bytes in frames {
+        c.handle_input(now, client::Input::Frame(black_box(bytes)));
+        events += drain_client(c, now);
+    }
+    events
+}
