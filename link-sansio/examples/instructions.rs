@@ -12,7 +12,8 @@
 //! - `parse`: a hub-signed `topic.message` (339 bytes) parsed and dropped;
 //! - `hub`: a `direct` through the hub core (parse, verify, replay guard, route,
 //!   re-sign for the recipient, flush report);
-//! - `client`: a `topic.message` through a client core to its event.
+//! - `client`: a `topic.message` through a client core to its event;
+//! - `rpc`: a call made by a client core, then its response read back to its result.
 //!
 //! Divide the count by the iterations (or run twice and divide the difference). Under
 //! valgrind SHA-256 runs in software, not on the CPU's SHA instructions, so the HMAC
@@ -29,7 +30,7 @@ use link_sansio::wire::{self, HashAlgo, Header, Key, Limits, Value, json};
 
 const SECRET: &str = "bench-secret";
 const WALL_MS: u64 = 1_795_391_149_808;
-const USAGE: &str = "usage: instructions parse|hub|client [ITERATIONS]";
+const USAGE: &str = "usage: instructions parse|hub|client|rpc [ITERATIONS]";
 
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
@@ -45,6 +46,7 @@ fn main() -> ExitCode {
         "parse" => parse(n),
         "hub" => hub(n, now),
         "client" => client(n, now),
+        "rpc" => rpc(n, now),
         _ => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);
@@ -210,7 +212,8 @@ fn drain_client(c: &mut Connection, now: Now) -> usize {
     events
 }
 
-fn client(n: u64, now: Now) -> usize {
+/// A client core of kind `sub`, ready (hello acknowledged).
+fn ready_client(now: Now) -> Connection {
     let config = ClientConfig::new("ws://127.0.0.1:1/", "sub", SECRET);
     let mut c = Connection::new(config, 7).expect("the configuration is valid");
     c.start(now);
@@ -224,6 +227,11 @@ fn client(n: u64, now: Now) -> usize {
     let bytes = frame("ack-1", "hello.ack", "server", Some("sub"), &ack);
     c.handle_input(now, client::Input::Frame(&bytes));
     drain_client(&mut c, now);
+    c
+}
+
+fn client(n: u64, now: Now) -> usize {
+    let mut c = ready_client(now);
     c.subscribe(now, "bench.fanout.10")
         .expect("ready to subscribe");
     drain_client(&mut c, now);
@@ -239,4 +247,71 @@ fn measured_client(c: &mut Connection, now: Now, frames: &[Vec<u8>]) -> usize {
         events += drain_client(c, now);
     }
     events
+}
+
+/// The ids of the first `n` requests a fresh ready client sends (its ids come from a
+/// seeded generator, so a second client makes the same ones).
+fn request_ids(n: u64, now: Now) -> Vec<String> {
+    let mut c = ready_client(now);
+    let mut ids = Vec::new();
+    for _ in 0..n {
+        let _ = c.rpc(now, "echo", "bench.echo", Some(payload(1)), None);
+        let mut flushed = 0;
+        loop {
+            match c.poll_output() {
+                client::Output::Transmit(text) => {
+                    let frame = wire::Frame::parse(text.as_bytes(), &Limits::default())
+                        .expect("the client writes frames that parse");
+                    ids.push(frame.id().to_string_lossy());
+                    flushed += text.len();
+                }
+                client::Output::Timeout(_) | client::Output::Idle => break,
+                _ => {}
+            }
+        }
+        c.handle_input(now, client::Input::Flushed(flushed));
+    }
+    ids
+}
+
+fn rpc(n: u64, now: Now) -> usize {
+    let responses: Vec<Vec<u8>> = request_ids(n, now)
+        .iter()
+        .enumerate()
+        .map(|(seq, id)| {
+            let mut data = json::Object::new();
+            data.insert("ok", Value::Bool(true));
+            data.insert("result", payload(seq as u64));
+            frame(id, "rpc.response", "echo", Some("sub"), &data.into())
+        })
+        .collect();
+    let mut c = ready_client(now);
+    let payloads: Vec<Value> = (0..n).map(|_| payload(1)).collect();
+    measured_rpc(&mut c, now, payloads, &responses)
+}
+
+#[inline(never)]
+fn measured_rpc(
+    c: &mut Connection,
+    now: Now,
+    payloads: Vec<Value>,
+    responses: &[Vec<u8>],
+) -> usize {
+    let mut results = 0;
+    for (data, bytes) in payloads.into_iter().zip(responses) {
+        c.rpc(now, "echo", "bench.echo", Some(data), None)
+            .expect("the call is made");
+        drain_client(c, now);
+        c.handle_input(now, client::Input::Frame(black_box(bytes)));
+        loop {
+            match c.poll_output() {
+                client::Output::Timeout(_) | client::Output::Idle => break,
+                client::Output::Event(client::ClientEvent::RpcComplete(done)) => {
+                    results += usize::from(done.ok());
+                }
+                _ => {}
+            }
+        }
+    }
+    results
 }
