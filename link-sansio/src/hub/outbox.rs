@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use super::{ConnId, HubEvent, HubState, Output};
 use crate::seeded::Rng;
 use crate::wire::envelope::SharedHead;
-use crate::wire::{Header, JsString, encode};
+use crate::wire::{Header, JsString, Key, encode};
 
 /// The reference's per-item size estimate: 200 + id, type, to, from + data.
 const ITEM_OVERHEAD: usize = 200;
@@ -112,6 +112,14 @@ pub(super) fn shared_head(recipients: usize, from: &str, data: &[u8]) -> Option<
         .flatten()
 }
 
+/// A frame [`encode`] writes, as text (the encoder writes only UTF-8; were it not,
+/// the frame would be empty).
+fn signed_text(key: &Key, header: &Header<'_>, msg_type: &str, data: Option<&[u8]>) -> String {
+    let mut out = Vec::new();
+    encode(key, header, msg_type, data, &mut out);
+    String::from_utf8(out).unwrap_or_default()
+}
+
 fn id_str(buf: &[u8; 36]) -> &str {
     // Hex digits and dashes are ASCII.
     std::str::from_utf8(buf).unwrap_or("")
@@ -161,11 +169,7 @@ impl HubState {
             };
             let text = match head {
                 Some(head) => head.frame(key, &header, msg_type),
-                None => {
-                    let mut out = Vec::new();
-                    encode(key, &header, msg_type, data, &mut out);
-                    String::from_utf8(out).unwrap_or_default()
-                }
+                None => signed_text(key, &header, msg_type, data),
             };
             c.outbox.buffered += text.len();
             self.outputs.push_back(Output::Transmit { conn, text });
@@ -248,10 +252,8 @@ impl HubState {
                 from: q.from.as_deref().map(Into::into),
                 to: Some((&**kind).into()),
             };
-            let mut out = Vec::new();
-            encode(key, &header, q.msg_type, q.data.as_deref(), &mut out);
-            c.outbox.buffered += out.len();
-            let text = String::from_utf8(out).unwrap_or_default();
+            let text = signed_text(key, &header, q.msg_type, q.data.as_deref());
+            c.outbox.buffered += text.len();
             self.outputs.push_back(Output::Transmit { conn, text });
         }
     }
