@@ -24,12 +24,14 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use link_sansio::client::{self, ClientConfig, Connection};
-use link_sansio::hub::{self, ConnId, HubConfig, HubState, Keys};
+use link_sansio::hub::{self, ConnId, HubState};
 use link_sansio::time::Now;
-use link_sansio::wire::{self, HashAlgo, Header, Key, Limits, Value, json};
+use link_sansio::wire::{self, Limits, Value, json};
 
-const SECRET: &str = "bench-secret";
-const WALL_MS: u64 = 1_795_391_149_808;
+#[path = "../benches/support/mod.rs"]
+mod support;
+use support::{SECRET, WALL_MS, frame, payload, uuid};
+
 const USAGE: &str = "usage: instructions parse|hub|client|rpc [ITERATIONS]";
 
 fn main() -> ExitCode {
@@ -44,7 +46,7 @@ fn main() -> ExitCode {
     let now = Now::new(Instant::now(), WALL_MS);
     let done = match workload.as_str() {
         "parse" => parse(n),
-        "hub" => hub(n, now),
+        "hub" => hub(n),
         "client" => client(n, now),
         "rpc" => rpc(n, now),
         _ => {
@@ -54,45 +56,6 @@ fn main() -> ExitCode {
     };
     println!("{workload}: {n} iterations, {done} results");
     ExitCode::SUCCESS
-}
-
-fn key() -> Key {
-    Key::new(SECRET, HashAlgo::Sha256)
-}
-
-/// The reference benchmark's payload.
-fn payload(seq: u64) -> Value {
-    let text = format!(
-        r#"{{"kind":"event","seq":{seq},"ts":{WALL_MS},"tags":["a","b","c"],"nested":{{"ok":true,"n":42}}}}"#
-    );
-    json::parse(text.as_bytes()).expect("the payload is JSON")
-}
-
-fn uuid(n: u64) -> String {
-    format!(
-        "6f1d2c3b-{:04x}-4e5f-8a9b-{:012x}",
-        n >> 48,
-        n & 0xFFFF_FFFF_FFFF
-    )
-}
-
-/// A signed frame, as the hub or a client writes it.
-fn frame(id: &str, msg_type: &str, from: &str, to: Option<&str>, data: &Value) -> Vec<u8> {
-    let header = Header {
-        id: id.into(),
-        ts: WALL_MS as f64,
-        from: Some(from.into()),
-        to: to.map(Into::into),
-    };
-    let mut out = Vec::new();
-    wire::encode(
-        &key(),
-        &header,
-        msg_type,
-        Some(&data.to_canonical()),
-        &mut out,
-    );
-    out
 }
 
 fn topic_message(seq: u64, to: &str) -> Vec<u8> {
@@ -124,42 +87,8 @@ fn measured_parse(n: u64, frame: &[u8], limits: &Limits) -> usize {
     parsed
 }
 
-/// Everything the hub wants done, with transmitted bytes reported flushed at once.
-fn drain_hub(hub: &mut HubState, now: Now) -> usize {
-    let mut sent = Vec::new();
-    loop {
-        match hub.poll_output() {
-            hub::Output::Timeout(_) => break,
-            hub::Output::Transmit { conn, text } => sent.push((conn, text.len())),
-            _ => {}
-        }
-    }
-    let frames = sent.len();
-    for (conn, bytes) in sent {
-        hub.handle_input(now, hub::Input::Flushed { conn, bytes });
-        while !matches!(hub.poll_output(), hub::Output::Timeout(_)) {}
-    }
-    frames
-}
-
-fn hub(n: u64, now: Now) -> usize {
-    let mut hub = HubState::new(HubConfig::new(Keys::Shared(SECRET.into())), 7, now);
-    for i in 0..2 {
-        let conn = ConnId(i + 1);
-        let kind = format!("peer-{i}");
-        hub.handle_input(now, hub::Input::Opened { conn, remote: None });
-        let hello = json::parse(format!(r#"{{"kind":"{kind}","name":"{kind}"}}"#).as_bytes())
-            .expect("the hello is JSON");
-        let bytes = frame(&format!("hello-{i}"), "hello", &kind, None, &hello);
-        hub.handle_input(
-            now,
-            hub::Input::Frame {
-                conn,
-                bytes: &bytes,
-            },
-        );
-        drain_hub(&mut hub, now);
-    }
+fn hub(n: u64) -> usize {
+    let (mut hub, now) = support::hub(2);
     let frames: Vec<Vec<u8>> = (0..n)
         .map(|seq| {
             let mut data = json::Object::new();
@@ -186,7 +115,7 @@ fn measured_hub(hub: &mut HubState, now: Now, frames: &[Vec<u8>]) -> usize {
             bytes: black_box(bytes),
         };
         hub.handle_input(now, input);
-        sent += drain_hub(hub, now);
+        sent += support::drain(hub, now);
     }
     sent
 }
