@@ -2,12 +2,13 @@
 //! table of inbound requests the application is handling, plus the wire body of a
 //! handler's answer (sanitised as the reference does).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::time::{Duration, Instant};
 
 use super::error::HandlerError;
 use crate::seeded::SeededState;
+use crate::wire::id_key::IdKey;
 use crate::wire::json::{JsString, Value};
 use crate::wire::message::RpcResponse;
 use crate::wire::validate::check_json_safe;
@@ -50,11 +51,12 @@ pub(crate) struct Call {
     deadline: Option<Instant>,
 }
 
-/// Outbound calls by id, with their deadlines in order.
+/// Outbound calls by id, with their deadlines in order. Thousands may be in flight,
+/// so lookups are by hash, and a response's id is matched in its packed form.
 #[derive(Debug)]
 pub(crate) struct Pending {
-    calls: BTreeMap<RpcId, Call>,
-    by_wire: HashMap<JsString, RpcId, SeededState>,
+    calls: HashMap<RpcId, Call, SeededState>,
+    by_wire: HashMap<IdKey, RpcId, SeededState>,
     deadlines: BTreeSet<(Instant, RpcId)>,
     next: u64,
 }
@@ -63,7 +65,7 @@ impl Pending {
     /// An empty table; `hasher` keys the lookup by response id (peer-chosen bytes).
     pub fn new(hasher: SeededState) -> Self {
         Self {
-            calls: BTreeMap::new(),
+            calls: HashMap::with_hasher(hasher.clone()),
             by_wire: HashMap::with_hasher(hasher),
             deadlines: BTreeSet::new(),
             next: 0,
@@ -93,7 +95,7 @@ impl Pending {
         if let Some(d) = deadline {
             self.deadlines.insert((d, id));
         }
-        self.by_wire.insert(wire_id.clone(), id);
+        self.by_wire.insert(IdKey::of(&wire_id), id);
         self.calls.insert(
             id,
             Call {
@@ -109,14 +111,14 @@ impl Pending {
 
     /// The call a response id belongs to.
     pub fn find(&self, wire_id: &JsString) -> Option<(RpcId, &Call)> {
-        let id = *self.by_wire.get(wire_id)?;
+        let id = *self.by_wire.get(&IdKey::of(wire_id))?;
         self.calls.get(&id).map(|c| (id, c))
     }
 
     /// Takes a call out of the table.
     pub fn remove(&mut self, id: RpcId) -> Option<Call> {
         let call = self.calls.remove(&id)?;
-        self.by_wire.remove(&call.wire_id);
+        self.by_wire.remove(&IdKey::of(&call.wire_id));
         if let Some(d) = call.deadline {
             self.deadlines.remove(&(d, id));
         }
@@ -140,7 +142,9 @@ impl Pending {
     pub fn take_all(&mut self) -> Vec<(RpcId, Call)> {
         self.by_wire.clear();
         self.deadlines.clear();
-        std::mem::take(&mut self.calls).into_iter().collect()
+        let mut calls: Vec<_> = self.calls.drain().collect();
+        calls.sort_unstable_by_key(|(id, _)| *id);
+        calls
     }
 
     /// Calls awaiting a response.
@@ -172,8 +176,8 @@ pub(crate) struct Request {
 /// the reference's in-flight counter does.
 #[derive(Debug)]
 pub(crate) struct Inbound {
-    requests: BTreeMap<InboundRpcId, Request>,
-    by_wire: HashMap<JsString, InboundRpcId, SeededState>,
+    requests: HashMap<InboundRpcId, Request, SeededState>,
+    by_wire: HashMap<IdKey, InboundRpcId, SeededState>,
     next: u64,
 }
 
@@ -181,7 +185,7 @@ impl Inbound {
     /// An empty table; `hasher` keys the lookup by request id (peer-chosen bytes).
     pub fn new(hasher: SeededState) -> Self {
         Self {
-            requests: BTreeMap::new(),
+            requests: HashMap::with_hasher(hasher.clone()),
             by_wire: HashMap::with_hasher(hasher),
             next: 0,
         }
@@ -196,7 +200,7 @@ impl Inbound {
     ) -> InboundRpcId {
         self.next += 1;
         let id = InboundRpcId(self.next);
-        self.by_wire.insert(wire_id.clone(), id);
+        self.by_wire.insert(IdKey::of(&wire_id), id);
         self.requests.insert(
             id,
             Request {
@@ -211,20 +215,21 @@ impl Inbound {
 
     /// The request with envelope id `wire_id`, for `rpc.cancel`.
     pub fn find_mut(&mut self, wire_id: &JsString) -> Option<(InboundRpcId, &mut Request)> {
-        let id = *self.by_wire.get(wire_id)?;
+        let id = *self.by_wire.get(&IdKey::of(wire_id))?;
         self.requests.get_mut(&id).map(|r| (id, r))
     }
 
     /// Takes a request out (the application answered).
     pub fn remove(&mut self, id: InboundRpcId) -> Option<Request> {
         let r = self.requests.remove(&id)?;
-        if self.by_wire.get(&r.wire_id) == Some(&id) {
-            self.by_wire.remove(&r.wire_id);
+        let key = IdKey::of(&r.wire_id);
+        if self.by_wire.get(&key) == Some(&id) {
+            self.by_wire.remove(&key);
         }
         Some(r)
     }
 
-    /// Marks every live request aborted, returning those newly aborted.
+    /// Marks every live request aborted, returning those newly aborted, oldest first.
     pub fn abort_all(&mut self) -> Vec<(InboundRpcId, Request)> {
         let mut out = Vec::new();
         for (id, r) in &mut self.requests {
@@ -233,6 +238,7 @@ impl Inbound {
                 out.push((*id, r.clone()));
             }
         }
+        out.sort_unstable_by_key(|(id, _)| *id);
         out
     }
 
@@ -351,5 +357,43 @@ mod tests {
         assert_eq!(p.find(&"a".into()).map(|(id, _)| id), Some(a));
         assert_eq!(p.take_all().len(), 2);
         assert!(p.is_empty() && p.next_deadline().is_none());
+    }
+
+    /// Calls failed at a disconnect and requests aborted by one come out oldest
+    /// first, though the tables are hashed; responses and cancels find theirs by id,
+    /// whichever form the id takes.
+    #[test]
+    #[allow(clippy::disallowed_methods)] // a base for simulated time
+    fn tables_find_by_wire_id_and_empty_oldest_first() {
+        let t0 = Instant::now();
+        let mut p = Pending::new(SeededState::new(2));
+        let mut inbound = Inbound::new(SeededState::new(3));
+        let mut rng = crate::seeded::Rng::new(4);
+        let mut ids = Vec::new();
+        for i in 0..200 {
+            let wire = if i % 3 == 0 {
+                format!("id-{i}")
+            } else {
+                rng.uuid()
+            };
+            let id = p.allocate();
+            p.insert(id, wire.as_str().into(), "w", "x", t0, Duration::ZERO);
+            inbound.insert(wire.as_str().into(), None, "x".into());
+            ids.push((id, wire));
+        }
+        for (id, wire) in &ids {
+            assert_eq!(
+                p.find(&wire.as_str().into()).map(|(found, _)| found),
+                Some(*id)
+            );
+            let (_, request) = inbound.find_mut(&wire.as_str().into()).expect("request");
+            assert_eq!(request.wire_id, wire.as_str());
+        }
+        assert!(p.find(&ids[1].1.to_uppercase().as_str().into()).is_none());
+        let taken: Vec<RpcId> = p.take_all().into_iter().map(|(id, _)| id).collect();
+        assert_eq!(taken, ids.iter().map(|(id, _)| *id).collect::<Vec<_>>());
+        let aborted: Vec<u64> = inbound.abort_all().iter().map(|(id, _)| id.0).collect();
+        assert_eq!(aborted, (1..=200).collect::<Vec<_>>());
+        assert!(inbound.abort_all().is_empty());
     }
 }

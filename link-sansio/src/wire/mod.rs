@@ -3,6 +3,7 @@
 
 mod canonical_ser;
 pub mod envelope;
+pub(crate) mod id_key;
 pub mod json;
 pub mod message;
 pub mod replay;
