@@ -25,3 +25,8 @@ pub mod ws;
 
 pub use error::Error;
 pub use handler::RpcHandlerError;
+
+/// The drivers' tables, keyed by their own ids and the application's names, and
+/// consulted for every frame: hashed with foldhash (through the core's
+/// [`SeededState`](link_sansio::seeded::SeededState)) rather than SipHash.
+pub(crate) type Map<K, V> = std::collections::HashMap<K, V, link_sansio::seeded::SeededState>;

@@ -6,6 +6,7 @@
 
 use super::options::StatusFn;
 use super::{Event, LinkClient, LinkOptions, ReadyInfo, RpcContext, Shared, TopicMessage};
+use crate::Map;
 use crate::cancel::CancelSignal;
 use crate::error::Error;
 use crate::handler::{ErasedHandler, HandlerFailure, RpcHandlerError};
@@ -19,7 +20,6 @@ use link_sansio::client::{
 };
 use link_sansio::wire::Value;
 use link_sansio::wire::message::{PeerEntry, StatusEntry};
-use std::collections::HashMap;
 use std::future::{Future, poll_fn};
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
@@ -139,8 +139,8 @@ type RpcReply = oneshot::Sender<Result<Option<Value>, RpcError>>;
 /// the handle's token.
 #[derive(Default)]
 struct Calls {
-    rpcs: HashMap<RpcId, (u64, RpcReply)>,
-    tokens: HashMap<u64, RpcId>,
+    rpcs: Map<RpcId, (u64, RpcReply)>,
+    tokens: Map<u64, RpcId>,
 }
 
 impl Calls {
@@ -294,10 +294,10 @@ struct Driver<R: Runtime> {
     connecting: Option<BoxFuture<'static, Result<R::Transport, TransportError>>>,
     pump: Option<Pump<R::Transport>>,
     close_frame: Option<(u16, String)>,
-    subs: HashMap<String, Vec<SubSlot>>,
-    handlers: HashMap<String, ErasedHandler<RpcContext>>,
+    subs: Map<String, Vec<SubSlot>>,
+    handlers: Map<String, ErasedHandler<RpcContext>>,
     catch_all: Option<ErasedHandler<RpcContext>>,
-    inbound: HashMap<InboundRpcId, CancelSignal>,
+    inbound: Map<InboundRpcId, CancelSignal>,
     ready_waiters: Vec<oneshot::Sender<Result<ReadyInfo, Error>>>,
     stop_waiters: Vec<oneshot::Sender<()>>,
     /// Resolves when the last connection closed in the background has finished its
@@ -355,10 +355,10 @@ pub(crate) fn spawn<R: Runtime>(opts: LinkOptions<R>) -> Result<LinkClient, Erro
         connecting: None,
         pump: None,
         close_frame: None,
-        subs: HashMap::new(),
+        subs: Map::default(),
         handlers: opts.handlers.into_iter().collect(),
         catch_all: opts.catch_all,
-        inbound: HashMap::new(),
+        inbound: Map::default(),
         ready_waiters: Vec::new(),
         stop_waiters: Vec::new(),
         closing: None,

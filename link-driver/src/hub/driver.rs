@@ -7,6 +7,7 @@
 
 use super::options::{AclFns, ResolverFn};
 use super::{Hub, HubOptions, PublishCheck, RpcCheck, SendCheck, ServerRpcContext, SubscribeCheck};
+use crate::Map;
 use crate::handler::{ErasedHandler, HandlerFailure};
 use crate::runtime::{BoxFuture, Runtime, now, os_seed};
 use crate::transport::{Inbound, Outbound, Pump, Transport, TransportError};
@@ -14,7 +15,7 @@ use futures_util::FutureExt;
 use link_sansio::hub::{
     AclDecision, AclOp, ConnId, HubEvent, HubState, Input, Output, ServerCall, ServerReply,
 };
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::future::{Future, poll_fn};
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
@@ -88,12 +89,12 @@ pub(crate) struct Core {
     /// This core's own cell, for the tasks it spawns to report back.
     me: Weak<Mutex<Core>>,
     hub: HubState,
-    conns: HashMap<ConnId, mpsc::UnboundedSender<ConnOut>>,
+    conns: Map<ConnId, mpsc::UnboundedSender<ConnOut>>,
     /// `None` once the hub has finished: event streams end.
     events: Option<broadcast::Sender<HubEvent>>,
     /// Whether the options ask for `message` events (built only while someone listens).
     message_events: bool,
-    handlers: HashMap<String, ErasedHandler<ServerRpcContext>>,
+    handlers: Map<String, ErasedHandler<ServerRpcContext>>,
     catch_all: Option<ErasedHandler<ServerRpcContext>>,
     resolver: Option<ResolverFn>,
     acl: AclFns,
@@ -133,7 +134,7 @@ pub(crate) fn spawn<R: Runtime>(opts: HubOptions<R>) -> Hub {
         Mutex::new(Core {
             me: me.clone(),
             hub,
-            conns: HashMap::new(),
+            conns: Map::default(),
             events: Some(ev_tx),
             message_events,
             handlers: opts.handlers.into_iter().collect(),
