@@ -13,7 +13,10 @@
 //! - `hub`: a `direct` through the hub core (parse, verify, replay guard, route,
 //!   re-sign for the recipient, flush report);
 //! - `client`: a `topic.message` through a client core to its event;
-//! - `rpc`: a call made by a client core, then its response read back to its result.
+//! - `rpc`: a call made by a client core, then its response read back to its result;
+//! - `rpc_window`: the same calls in batches of 10,000, each made in full before its
+//!   responses are read, as when thousands are in flight (the bench's concurrent
+//!   RPC). The first batch also grows the tables: compare 20000 with 40000.
 //!
 //! Divide the count by the iterations (or run twice and divide the difference). Under
 //! valgrind SHA-256 runs in software, not on the CPU's SHA instructions, so the HMAC
@@ -32,7 +35,7 @@ use link_sansio::wire::{self, Limits, Value, json};
 mod support;
 use support::{SECRET, WALL_MS, frame, payload, uuid};
 
-const USAGE: &str = "usage: instructions parse|hub|client|rpc [ITERATIONS]";
+const USAGE: &str = "usage: instructions parse|hub|client|rpc|rpc_window [ITERATIONS]";
 
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
@@ -48,7 +51,8 @@ fn main() -> ExitCode {
         "parse" => parse(n),
         "hub" => hub(n),
         "client" => client(n, now),
-        "rpc" => rpc(n, now),
+        "rpc" => rpc(n, now, 1),
+        "rpc_window" => rpc(n, now, 10_000),
         _ => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);
@@ -203,7 +207,8 @@ fn request_ids(n: u64, now: Now) -> Vec<String> {
     ids
 }
 
-fn rpc(n: u64, now: Now) -> usize {
+/// `n` calls and their responses, `window` calls made before their responses are read.
+fn rpc(n: u64, now: Now, window: u64) -> usize {
     let responses: Vec<Vec<u8>> = request_ids(n, now)
         .iter()
         .enumerate()
@@ -216,7 +221,7 @@ fn rpc(n: u64, now: Now) -> usize {
         .collect();
     let mut c = ready_client(now);
     let payloads: Vec<Value> = (0..n).map(|_| payload(1)).collect();
-    measured_rpc(&mut c, now, payloads, &responses)
+    measured_rpc(&mut c, now, payloads, &responses, window.max(1) as usize)
 }
 
 #[inline(never)]
@@ -225,20 +230,26 @@ fn measured_rpc(
     now: Now,
     payloads: Vec<Value>,
     responses: &[Vec<u8>],
+    window: usize,
 ) -> usize {
     let mut results = 0;
-    for (data, bytes) in payloads.into_iter().zip(responses) {
-        c.rpc(now, "echo", "bench.echo", Some(data), None)
-            .expect("the call is made");
-        drain_client(c, now);
-        c.handle_input(now, client::Input::Frame(black_box(bytes)));
-        loop {
-            match c.poll_output() {
-                client::Output::Timeout(_) | client::Output::Idle => break,
-                client::Output::Event(client::ClientEvent::RpcComplete(done)) => {
-                    results += usize::from(done.ok());
+    let mut payloads = payloads.into_iter();
+    for batch in responses.chunks(window) {
+        for data in payloads.by_ref().take(batch.len()) {
+            c.rpc(now, "echo", "bench.echo", Some(data), None)
+                .expect("the call is made");
+            drain_client(c, now);
+        }
+        for bytes in batch {
+            c.handle_input(now, client::Input::Frame(black_box(bytes)));
+            loop {
+                match c.poll_output() {
+                    client::Output::Timeout(_) | client::Output::Idle => break,
+                    client::Output::Event(client::ClientEvent::RpcComplete(done)) => {
+                        results += usize::from(done.ok());
+                    }
+                    _ => {}
                 }
-                _ => {}
             }
         }
     }

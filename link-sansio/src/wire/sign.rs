@@ -262,14 +262,13 @@ impl Key {
 }
 
 /// Each byte's value as a hex digit (either case), or [`NOT_HEX`] if it is not one.
-static HEX_VALUE: [u8; 256] = hex_digit_values(true);
+static HEX_VALUE: [u8; 256] = hex_digit_values();
 
-/// Marks a byte that is not a hex digit in [`hex_digit_values`]'s tables.
-pub(crate) const NOT_HEX: u8 = 0x80;
+/// Marks a byte that is not a hex digit in [`HEX_VALUE`].
+const NOT_HEX: u8 = 0x80;
 
-/// A table of each byte's value as a hex digit, [`NOT_HEX`] for every other byte;
-/// `uppercase` says whether `A`–`F` count as digits.
-pub(crate) const fn hex_digit_values(uppercase: bool) -> [u8; 256] {
+/// [`HEX_VALUE`]'s table.
+const fn hex_digit_values() -> [u8; 256] {
     let mut t = [NOT_HEX; 256];
     let mut c = 0;
     while c < 10 {
@@ -279,9 +278,7 @@ pub(crate) const fn hex_digit_values(uppercase: bool) -> [u8; 256] {
     let mut c = 0;
     while c < 6 {
         t[b'a' as usize + c] = 10 + c as u8;
-        if uppercase {
-            t[b'A' as usize + c] = 10 + c as u8;
-        }
+        t[b'A' as usize + c] = 10 + c as u8;
         c += 1;
     }
     t
