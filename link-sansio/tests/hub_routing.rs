@@ -566,6 +566,83 @@ fn direct_is_forwarded_with_a_fresh_id_or_dropped_silently() {
     assert!(Hub::drops(&h.events()).is_empty());
 }
 
+/// With the per-frame events off (as an adapter sets them while nobody listens),
+/// every message is routed exactly as before and only those events are missing.
+#[test]
+fn frame_events_off_leave_routing_alone() {
+    let traffic = |h: &mut Hub| {
+        h.send(2, "topic.subscribe", None, Some(json!({"topic": "t"})));
+        h.send(
+            1,
+            "direct",
+            Some("beta"),
+            Some(json!({"directType": "greet", "directData": 1})),
+        );
+        let request = h.send(
+            1,
+            "rpc.request",
+            Some("beta"),
+            Some(json!({"rpcType": "x"})),
+        );
+        h.send_id(
+            2,
+            &request,
+            "rpc.response",
+            Some("alpha"),
+            Some(json!({"ok": true})),
+        );
+        h.send(
+            1,
+            "topic.message",
+            None,
+            Some(json!({"topic": "t", "payload": 2})),
+        );
+        h.send(1, "status.update", None, Some(json!("busy")));
+        let mut frames = h.frames(1);
+        frames.extend(h.frames(2));
+        let shape: Vec<_> = frames
+            .iter()
+            .map(|f| (f["type"].clone(), f["from"].clone(), f["data"].clone()))
+            .collect();
+        (shape, h.events())
+    };
+    let per_frame = |e: &HubEvent| {
+        matches!(
+            e,
+            HubEvent::Direct { .. }
+                | HubEvent::TopicPublish { .. }
+                | HubEvent::RpcForwarded { .. }
+                | HubEvent::RpcResponseForwarded { .. }
+                | HubEvent::StatusUpdated { .. }
+                | HubEvent::Message { .. }
+        )
+    };
+    let mut on = pair();
+    let (routed_on, events_on) = traffic(&mut on);
+    let mut off = pair();
+    off.hub.set_frame_events(false);
+    let (routed_off, events_off) = traffic(&mut off);
+    assert_eq!(routed_off, routed_on);
+    assert_eq!(routed_on.len(), 5, "{routed_on:?}");
+    assert_eq!(events_on.iter().filter(|e| per_frame(e)).count(), 11);
+    assert!(!events_off.iter().any(per_frame), "{events_off:?}");
+    let others = |events: &[HubEvent]| events.iter().filter(|e| !per_frame(e)).count();
+    assert_eq!(others(&events_off), others(&events_on));
+    assert!(others(&events_on) > 0);
+    off.hub.set_frame_events(true);
+    off.send(
+        1,
+        "direct",
+        Some("beta"),
+        Some(json!({"directType": "again"})),
+    );
+    assert!(
+        off.events()
+            .iter()
+            .any(|e| matches!(e, HubEvent::Direct { direct_type, .. } if direct_type == "again"))
+    );
+}
+
 #[test]
 fn a_publish_fans_out_to_every_subscriber_but_the_publisher() {
     let mut h = pair();

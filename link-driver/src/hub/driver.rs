@@ -92,8 +92,6 @@ pub(crate) struct Core {
     conns: Map<ConnId, mpsc::UnboundedSender<ConnOut>>,
     /// `None` once the hub has finished: event streams end.
     events: Option<broadcast::Sender<HubEvent>>,
-    /// Whether the options ask for `message` events (built only while someone listens).
-    message_events: bool,
     handlers: Map<String, ErasedHandler<ServerRpcContext>>,
     catch_all: Option<ErasedHandler<ServerRpcContext>>,
     resolver: Option<ResolverFn>,
@@ -129,14 +127,12 @@ pub(crate) fn spawn<R: Runtime>(opts: HubOptions<R>) -> Hub {
         let timer = rt.timer(Instant::now() + d);
         Box::pin(timer) as BoxFuture<'static, ()>
     });
-    let message_events = hub.config().message_events;
     let cell = Arc::new_cyclic(|me| {
         Mutex::new(Core {
             me: me.clone(),
             hub,
             conns: Map::default(),
             events: Some(ev_tx),
-            message_events,
             handlers: opts.handlers.into_iter().collect(),
             catch_all: opts.catch_all,
             resolver: opts.resolver,
@@ -240,9 +236,10 @@ impl Core {
     }
 
     pub(crate) fn frame(&mut self, conn: ConnId, bytes: &[u8]) {
+        // The per-frame events (`message` too, if the options ask for it) are built
+        // only while someone listens.
         let listening = self.events.as_ref().is_some_and(|e| e.receiver_count() > 0);
-        self.hub
-            .set_message_events(self.message_events && listening);
+        self.hub.set_frame_events(listening);
         self.hub.handle_input(now(), Input::Frame { conn, bytes });
         self.settle();
     }

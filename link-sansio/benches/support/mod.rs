@@ -62,7 +62,8 @@ pub fn drain(hub: &mut HubState, now: Now) -> usize {
     n
 }
 
-/// A hub with `peers` authenticated peers, `peer-0` .. `peer-{n-1}` on conns 1..=n.
+/// A hub with `peers` authenticated peers, `peer-0` .. `peer-{n-1}` on conns 1..=n, and
+/// its per-frame events off.
 // The one reading of the clock: an anchor for the simulated time the hub runs on.
 #[allow(clippy::disallowed_methods)]
 pub fn hub(peers: u64) -> (HubState, Now) {
@@ -86,6 +87,8 @@ pub fn hub(peers: u64) -> (HubState, Now) {
         );
         drain(&mut hub, now);
     }
+    // As a hub server runs while nobody listens to its events.
+    hub.set_frame_events(false);
     (hub, now)
 }
 

@@ -467,7 +467,7 @@ impl HubState {
             self.protocol_error(conn, Some(&kind), reason, t.as_deref(), None);
             return;
         }
-        if self.config.message_events {
+        if self.frame_events && self.config.message_events {
             self.emit(HubEvent::Message {
                 conn,
                 from: kind.to_string(),

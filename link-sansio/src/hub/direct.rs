@@ -35,7 +35,7 @@ impl HubState {
             None,
         );
         self.data_buf = buf;
-        if sent.ok() {
+        if sent.ok() && self.frame_events {
             self.emit(HubEvent::Direct {
                 from: kind.to_owned(),
                 to,

@@ -139,7 +139,7 @@ impl HubState {
             self.protocol_error(conn, Some(&hello.kind), reason, Some(types::HELLO), None);
             return;
         }
-        if self.config.message_events {
+        if self.frame_events && self.config.message_events {
             self.emit(HubEvent::Message {
                 conn,
                 from: hello.kind.clone(),

@@ -401,6 +401,8 @@ pub struct HubState {
     next_seq: u64,
     draining: bool,
     drained_reported: bool,
+    /// Whether the per-frame events are built (see [`HubState::set_frame_events`]).
+    frame_events: bool,
     outputs: VecDeque<Output>,
     /// Reused for canonical text while verifying.
     scratch: Vec<u8>,
@@ -444,6 +446,7 @@ impl HubState {
             next_seq: 0,
             draining: false,
             drained_reported: false,
+            frame_events: true,
             outputs: VecDeque::new(),
             scratch: Vec::new(),
             data_buf: Vec::new(),
@@ -511,6 +514,17 @@ impl HubState {
     /// listens, which saves building an event for every frame.
     pub fn set_message_events(&mut self, on: bool) {
         self.config.message_events = on;
+    }
+
+    /// Turns every per-frame event on or off from now on: [`HubEvent::Direct`],
+    /// [`HubEvent::TopicPublish`], [`HubEvent::RpcForwarded`],
+    /// [`HubEvent::RpcResponseForwarded`], [`HubEvent::StatusUpdated`] and (as
+    /// [`HubConfig::message_events`] also allows) [`HubEvent::Message`]. They are on
+    /// at first. An adapter turns them off while nobody listens: each carries copies
+    /// of names and ids, and building them costs a few percent of routing a frame.
+    /// Nothing else depends on them; every other event is always emitted.
+    pub fn set_frame_events(&mut self, on: bool) {
+        self.frame_events = on;
     }
 
     /// The `link.health` counters.

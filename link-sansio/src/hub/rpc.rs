@@ -177,12 +177,14 @@ impl HubState {
             );
             return;
         }
-        self.emit(HubEvent::RpcForwarded {
-            id,
-            from: kind.to_owned(),
-            to,
-            rpc_type: value_text(rpc_type.as_ref()),
-        });
+        if self.frame_events {
+            self.emit(HubEvent::RpcForwarded {
+                id,
+                from: kind.to_owned(),
+                to,
+                rpc_type: value_text(rpc_type.as_ref()),
+            });
+        }
     }
 
     /// Sends an `ok:false` reply from `"server"` to the caller.
@@ -422,7 +424,7 @@ impl HubState {
             None,
         );
         self.data_buf = data;
-        if sent.ok() {
+        if sent.ok() && self.frame_events {
             let ok = response
                 .data
                 .as_ref()

@@ -63,8 +63,10 @@ impl HubState {
             );
         }
         self.data_buf = data;
-        self.emit(HubEvent::StatusUpdated {
-            kind: kind.to_owned(),
-        });
+        if self.frame_events {
+            self.emit(HubEvent::StatusUpdated {
+                kind: kind.to_owned(),
+            });
+        }
     }
 }

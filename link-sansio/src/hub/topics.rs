@@ -202,12 +202,14 @@ impl HubState {
         }
         self.fanout = targets;
         self.data_buf = data;
-        self.emit(HubEvent::TopicPublish {
-            from: kind.to_owned(),
-            topic,
-            payload,
-            subscriber_count,
-            delivered,
-        });
+        if self.frame_events {
+            self.emit(HubEvent::TopicPublish {
+                from: kind.to_owned(),
+                topic,
+                payload,
+                subscriber_count,
+                delivered,
+            });
+        }
     }
 }
