@@ -726,6 +726,16 @@ impl<R: Runtime> Driver<R> {
                 }
                 return;
             }
+            // With nobody listening, the handler takes the request without copies.
+            ClientEvent::RpcRequest {
+                request,
+                from,
+                rpc_type,
+                data,
+            } if self.events.receiver_count() == 0 => {
+                self.dispatch(request, from, rpc_type, data);
+                return;
+            }
             _ => {}
         }
         match &ev {
@@ -843,16 +853,14 @@ impl<R: Runtime> Driver<R> {
             return;
         };
         let cancel = CancelSignal::new();
-        self.inbound.insert(request, cancel.clone());
         let ctx = RpcContext {
             from,
             rpc_type,
-            cancel,
+            cancel: cancel.clone(),
         };
         let fut = match std::panic::catch_unwind(AssertUnwindSafe(|| h(ctx, data))) {
             Ok(f) => f,
             Err(_) => {
-                self.inbound.remove(&request);
                 self.conn()
                     .respond(now(), request, Err(HandlerError::Panicked));
                 return;
@@ -861,15 +869,16 @@ impl<R: Runtime> Driver<R> {
         // Most handlers finish without waiting for anything: poll once here and
         // answer at once, sparing a task, two wake-ups and a channel hop per call.
         // A handler that is still pending moves to a task of its own (its next poll
-        // registers that task's waker).
+        // registers that task's waker). Only then can a cancel arrive for it, so
+        // only then is its signal recorded.
         let mut fut = AssertUnwindSafe(fut).catch_unwind();
         let mut cx = Context::from_waker(std::task::Waker::noop());
         // `catch_unwind()` above turns a panic during this poll into an outcome too.
         if let Poll::Ready(outcome) = fut.poll_unpin(&mut cx) {
-            self.inbound.remove(&request);
             self.conn().respond(now(), request, handler_reply(outcome));
             return;
         }
+        self.inbound.insert(request, cancel);
         let control = self.control_tx.clone();
         self.rt.spawn(async move {
             let reply = handler_reply(fut.await);
