@@ -287,6 +287,7 @@ impl Fuzz {
                 1 => self.hub.register_server_rpc(&name(u)?),
                 2 => self.hub.unregister_server_rpc(&name(u)?),
                 3 => self.hub.set_server_rpc_catch_all(u.arbitrary()?),
+                4 => self.hub.set_frame_events(u.arbitrary()?),
                 _ => self.input(Input::Timeout),
             },
         }
