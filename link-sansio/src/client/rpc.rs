@@ -2,7 +2,8 @@
 //! table of inbound requests the application is handling, plus the wire body of a
 //! handler's answer (sanitised as the reference does).
 
-use std::collections::{BTreeSet, HashMap};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::fmt;
 use std::time::{Duration, Instant};
 
@@ -48,18 +49,25 @@ pub(crate) struct Call {
     pub started: Instant,
     /// The call's timeout (zero = none).
     pub timeout: Duration,
-    deadline: Option<Instant>,
 }
 
 /// Outbound calls by id, with their deadlines in order. Thousands may be in flight,
 /// so lookups are by hash, and a response's id is matched in its packed form.
+///
+/// The deadlines are a heap, earliest on top. A call that ends leaves its entry
+/// behind (a heap cannot take an entry out of its middle cheaply); entries of ended
+/// calls are dropped as they reach the top, so the top is always a live call's, and
+/// the heap is rebuilt from the live calls whenever ended ones would outnumber them.
 #[derive(Debug)]
 pub(crate) struct Pending {
     calls: HashMap<RpcId, Call, SeededState>,
     by_wire: HashMap<IdKey, RpcId, SeededState>,
-    deadlines: BTreeSet<(Instant, RpcId)>,
+    deadlines: BinaryHeap<Reverse<(Instant, RpcId)>>,
     next: u64,
 }
+
+/// Entries of ended calls the deadline heap may hold beyond twice the live ones.
+const STALE_DEADLINES: usize = 64;
 
 impl Pending {
     /// An empty table; `hasher` keys the lookup by response id (peer-chosen bytes).
@@ -67,7 +75,7 @@ impl Pending {
         Self {
             calls: HashMap::with_hasher(hasher.clone()),
             by_wire: HashMap::with_hasher(hasher),
-            deadlines: BTreeSet::new(),
+            deadlines: BinaryHeap::new(),
             next: 0,
         }
     }
@@ -93,7 +101,12 @@ impl Pending {
             .then(|| now.checked_add(timeout))
             .flatten();
         if let Some(d) = deadline {
-            self.deadlines.insert((d, id));
+            if self.deadlines.len() >= 2 * self.calls.len() + STALE_DEADLINES {
+                let calls = &self.calls;
+                self.deadlines
+                    .retain(|Reverse((_, id))| calls.contains_key(id));
+            }
+            self.deadlines.push(Reverse((d, id)));
         }
         self.by_wire.insert(IdKey::of(&wire_id), id);
         self.calls.insert(
@@ -104,7 +117,6 @@ impl Pending {
                 rpc_type: rpc_type.to_owned(),
                 started: now,
                 timeout,
-                deadline,
             },
         );
     }
@@ -119,23 +131,26 @@ impl Pending {
     pub fn remove(&mut self, id: RpcId) -> Option<Call> {
         let call = self.calls.remove(&id)?;
         self.by_wire.remove(&IdKey::of(&call.wire_id));
-        if let Some(d) = call.deadline {
-            self.deadlines.remove(&(d, id));
+        // Ids are never reused: an entry whose call is gone is stale.
+        while let Some(Reverse((_, top))) = self.deadlines.peek()
+            && !self.calls.contains_key(top)
+        {
+            self.deadlines.pop();
         }
         Some(call)
     }
 
     /// The earliest deadline.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.deadlines.first().map(|(d, _)| *d)
+        self.deadlines.peek().map(|Reverse((d, _))| *d)
     }
 
     /// The first call whose deadline is at or before `now`.
     pub fn expired(&self, now: Instant) -> Option<RpcId> {
         self.deadlines
-            .first()
-            .filter(|(d, _)| *d <= now)
-            .map(|(_, id)| *id)
+            .peek()
+            .filter(|Reverse((d, _))| *d <= now)
+            .map(|Reverse((_, id))| *id)
     }
 
     /// Takes every call, oldest first.
@@ -356,6 +371,58 @@ mod tests {
         assert!(p.remove(b).is_some());
         assert_eq!(p.find(&"a".into()).map(|(id, _)| id), Some(a));
         assert_eq!(p.take_all().len(), 2);
+        assert!(p.is_empty() && p.next_deadline().is_none());
+    }
+
+    /// Deadlines come due in order whatever ended before them, and the heap's entries
+    /// of ended calls stay bounded by the live ones.
+    #[test]
+    #[allow(clippy::disallowed_methods)] // a base for simulated time
+    fn deadlines_stay_ordered_and_bounded_as_calls_end() {
+        let t0 = Instant::now();
+        let mut p = Pending::new(SeededState::new(5));
+        let mut rng = crate::seeded::Rng::new(6);
+        let mut live = std::collections::BTreeMap::new();
+        for i in 0..5000u64 {
+            let id = p.allocate();
+            // Mostly one default timeout, now and then a shorter or longer one.
+            let ms = match rng.next_u64() % 10 {
+                0 => 5 + rng.next_u64() % 50,
+                1 => 10_000,
+                _ => 1000,
+            };
+            let now = t0 + Duration::from_millis(i);
+            p.insert(
+                id,
+                format!("id-{i}").as_str().into(),
+                "w",
+                "x",
+                now,
+                Duration::from_millis(ms),
+            );
+            live.insert(id, now + Duration::from_millis(ms));
+            // Most calls end soon, in no particular order.
+            if !rng.next_u64().is_multiple_of(4) {
+                let ended = *live
+                    .keys()
+                    .nth((rng.next_u64() % live.len() as u64) as usize)
+                    .expect("one");
+                assert!(p.remove(ended).is_some());
+                live.remove(&ended);
+            }
+            assert!(p.deadlines.len() <= 2 * p.len() + STALE_DEADLINES + 1);
+            let earliest = live.iter().map(|(id, d)| (*d, *id)).min();
+            assert_eq!(p.next_deadline(), earliest.map(|(d, _)| d));
+        }
+        let mut due: Vec<(Instant, RpcId)> = live.iter().map(|(id, d)| (*d, *id)).collect();
+        due.sort();
+        let end = t0 + Duration::from_secs(3600);
+        let mut expired = Vec::new();
+        while let Some(id) = p.expired(end) {
+            expired.push((p.next_deadline().expect("a deadline"), id));
+            assert!(p.remove(id).is_some());
+        }
+        assert_eq!(expired, due);
         assert!(p.is_empty() && p.next_deadline().is_none());
     }
 
