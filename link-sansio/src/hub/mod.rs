@@ -122,7 +122,8 @@ pub struct HubConfig {
     /// Installed ACL hooks (none).
     pub acl: AclHooks,
     /// Emit [`HubEvent::Message`] for every verified frame (true, like the reference's
-    /// `message` event); adapters with no listener may turn it off.
+    /// `message` event), while the per-frame events are on
+    /// ([`HubState::set_frame_events`]).
     pub message_events: bool,
 }
 
@@ -510,8 +511,8 @@ impl HubState {
     }
 
     /// Turns the [`HubEvent::Message`] firehose on or off from now on (it starts as
-    /// [`HubConfig::message_events`] says). An adapter turns it off while nobody
-    /// listens, which saves building an event for every frame.
+    /// [`HubConfig::message_events`] says). While nobody listens, an adapter rather
+    /// turns off every per-frame event with [`HubState::set_frame_events`].
     pub fn set_message_events(&mut self, on: bool) {
         self.config.message_events = on;
     }
