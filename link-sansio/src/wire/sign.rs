@@ -121,7 +121,8 @@ impl Keyed {
 }
 
 /// A secret ready to sign and verify, for one hash algorithm. Clones share the keyed
-/// state, and a [`PartialMac`] knows which key it came from by that sharing.
+/// state, and a partial MAC (of a fan-out's shared head) knows by that sharing which
+/// key it came from.
 #[derive(Clone)]
 pub struct Key {
     keyed: Arc<Keyed>,
