@@ -23,18 +23,19 @@ impl Rng {
     pub fn uuid(&mut self) -> String {
         let mut b = [0u8; 16];
         self.inner.fill_bytes(&mut b);
-        b[6] = (b[6] & 0x0F) | 0x40;
-        b[8] = (b[8] & 0x3F) | 0x80;
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        let mut s = String::with_capacity(36);
-        for (i, byte) in b.iter().enumerate() {
-            if matches!(i, 4 | 6 | 8 | 10) {
-                s.push('-');
-            }
-            s.push(char::from(HEX[usize::from(byte >> 4)]));
-            s.push(char::from(HEX[usize::from(byte & 0xF)]));
-        }
-        s
+        let mut text = [0u8; 36];
+        write_uuid(b, &mut text);
+        // Hex digits and dashes: always ASCII, so never the empty fallback.
+        String::from(std::str::from_utf8(&text).unwrap_or_default())
+    }
+
+    /// [`Rng::uuid`] written into `out` without allocating (from other random bytes:
+    /// two [`Rng::next_u64`] draws).
+    pub fn uuid_into(&mut self, out: &mut [u8; 36]) {
+        let mut b = [0u8; 16];
+        b[..8].copy_from_slice(&self.next_u64().to_le_bytes());
+        b[8..].copy_from_slice(&self.next_u64().to_le_bytes());
+        write_uuid(b, out);
     }
 
     /// A float in `[0, 1)`, like `Math.random()`.
@@ -45,6 +46,24 @@ impl Rng {
     /// A raw 64-bit value.
     pub fn next_u64(&mut self) -> u64 {
         self.inner.next_u64()
+    }
+}
+
+/// Writes `random` as a v4 UUID: version and variant bits set, lowercase hex, dashes
+/// after the 4th, 6th, 8th and 10th bytes.
+fn write_uuid(mut random: [u8; 16], out: &mut [u8; 36]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    random[6] = (random[6] & 0x0F) | 0x40;
+    random[8] = (random[8] & 0x3F) | 0x80;
+    let mut i = 0;
+    for (n, byte) in random.iter().enumerate() {
+        if matches!(n, 4 | 6 | 8 | 10) {
+            out[i] = b'-';
+            i += 1;
+        }
+        out[i] = HEX[usize::from(byte >> 4)];
+        out[i + 1] = HEX[usize::from(byte & 0xF)];
+        i += 2;
     }
 }
 
@@ -91,5 +110,25 @@ mod tests {
         assert_eq!(a.len(), 36);
         assert_eq!(&a[14..15], "4");
         assert!(matches!(&a[19..20], "8" | "9" | "a" | "b"));
+        let mut buf = [0u8; 36];
+        Rng::new(7).uuid_into(&mut buf);
+        let b = std::str::from_utf8(&buf).expect("ascii");
+        assert_eq!(b.len(), 36);
+        assert_eq!(&b[14..15], "4");
+        assert_eq!([8, 13, 18, 23].map(|i| &b[i..=i]), ["-"; 4]);
+    }
+
+    /// The digits are the random bytes in order, high nibble first.
+    #[test]
+    fn uuids_spell_their_bytes() {
+        let mut out = [0u8; 36];
+        write_uuid(
+            [
+                0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef, 0xfe, 0xdc, 0xba, 0x98, 0x76, 0x54,
+                0x32, 0x10,
+            ],
+            &mut out,
+        );
+        assert_eq!(&out, b"01234567-89ab-4def-bedc-ba9876543210");
     }
 }

@@ -5,7 +5,6 @@
 use std::collections::VecDeque;
 
 use super::{ConnId, HubEvent, HubState, Output};
-use crate::seeded::Rng;
 use crate::wire::envelope::SharedHead;
 use crate::wire::{Header, JsString, Key, encode};
 
@@ -84,26 +83,6 @@ impl Sent {
     }
 }
 
-/// A fresh envelope id (`crypto.randomUUID()` form) written without allocating.
-pub(super) fn fresh_id(rng: &mut Rng, out: &mut [u8; 36]) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut b = [0u8; 16];
-    b[..8].copy_from_slice(&rng.next_u64().to_le_bytes());
-    b[8..].copy_from_slice(&rng.next_u64().to_le_bytes());
-    b[6] = (b[6] & 0x0F) | 0x40;
-    b[8] = (b[8] & 0x3F) | 0x80;
-    let mut i = 0;
-    for (n, byte) in b.iter().enumerate() {
-        if matches!(n, 4 | 6 | 8 | 10) {
-            out[i] = b'-';
-            i += 1;
-        }
-        out[i] = HEX[usize::from(byte >> 4)];
-        out[i + 1] = HEX[usize::from(byte & 0xF)];
-        i += 2;
-    }
-}
-
 /// The head shared by the frames of a message from `from` carrying `data` to
 /// `recipients` sockets, when there is more than one to share it.
 pub(super) fn shared_head(recipients: usize, from: &str, data: &[u8]) -> Option<SharedHead> {
@@ -157,7 +136,7 @@ impl HubState {
             let id = match id {
                 Some(id) => id.into(),
                 None => {
-                    fresh_id(&mut self.rng, &mut idbuf);
+                    self.rng.uuid_into(&mut idbuf);
                     id_str(&idbuf).into()
                 }
             };
