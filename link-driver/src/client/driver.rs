@@ -243,7 +243,7 @@ impl SharedCore {
             timeout,
             reply,
         } = call;
-        match conn.rpc(now(), &to, &rpc_type, data, timeout) {
+        match conn.rpc(now(), to, rpc_type, data, timeout) {
             Ok(id) => self.calls().insert(id, token, reply),
             Err(e) => {
                 let _ = reply.send(Err(e));

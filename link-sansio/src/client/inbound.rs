@@ -288,7 +288,7 @@ impl Connection {
             }))),
         };
         let took = now.instant.saturating_duration_since(call.started);
-        self.complete(id, &call.to, &call.rpc_type, took, outcome);
+        self.complete(id, call.to, call.rpc_type, took, outcome);
     }
 
     pub(super) fn on_rpc_cancel(&mut self, target: &JsString, from: Option<JsString>) {

@@ -297,7 +297,7 @@ impl Connection {
                 stopped,
             };
             let took = now.instant.saturating_duration_since(call.started);
-            self.complete(id, &call.to, &call.rpc_type, took, Err(err));
+            self.complete(id, call.to, call.rpc_type, took, Err(err));
         }
     }
 
@@ -312,18 +312,20 @@ impl Connection {
         }
     }
 
+    /// Reports call `id` settled; `to` and `rpc_type` move into the event (the call's
+    /// own copies, once it is out of the table).
     pub(super) fn complete(
         &mut self,
         id: RpcId,
-        to: &str,
-        rpc_type: &str,
+        to: String,
+        rpc_type: String,
         duration: Duration,
         outcome: Result<Option<Value>, RpcError>,
     ) {
         self.emit(ClientEvent::RpcComplete(RpcComplete {
             id,
-            to: to.to_owned(),
-            rpc_type: rpc_type.to_owned(),
+            to,
+            rpc_type,
             outcome,
             duration,
         }));
@@ -383,7 +385,7 @@ impl Connection {
             timeout: call.timeout,
         };
         let took = now.instant.saturating_duration_since(call.started);
-        self.complete(id, &call.to, &call.rpc_type, took, Err(err));
+        self.complete(id, call.to, call.rpc_type, took, Err(err));
     }
 
     pub(super) fn hello_diagnostic(&mut self) {

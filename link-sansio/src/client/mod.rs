@@ -316,12 +316,14 @@ impl Connection {
     pub fn rpc(
         &mut self,
         now: Now,
-        to: &str,
-        rpc_type: &str,
+        to: impl Into<String>,
+        rpc_type: impl Into<String>,
         data: Option<Value>,
         timeout: Option<Duration>,
     ) -> Result<RpcId, RpcError> {
         self.last = Some(now.instant);
+        // Owned from here on: the names go into the pending call, then its event.
+        let (to, rpc_type): (String, String) = (to.into(), rpc_type.into());
         if to.is_empty() {
             return Err(RpcError::InvalidArgument(
                 "\"to\" must be a non-empty string",
@@ -338,28 +340,33 @@ impl Connection {
         let id = self.pending.allocate();
         if !self.writable() {
             let err = RpcError::NotReady {
-                to: to.to_owned(),
-                rpc_type: rpc_type.to_owned(),
+                to: to.clone(),
+                rpc_type: rpc_type.clone(),
             };
             self.complete(id, to, rpc_type, Duration::ZERO, Err(err.clone()));
             return Err(err);
         }
         let wire_id = JsString::from(self.rng.uuid());
         let timeout = timeout.unwrap_or(self.config.default_rpc_timeout);
-        self.pending
-            .insert(id, wire_id.clone(), to, rpc_type, now.instant, timeout);
-        let message = Message::RpcRequest(RpcRequest::new(rpc_type, data));
+        let message = Message::RpcRequest(RpcRequest::new(&rpc_type, data));
         let item = Item::new(
-            wire_id,
+            wire_id.clone(),
             types::RPC_REQUEST,
-            Some(to.into()),
+            Some(to.as_str().into()),
             payload(&message),
         );
+        self.pending
+            .insert(id, wire_id, to, rpc_type, now.instant, timeout);
         if self.enqueue_or_send(now, item).is_err() {
-            self.pending.remove(id);
+            // Just inserted, so always there; the names come back out of it.
+            let (to, rpc_type) = self
+                .pending
+                .remove(id)
+                .map(|call| (call.to, call.rpc_type))
+                .unwrap_or_default();
             let err = RpcError::Backpressure {
-                to: to.to_owned(),
-                rpc_type: rpc_type.to_owned(),
+                to: to.clone(),
+                rpc_type: rpc_type.clone(),
                 max_outbox_bytes: self.config.max_outbox_bytes,
             };
             self.complete(id, to, rpc_type, Duration::ZERO, Err(err.clone()));
@@ -382,7 +389,7 @@ impl Connection {
             rpc_type: call.rpc_type.clone(),
         };
         let took = now.instant.saturating_duration_since(call.started);
-        self.complete(id, &call.to, &call.rpc_type, took, Err(err));
+        self.complete(id, call.to, call.rpc_type, took, Err(err));
     }
 
     /// Answers an inbound request. Suppressed if the caller cancelled or the

@@ -91,8 +91,8 @@ impl Pending {
         &mut self,
         id: RpcId,
         wire_id: JsString,
-        to: &str,
-        rpc_type: &str,
+        to: String,
+        rpc_type: String,
         now: Instant,
         timeout: Duration,
     ) {
@@ -113,8 +113,8 @@ impl Pending {
             id,
             Call {
                 wire_id,
-                to: to.to_owned(),
-                rpc_type: rpc_type.to_owned(),
+                to,
+                rpc_type,
                 started: now,
                 timeout,
             },
@@ -362,9 +362,23 @@ mod tests {
         let a = p.allocate();
         let b = p.allocate();
         let c = p.allocate();
-        p.insert(a, "a".into(), "w", "x", t0, Duration::from_millis(50));
-        p.insert(b, "b".into(), "w", "x", t0, Duration::from_millis(10));
-        p.insert(c, "c".into(), "w", "x", t0, Duration::ZERO);
+        p.insert(
+            a,
+            "a".into(),
+            "w".into(),
+            "x".into(),
+            t0,
+            Duration::from_millis(50),
+        );
+        p.insert(
+            b,
+            "b".into(),
+            "w".into(),
+            "x".into(),
+            t0,
+            Duration::from_millis(10),
+        );
+        p.insert(c, "c".into(), "w".into(), "x".into(), t0, Duration::ZERO);
         assert_eq!(p.next_deadline(), Some(t0 + Duration::from_millis(10)));
         assert_eq!(p.expired(t0 + Duration::from_millis(9)), None);
         assert_eq!(p.expired(t0 + Duration::from_millis(10)), Some(b));
@@ -395,8 +409,8 @@ mod tests {
             p.insert(
                 id,
                 format!("id-{i}").as_str().into(),
-                "w",
-                "x",
+                "w".into(),
+                "x".into(),
                 now,
                 Duration::from_millis(ms),
             );
@@ -444,7 +458,14 @@ mod tests {
                 rng.uuid()
             };
             let id = p.allocate();
-            p.insert(id, wire.as_str().into(), "w", "x", t0, Duration::ZERO);
+            p.insert(
+                id,
+                wire.as_str().into(),
+                "w".into(),
+                "x".into(),
+                t0,
+                Duration::ZERO,
+            );
             inbound.insert(wire.as_str().into(), None, "x".into());
             ids.push((id, wire));
         }
