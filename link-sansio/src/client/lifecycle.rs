@@ -345,6 +345,9 @@ impl Connection {
         }
         if self.timers.keepalive.is_some_and(|d| d <= t) {
             self.timers.keepalive = None;
+            // On this slow tick, the RPC tables give back what a burst left behind.
+            self.pending.trim();
+            self.inbound.trim();
             self.keepalive(now);
         }
         if self.timers.status.is_some_and(|d| d <= t) {

@@ -5,6 +5,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::fmt;
+use std::hash::{BuildHasher, Hash};
 use std::time::{Duration, Instant};
 
 use super::error::HandlerError;
@@ -69,6 +70,19 @@ pub(crate) struct Pending {
 /// Entries of ended calls the deadline heap may hold beyond twice the live ones.
 const STALE_DEADLINES: usize = 64;
 
+/// Capacity a table keeps whatever it holds. Above it, [`Pending::trim`] and
+/// [`Inbound::trim`] give back most of a table that holds less than an eighth of its
+/// capacity.
+const KEPT_CAPACITY: usize = 1024;
+
+/// Gives back the memory of a table that a burst grew, once it holds less than an
+/// eighth of its capacity, keeping room for twice what it holds.
+fn shrink<K: Eq + Hash, V, S: BuildHasher>(map: &mut HashMap<K, V, S>) {
+    if map.capacity() > KEPT_CAPACITY && map.len() * 8 < map.capacity() {
+        map.shrink_to((map.len() * 2).max(KEPT_CAPACITY));
+    }
+}
+
 impl Pending {
     /// An empty table; `hasher` keys the lookup by response id (peer-chosen bytes).
     pub fn new(hasher: SeededState) -> Self {
@@ -101,11 +115,7 @@ impl Pending {
             .then(|| now.checked_add(timeout))
             .flatten();
         if let Some(d) = deadline {
-            if self.deadlines.len() >= 2 * self.calls.len() + STALE_DEADLINES {
-                let calls = &self.calls;
-                self.deadlines
-                    .retain(|Reverse((_, id))| calls.contains_key(id));
-            }
+            self.drop_stale_deadlines();
             self.deadlines.push(Reverse((d, id)));
         }
         self.by_wire.insert(IdKey::of(&wire_id), id);
@@ -137,7 +147,32 @@ impl Pending {
         {
             self.deadlines.pop();
         }
+        self.drop_stale_deadlines();
         Some(call)
+    }
+
+    /// Gives back the memory a burst of calls left behind. Called on a slow timer
+    /// (the keepalive), not per call: a client making bursts back to back keeps its
+    /// tables rather than regrowing them each time.
+    pub fn trim(&mut self) {
+        shrink(&mut self.calls);
+        shrink(&mut self.by_wire);
+        if self.deadlines.capacity() > KEPT_CAPACITY
+            && self.deadlines.len() * 8 < self.deadlines.capacity()
+        {
+            self.deadlines
+                .shrink_to((self.deadlines.len() * 2).max(KEPT_CAPACITY));
+        }
+    }
+
+    /// Rebuilds the deadline heap from the live calls once ended ones would outnumber
+    /// them: each rebuild follows at least as many endings as it keeps entries.
+    fn drop_stale_deadlines(&mut self) {
+        if self.deadlines.len() >= 2 * self.calls.len() + STALE_DEADLINES {
+            let calls = &self.calls;
+            self.deadlines
+                .retain(|Reverse((_, id))| calls.contains_key(id));
+        }
     }
 
     /// The earliest deadline.
@@ -156,8 +191,11 @@ impl Pending {
     /// Takes every call, oldest first.
     pub fn take_all(&mut self) -> Vec<(RpcId, Call)> {
         self.by_wire.clear();
+        self.by_wire.shrink_to(KEPT_CAPACITY);
         self.deadlines.clear();
+        self.deadlines.shrink_to(KEPT_CAPACITY);
         let mut calls: Vec<_> = self.calls.drain().collect();
+        self.calls.shrink_to(KEPT_CAPACITY);
         calls.sort_unstable_by_key(|(id, _)| *id);
         calls
     }
@@ -242,6 +280,12 @@ impl Inbound {
             self.by_wire.remove(&key);
         }
         Some(r)
+    }
+
+    /// [`Pending::trim`] for the requests table.
+    pub fn trim(&mut self) {
+        shrink(&mut self.requests);
+        shrink(&mut self.by_wire);
     }
 
     /// Marks every live request aborted, returning those newly aborted, oldest first.
@@ -438,6 +482,75 @@ mod tests {
         }
         assert_eq!(expired, due);
         assert!(p.is_empty() && p.next_deadline().is_none());
+    }
+
+    /// A burst of calls or requests leaves no lasting memory behind once it has
+    /// ended: trimmed (as every keepalive tick does), the tables give back what they
+    /// no longer need, and still find the calls that remain.
+    #[test]
+    #[allow(clippy::disallowed_methods)] // a base for simulated time
+    fn tables_give_memory_back_after_a_burst() {
+        let t0 = Instant::now();
+        let mut p = Pending::new(SeededState::new(7));
+        let mut inbound = Inbound::new(SeededState::new(8));
+        let mut rng = crate::seeded::Rng::new(9);
+        let mut calls = Vec::new();
+        let mut requests = Vec::new();
+        for _ in 0..20_000 {
+            let id = p.allocate();
+            let wire = rng.uuid();
+            let timeout = Duration::from_secs(30);
+            p.insert(
+                id,
+                wire.as_str().into(),
+                "w".into(),
+                "x".into(),
+                t0,
+                timeout,
+            );
+            calls.push((id, wire.clone()));
+            requests.push((inbound.insert(wire.as_str().into(), None, "x".into()), wire));
+        }
+        let burst = (
+            p.calls.capacity(),
+            p.by_wire.capacity(),
+            p.deadlines.capacity(),
+        );
+        assert!(burst.0 >= 20_000 && burst.1 >= 20_000 && burst.2 >= 20_000);
+        // All but ten end, in an order unrelated to their deadlines.
+        for (id, _) in calls.iter().skip(10).rev() {
+            assert!(p.remove(*id).is_some());
+        }
+        for (id, _) in requests.iter().skip(10) {
+            assert!(inbound.remove(*id).is_some());
+        }
+        // Ended calls leave no entries behind in the deadline heap even before a trim.
+        assert!(p.deadlines.len() <= 2 * p.len() + STALE_DEADLINES);
+        p.trim();
+        inbound.trim();
+        let kept = 2 * KEPT_CAPACITY;
+        assert!(p.calls.capacity() <= kept, "{}", p.calls.capacity());
+        assert!(p.by_wire.capacity() <= kept, "{}", p.by_wire.capacity());
+        assert!(p.deadlines.capacity() <= kept, "{}", p.deadlines.capacity());
+        assert!(inbound.requests.capacity() <= kept);
+        assert!(inbound.by_wire.capacity() <= kept);
+        for (id, wire) in &calls[..10] {
+            assert_eq!(
+                p.find(&wire.as_str().into()).map(|(found, _)| found),
+                Some(*id)
+            );
+        }
+        for (id, wire) in &requests[..10] {
+            assert_eq!(
+                inbound
+                    .find_mut(&wire.as_str().into())
+                    .map(|(found, _)| found),
+                Some(*id)
+            );
+        }
+        assert_eq!(p.next_deadline(), Some(t0 + Duration::from_secs(30)));
+        assert_eq!(p.take_all().len(), 10);
+        assert!(p.calls.capacity() <= kept && p.deadlines.capacity() <= kept);
     }
 
     /// Calls failed at a disconnect and requests aborted by one come out oldest
