@@ -75,11 +75,16 @@ const STALE_DEADLINES: usize = 64;
 /// capacity.
 const KEPT_CAPACITY: usize = 1024;
 
-/// Gives back the memory of a table that a burst grew, once it holds less than an
-/// eighth of its capacity, keeping room for twice what it holds.
+/// The capacity a table that a burst grew should shrink to: once it holds less than
+/// an eighth of its capacity, room for twice what it holds.
+fn shrunk_capacity(len: usize, capacity: usize) -> Option<usize> {
+    (capacity > KEPT_CAPACITY && len * 8 < capacity).then(|| (len * 2).max(KEPT_CAPACITY))
+}
+
+/// Gives back the memory of a map that a burst grew (see [`shrunk_capacity`]).
 fn shrink<K: Eq + Hash, V, S: BuildHasher>(map: &mut HashMap<K, V, S>) {
-    if map.capacity() > KEPT_CAPACITY && map.len() * 8 < map.capacity() {
-        map.shrink_to((map.len() * 2).max(KEPT_CAPACITY));
+    if let Some(capacity) = shrunk_capacity(map.len(), map.capacity()) {
+        map.shrink_to(capacity);
     }
 }
 
@@ -157,11 +162,8 @@ impl Pending {
     pub fn trim(&mut self) {
         shrink(&mut self.calls);
         shrink(&mut self.by_wire);
-        if self.deadlines.capacity() > KEPT_CAPACITY
-            && self.deadlines.len() * 8 < self.deadlines.capacity()
-        {
-            self.deadlines
-                .shrink_to((self.deadlines.len() * 2).max(KEPT_CAPACITY));
+        if let Some(capacity) = shrunk_capacity(self.deadlines.len(), self.deadlines.capacity()) {
+            self.deadlines.shrink_to(capacity);
         }
     }
 
