@@ -362,6 +362,13 @@ pub(crate) fn response_body(
 mod tests {
     use super::*;
 
+    /// A call to `w` of type `x` with wire id `wire`, made at `now`.
+    fn call(p: &mut Pending, wire: &str, now: Instant, timeout: Duration) -> RpcId {
+        let id = p.allocate();
+        p.insert(id, wire.into(), "w".into(), "x".into(), now, timeout);
+        id
+    }
+
     fn text(r: &RpcResponse) -> String {
         String::from_utf8_lossy(&r.data.as_ref().map(Value::to_canonical).unwrap_or_default())
             .into_owned()
@@ -405,26 +412,9 @@ mod tests {
     fn pending_deadlines_come_out_in_order() {
         let t0 = Instant::now();
         let mut p = Pending::new(SeededState::new(1));
-        let a = p.allocate();
-        let b = p.allocate();
-        let c = p.allocate();
-        p.insert(
-            a,
-            "a".into(),
-            "w".into(),
-            "x".into(),
-            t0,
-            Duration::from_millis(50),
-        );
-        p.insert(
-            b,
-            "b".into(),
-            "w".into(),
-            "x".into(),
-            t0,
-            Duration::from_millis(10),
-        );
-        p.insert(c, "c".into(), "w".into(), "x".into(), t0, Duration::ZERO);
+        let a = call(&mut p, "a", t0, Duration::from_millis(50));
+        let b = call(&mut p, "b", t0, Duration::from_millis(10));
+        call(&mut p, "c", t0, Duration::ZERO);
         assert_eq!(p.next_deadline(), Some(t0 + Duration::from_millis(10)));
         assert_eq!(p.expired(t0 + Duration::from_millis(9)), None);
         assert_eq!(p.expired(t0 + Duration::from_millis(10)), Some(b));
@@ -444,7 +434,6 @@ mod tests {
         let mut rng = crate::seeded::Rng::new(6);
         let mut live = std::collections::BTreeMap::new();
         for i in 0..5000u64 {
-            let id = p.allocate();
             // Mostly one default timeout, now and then a shorter or longer one.
             let ms = match rng.next_u64() % 10 {
                 0 => 5 + rng.next_u64() % 50,
@@ -452,14 +441,7 @@ mod tests {
                 _ => 1000,
             };
             let now = t0 + Duration::from_millis(i);
-            p.insert(
-                id,
-                format!("id-{i}").as_str().into(),
-                "w".into(),
-                "x".into(),
-                now,
-                Duration::from_millis(ms),
-            );
+            let id = call(&mut p, &format!("id-{i}"), now, Duration::from_millis(ms));
             live.insert(id, now + Duration::from_millis(ms));
             // Most calls end soon, in no particular order.
             if !rng.next_u64().is_multiple_of(4) {
@@ -499,17 +481,8 @@ mod tests {
         let mut calls = Vec::new();
         let mut requests = Vec::new();
         for _ in 0..20_000 {
-            let id = p.allocate();
             let wire = rng.uuid();
-            let timeout = Duration::from_secs(30);
-            p.insert(
-                id,
-                wire.as_str().into(),
-                "w".into(),
-                "x".into(),
-                t0,
-                timeout,
-            );
+            let id = call(&mut p, &wire, t0, Duration::from_secs(30));
             calls.push((id, wire.clone()));
             requests.push((inbound.insert(wire.as_str().into(), None, "x".into()), wire));
         }
@@ -572,15 +545,7 @@ mod tests {
             } else {
                 rng.uuid()
             };
-            let id = p.allocate();
-            p.insert(
-                id,
-                wire.as_str().into(),
-                "w".into(),
-                "x".into(),
-                t0,
-                Duration::ZERO,
-            );
+            let id = call(&mut p, &wire, t0, Duration::ZERO);
             inbound.insert(wire.as_str().into(), None, "x".into());
             ids.push((id, wire));
         }
