@@ -81,7 +81,8 @@ static QUICK: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new
 static ROUNDS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(3);
 
 /// `--only <workload>[,<workload>...]` runs those link workloads alone, in their usual
-/// order (for a profiler), nothing else.
+/// order (for a profiler or an A/B of two builds), nothing else: one round, or
+/// `--rounds N`.
 static ONLY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
 fn wanted(workload: &str) -> bool {
@@ -107,15 +108,16 @@ fn main() {
         QUICK.store(true, Ordering::Relaxed);
         ROUNDS.store(1, Ordering::Relaxed);
     }
-    if let Some(i) = args.iter().position(|a| a == "--rounds")
-        && let Some(n) = args.get(i + 1).and_then(|n| n.parse::<usize>().ok())
-    {
-        ROUNDS.store(n.max(1), Ordering::Relaxed);
-    }
     if let Some(i) = args.iter().position(|a| a == "--only")
         && let Some(w) = args.get(i + 1)
     {
         let _ = ONLY.set(w.clone());
+        ROUNDS.store(1, Ordering::Relaxed);
+    }
+    if let Some(i) = args.iter().position(|a| a == "--rounds")
+        && let Some(n) = args.get(i + 1).and_then(|n| n.parse::<usize>().ok())
+    {
+        ROUNDS.store(n.max(1), Ordering::Relaxed);
     }
     raise_open_file_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -1110,10 +1112,13 @@ async fn run() -> BenchResult<()> {
         }
         links.push(link_workloads().await?);
         if ONLY.get().is_some() {
-            return Ok(());
+            continue;
         }
         println!("-- round {round} of {rounds}: raw relay");
         raws.push(raw_workloads().await?);
+    }
+    if ONLY.get().is_some() {
+        return Ok(());
     }
     let (link, raw) = (median_figures(&links)?, median_figures(&raws)?);
     println!("-- idle connections");
