@@ -1,6 +1,7 @@
 //! Micro-benchmarks of the per-frame wire work, on a ~300-byte `rpc.request`
 //! envelope: decode + verify (what every inbound frame costs) and encode + sign (what
-//! every outbound frame costs). Divan prints the time per operation.
+//! every outbound frame costs), and the replay check that follows a verify. Divan
+//! prints the time per operation.
 //!
 //! The `serde_payload` group compares serde payload conversions, old route and new.
 //!
@@ -239,4 +240,41 @@ mod serde_payload {
             wire::from_value::<serde_json::Value>(Some(black_box(&v))).expect("decodes")
         });
     }
+}
+
+/// One sender's replay check in steady state: the cache is full (10,000 ids by
+/// default), so every fresh id evicts the oldest.
+#[divan::bench]
+fn replay_check_full_cache(bencher: Bencher<'_, '_>) {
+    use link_sansio::wire::replay::ReplayGuard;
+    let limits = Limits::default();
+    let ids: Vec<wire::JsString> = (0..4 * limits.max_recent_ids as u64)
+        .map(|i| {
+            let h = i.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            wire::JsString::from(format!(
+                "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+                h >> 32,
+                (h >> 16) & 0xffff,
+                h & 0xfff,
+                i & 0xfff,
+                i
+            ))
+        })
+        .collect();
+    let mut guard = ReplayGuard::new(&limits, link_sansio::seeded::SeededState::new(7));
+    let msg_type = Some(wire::JsString::from("rpc.request"));
+    let now = 1_795_391_149_808.0;
+    let mut next = 0usize;
+    for id in &ids[..limits.max_recent_ids] {
+        guard
+            .check("caller", id, now, msg_type.as_ref(), now)
+            .expect("fresh");
+        next += 1;
+    }
+    bencher.bench_local(|| {
+        let id = &ids[next % ids.len()];
+        next += 1;
+        // Wrapping around repeats ids that were evicted long ago: still fresh.
+        guard.check("caller", black_box(id), now, msg_type.as_ref(), now)
+    });
 }
