@@ -355,15 +355,9 @@ impl Connection {
             Some(to.as_str().into()),
             payload(&message),
         );
-        self.pending
-            .insert(id, wire_id, to, rpc_type, now.instant, timeout);
+        // Sending reads nothing of the pending calls: the call is recorded once its
+        // request is out or queued, and a refused one never enters the table.
         if self.enqueue_or_send(now, item).is_err() {
-            // Just inserted, so always there; the names come back out of it.
-            let (to, rpc_type) = self
-                .pending
-                .remove(id)
-                .map(|call| (call.to, call.rpc_type))
-                .unwrap_or_default();
             let err = RpcError::Backpressure {
                 to: to.clone(),
                 rpc_type: rpc_type.clone(),
@@ -372,6 +366,8 @@ impl Connection {
             self.complete(id, to, rpc_type, Duration::ZERO, Err(err.clone()));
             return Err(err);
         }
+        self.pending
+            .insert(id, wire_id, to, rpc_type, now.instant, timeout);
         Ok(id)
     }
 
