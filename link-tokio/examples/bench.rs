@@ -17,9 +17,10 @@
 //! - `idle_bytes_per_conn`: hub RSS growth per idle WebSocket connection, 10,000 of them.
 //!
 //! Throughput workloads measure a steady state: each first runs unmeasured (a fifth of
-//! its count for one-way workloads, one whole batch for concurrent RPCs), which fills
-//! the replay caches, queues and allocator pools that a long-running hub fills once.
-//! The raw relay is warmed up the same way.
+//! its count for one-way workloads but at least 10,000 messages, the replay caches'
+//! size; one whole batch for concurrent RPCs), which fills the replay caches, queues
+//! and allocator pools that a long-running hub and its clients fill once. The raw
+//! relay is warmed up the same way.
 //!
 //! The raw relay forwards frames between WebSockets by a route fixed at connect time
 //! (`/name/peer/other`, `/name/topic/t`, `/name/sub/t`): no JSON, no HMAC. Its
@@ -34,6 +35,10 @@
 //! link and the raw relay take turns for `--rounds N` rounds (3 by default), and each
 //! figure is the median of its rounds. Output ends with one line per workload:
 //! `result <workload> <link> <raw> <unit>`.
+//!
+//! Options: `--rounds N`; `--only W[,W...]` runs those link workloads alone (for a
+//! profiler, or an A/B of two builds); `--quick` divides every count by 20 (a smoke
+//! test of the program, not a measurement); `--help`.
 
 // Both the hub child and the relay child are this binary: the same allocator for both.
 #[cfg(feature = "mimalloc")]
@@ -64,8 +69,25 @@ const RPC_SEQ: usize = 5_000;
 const RPC_WARMUP: usize = 500;
 const RPC_CONCURRENT: usize = 20_000;
 const ONE_WAY: usize = 50_000;
-const FANOUT_DELIVERIES: usize = 200_000;
+/// Deliveries measured per fan-out workload: enough for a steady state (about a
+/// second at link's rate here).
+const FANOUT_DELIVERIES: usize = 500_000;
 const IDLE_CONNS: usize = 10_000;
+/// The replay caches' size (`max_recent_ids`, the reference's default on both ends): a
+/// one-way workload's warm-up sends at least this many messages, so that its measured
+/// part finds every cache full, as in a long-running deployment.
+const REPLAY_IDS: usize = 10_000;
+/// The workloads, in the order they run.
+const WORKLOADS: [&str; 6] = [
+    "rpc_seq",
+    "rpc_concurrent",
+    "send",
+    "publish",
+    "fanout_10",
+    "fanout_100",
+];
+const USAGE: &str = "usage: bench [--rounds N] [--only WORKLOAD[,WORKLOAD...]] [--quick]
+workloads: rpc_seq rpc_concurrent send publish fanout_10 fanout_100";
 /// Messages in flight (sent, not yet received) in one-way workloads.
 const WINDOW: u64 = 8_192;
 /// No workload may take longer than this.
@@ -99,25 +121,18 @@ fn scaled(full: usize) -> usize {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if args.get(1).map(String::as_str) == Some("--serve") {
-        serve(args.get(2).map(String::as_str).unwrap_or("link"));
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--serve") {
+        serve(args.get(1).map(String::as_str).unwrap_or("link"));
         return;
     }
-    if args.iter().any(|a| a == "--quick") {
-        QUICK.store(true, Ordering::Relaxed);
-        ROUNDS.store(1, Ordering::Relaxed);
-    }
-    if let Some(i) = args.iter().position(|a| a == "--only")
-        && let Some(w) = args.get(i + 1)
-    {
-        let _ = ONLY.set(w.clone());
-        ROUNDS.store(1, Ordering::Relaxed);
-    }
-    if let Some(i) = args.iter().position(|a| a == "--rounds")
-        && let Some(n) = args.get(i + 1).and_then(|n| n.parse::<usize>().ok())
-    {
-        ROUNDS.store(n.max(1), Ordering::Relaxed);
+    if let Err(e) = parse_args(&args) {
+        if e.is_empty() {
+            println!("{USAGE}");
+            return;
+        }
+        eprintln!("bench: {e}\n{USAGE}");
+        std::process::exit(2);
     }
     raise_open_file_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -128,6 +143,42 @@ fn main() {
         eprintln!("bench: {e}");
         std::process::exit(1);
     }
+}
+
+/// Applies the command line's options; `Err("")` for `--help`.
+fn parse_args(args: &[String]) -> Result<(), String> {
+    let mut rounds = None;
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--help" | "-h" => return Err(String::new()),
+            "--quick" => {
+                QUICK.store(true, Ordering::Relaxed);
+                ROUNDS.store(1, Ordering::Relaxed);
+            }
+            "--only" => {
+                let list = args.next().ok_or("--only needs a workload list")?;
+                if let Some(w) = list.split(',').find(|w| !WORKLOADS.contains(w)) {
+                    return Err(format!("no workload {w:?}"));
+                }
+                let _ = ONLY.set(list.clone());
+                ROUNDS.store(1, Ordering::Relaxed);
+            }
+            "--rounds" => {
+                let n = args
+                    .next()
+                    .and_then(|n| n.parse::<usize>().ok())
+                    .filter(|n| *n > 0)
+                    .ok_or("--rounds needs a positive number")?;
+                rounds = Some(n);
+            }
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    if let Some(n) = rounds {
+        ROUNDS.store(n, Ordering::Relaxed);
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------- child processes
@@ -519,12 +570,13 @@ where
 }
 
 /// Messages sent (and delivered) before a one-way workload is measured, as a share of
-/// its count: the first messages grow the replay caches, queues and allocator pools
-/// to their steady size, which a long-running hub does once, not per message.
+/// its count (and at least [`REPLAY_IDS`]): the first messages grow the replay caches,
+/// queues and allocator pools to their steady size, which a long-running hub does
+/// once, not per message.
 const WARMUP_DIVISOR: u64 = 5;
 
 /// Send `count` messages with `send_one` after an unmeasured warm-up of
-/// `count / WARMUP_DIVISOR`, keeping at most `WINDOW` undelivered (deliveries counted
+/// `count / WARMUP_DIVISOR` (at least [`REPLAY_IDS`]), keeping at most `WINDOW` undelivered (deliveries counted
 /// by `counter`, `fanout` per message) and up to `PIPELINE` sends in progress. Returns
 /// msgs (deliveries) per second and the CPU per delivery of the measured part.
 async fn windowed<F, Fut>(
@@ -538,7 +590,7 @@ where
     F: FnMut(u64) -> Fut,
     Fut: std::future::Future<Output = BenchResult<()>>,
 {
-    let warmup = count / WARMUP_DIVISOR;
+    let warmup = (count / WARMUP_DIVISOR).max(scaled(REPLAY_IDS) as u64);
     stream(0..warmup, fanout, counter, &mut send_one).await?;
     let cpu = CpuMeter::start(server);
     let start = Instant::now();
