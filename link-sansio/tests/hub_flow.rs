@@ -236,6 +236,104 @@ fn a_denied_rpc_gets_rpc_forbidden_and_an_acl_denied_event() {
 }
 
 #[test]
+fn an_rpc_allowed_after_its_caller_left_or_was_replaced_is_dropped_as_stale() {
+    let mut h = Hub::config(|c| c.acl.rpc = true);
+    h.hub.register_server_rpc("work");
+    h.connect(1, "alpha");
+    h.connect(2, "beta");
+    // To a peer, then the caller's socket closes before `canRpc` answers.
+    h.send(
+        1,
+        "rpc.request",
+        Some("beta"),
+        Some(json!({"rpcType": "add"})),
+    );
+    // To the server (an application handler), likewise.
+    h.send(
+        1,
+        "rpc.request",
+        Some("server"),
+        Some(json!({"rpcType": "work"})),
+    );
+    let checks = acl_checks(&mut h);
+    assert_eq!(checks.len(), 2);
+    h.close_from_client(1, 1000);
+    h.take();
+    for check in &checks {
+        h.input(Input::AclDecided {
+            check: check.check,
+            decision: AclDecision::Allow,
+        });
+    }
+    let out = h.take();
+    assert!(
+        !out.iter().any(|o| matches!(o, Output::ServerRpc(_))),
+        "a server RPC for a caller that left: {out:?}"
+    );
+    assert!(
+        !out.iter().any(|o| matches!(o, Output::Transmit { .. })),
+        "forwarded for a caller that left: {out:?}"
+    );
+    let stale = out
+        .iter()
+        .filter(|o| {
+            matches!(o, Output::Event(HubEvent::ProtocolError { reason, msg_type: Some(t), .. })
+            if reason.as_str() == "stale-socket" && t == "rpc.request")
+        })
+        .count();
+    assert_eq!(stale, 2, "each dropped request is reported once");
+
+    // The caller's kind connects again on a new socket while its old request waits:
+    // the answer is still for the old socket, and the new one never asked.
+    h.connect(3, "alpha");
+    h.send(
+        3,
+        "rpc.request",
+        Some("beta"),
+        Some(json!({"rpcType": "add"})),
+    );
+    let check = acl_checks(&mut h)[0].check;
+    h.connect(4, "alpha");
+    h.take();
+    h.input(Input::AclDecided {
+        check,
+        decision: AclDecision::Allow,
+    });
+    let out = h.take();
+    assert!(
+        !out.iter().any(|o| matches!(o, Output::Transmit { .. })),
+        "forwarded for a replaced caller: {out:?}"
+    );
+    assert!(out.iter().any(
+        |o| matches!(o, Output::Event(HubEvent::ProtocolError { reason, .. })
+        if reason.as_str() == "stale-socket")
+    ));
+
+    // A denial for a caller that left is still reported, with nothing written.
+    h.send(
+        4,
+        "rpc.request",
+        Some("beta"),
+        Some(json!({"rpcType": "add"})),
+    );
+    let check = acl_checks(&mut h)[0].check;
+    h.close_from_client(4, 1000);
+    h.take();
+    h.input(Input::AclDecided {
+        check,
+        decision: AclDecision::Deny {
+            code: None,
+            message: None,
+        },
+    });
+    assert!(
+        !h.take()
+            .iter()
+            .any(|o| matches!(o, Output::Transmit { .. }))
+    );
+}
+
+#[test]
 fn gated_messages_of_one_socket_wait_in_arrival_order_and_denials_are_silent() {
     let mut h = Hub::config(|c| {
         c.acl.publish = true;

@@ -279,6 +279,9 @@ impl<R: Runtime> HubOptions<R> {
     }
 
     /// `canRpc`: an async check for every RPC (also `to: "server"`). A panic denies.
+    /// A call allowed after its caller's socket closed or was replaced is dropped
+    /// (a `stale-socket` protocol error), neither forwarded nor run: no one could
+    /// take its answer.
     pub fn can_rpc<A: AclAnswer, F, Fut>(mut self, f: F) -> Self
     where
         F: Fn(RpcCheck) -> Fut + Send + Sync + 'static,

@@ -406,10 +406,13 @@ impl World {
                 // Frames still in flight on a socket the hub has just replaced or
                 // closed arrive after the fact; the hub drops them.
                 let closing = link.is_some_and(|l| l.replaced || l.hub_closing);
+                // An RPC that `canRpc` allowed after its caller's socket closed.
+                let gone_caller =
+                    link.is_some_and(|l| l.hub_gone) && msg_type.as_deref() == Some("rpc.request");
                 let bad_key = c.is_some_and(|c| self.peers[c].bad_key);
                 let fine = match reason {
                     DropReason::ReplayWindow => beyond,
-                    DropReason::StaleSocket => closing,
+                    DropReason::StaleSocket => closing || gone_caller,
                     DropReason::BadSignature => bad_key,
                     _ => false,
                 };
