@@ -119,6 +119,12 @@ pub struct Scenario {
     pub sabotage: Sabotage,
 }
 
+/// Clock jumps per run, at most.
+const MAX_CLOCK_JUMPS: u64 = 2;
+/// How far one clock jump moves a clock, at most, either way. A jump of the hub's
+/// clock moves every peer's skew.
+const MAX_CLOCK_JUMP_MS: u64 = 40_000;
+
 /// Uniform draw in `lo..=hi`.
 pub(crate) fn between(rng: &mut Rng, lo: u64, hi: u64) -> u64 {
     if hi <= lo {
@@ -161,8 +167,10 @@ impl Scenario {
         let skew_ms = (0..clients + 1)
             .map(|_| {
                 if chance(r, 0.04) {
-                    // Beyond the replay window: this peer can never be heard.
-                    let s = between(r, replay_window_ms + 60_000, replay_window_ms * 3) as i64;
+                    // Beyond the replay window: this peer can never be heard, not even
+                    // after every clock jump has moved it the other way.
+                    let lo = replay_window_ms + MAX_CLOCK_JUMPS * MAX_CLOCK_JUMP_MS + 20_000;
+                    let s = between(r, lo, replay_window_ms * 3) as i64;
                     if chance(r, 0.5) { s } else { -s }
                 } else if chance(r, 0.3) {
                     between(r, 0, 120_000) as i64 - 60_000
@@ -217,11 +225,12 @@ impl Scenario {
             } else {
                 1024
             },
-            clock_jumps: (0..between(r, 0, 2))
+            clock_jumps: (0..between(r, 0, MAX_CLOCK_JUMPS))
                 .map(|_| {
                     let who = between(r, 0, clients as u64);
                     let who = (who < clients as u64).then_some(who as usize);
-                    let jump = between(r, 0, 80_000) as i64 - 40_000;
+                    let jump =
+                        between(r, 0, 2 * MAX_CLOCK_JUMP_MS) as i64 - MAX_CLOCK_JUMP_MS as i64;
                     (between(r, 100, chaos_ms), who, jump)
                 })
                 .collect(),
