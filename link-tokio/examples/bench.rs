@@ -86,8 +86,6 @@ const WORKLOADS: [&str; 6] = [
     "fanout_10",
     "fanout_100",
 ];
-const USAGE: &str = "usage: bench [--rounds N] [--only WORKLOAD[,WORKLOAD...]] [--quick]
-workloads: rpc_seq rpc_concurrent send publish fanout_10 fanout_100";
 /// Messages in flight (sent, not yet received) in one-way workloads.
 const WINDOW: u64 = 8_192;
 /// No workload may take longer than this.
@@ -126,13 +124,16 @@ fn main() {
         serve(args.get(1).map(String::as_str).unwrap_or("link"));
         return;
     }
-    if let Err(e) = parse_args(&args) {
-        if e.is_empty() {
-            println!("{USAGE}");
+    match parse_args(&args) {
+        Ok(Cli::Run) => {}
+        Ok(Cli::Help) => {
+            println!("{}", usage());
             return;
         }
-        eprintln!("bench: {e}\n{USAGE}");
-        std::process::exit(2);
+        Err(e) => {
+            eprintln!("bench: {e}\n{}", usage());
+            std::process::exit(2);
+        }
     }
     raise_open_file_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -145,13 +146,27 @@ fn main() {
     }
 }
 
-/// Applies the command line's options; `Err("")` for `--help`.
-fn parse_args(args: &[String]) -> Result<(), String> {
+/// What the command line asks for.
+enum Cli {
+    Run,
+    Help,
+}
+
+fn usage() -> String {
+    format!(
+        "usage: bench [--rounds N] [--only WORKLOAD[,WORKLOAD...]] [--quick] [--help]\n\
+         workloads: {}",
+        WORKLOADS.join(" ")
+    )
+}
+
+/// Applies the command line's options.
+fn parse_args(args: &[String]) -> Result<Cli, String> {
     let mut rounds = None;
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         match arg.as_str() {
-            "--help" | "-h" => return Err(String::new()),
+            "--help" | "-h" => return Ok(Cli::Help),
             "--quick" => {
                 QUICK.store(true, Ordering::Relaxed);
                 ROUNDS.store(1, Ordering::Relaxed);
@@ -178,7 +193,7 @@ fn parse_args(args: &[String]) -> Result<(), String> {
     if let Some(n) = rounds {
         ROUNDS.store(n, Ordering::Relaxed);
     }
-    Ok(())
+    Ok(Cli::Run)
 }
 
 // ---------------------------------------------------------------- child processes
@@ -576,9 +591,10 @@ where
 const WARMUP_DIVISOR: u64 = 5;
 
 /// Send `count` messages with `send_one` after an unmeasured warm-up of
-/// `count / WARMUP_DIVISOR` (at least [`REPLAY_IDS`]), keeping at most `WINDOW` undelivered (deliveries counted
-/// by `counter`, `fanout` per message) and up to `PIPELINE` sends in progress. Returns
-/// msgs (deliveries) per second and the CPU per delivery of the measured part.
+/// `count / WARMUP_DIVISOR` (at least [`REPLAY_IDS`]), keeping at most `WINDOW`
+/// undelivered (deliveries counted by `counter`, `fanout` per message) and up to
+/// `PIPELINE` sends in progress. Returns msgs (deliveries) per second and the CPU per
+/// delivery of the measured part.
 async fn windowed<F, Fut>(
     server: &Server,
     count: u64,
