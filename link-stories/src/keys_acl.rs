@@ -2,12 +2,16 @@
 
 use crate::{Kit, SECRET};
 use futures_util::StreamExt;
+use link_driver::RpcHandlerError;
 use link_driver::hub::{HubOptions, PublishCheck, RpcCheck, SendCheck, SubscribeCheck};
 use link_driver::server::Serve;
 use link_sansio::client::ClientEvent;
 use link_sansio::hub::{AclDecision, HubEvent};
 use link_sansio::wire::DropReason;
 use serde_json::{Value, json};
+use std::future::IntoFuture;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 pub async fn per_peer_keys_wrong_key_is_never_ready_and_the_hub_counts_the_drop<R: Serve>() {
@@ -217,6 +221,104 @@ pub async fn acl_hooks_deny_with_codes_and_fail_closed<R: Serve>() {
     assert_eq!(code, "SEND_FORBIDDEN");
 
     for x in [&c, &sub, &untrusted] {
+        x.stop().await.expect("stop");
+    }
+    server.stop().await.expect("server stops");
+}
+
+/// An RPC that `canRpc` allows only after its caller has gone is neither run by a
+/// server handler nor forwarded to its target peer: nobody could take the answer.
+pub async fn an_rpc_allowed_after_its_caller_left_is_never_run<R: Serve>() {
+    let k = Kit::<R>::default();
+    // The hook says when it is asked, then holds its answer until the test lets go.
+    let (asked_tx, mut asked) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let (release, released) = tokio::sync::watch::channel(false);
+    let server_runs = Arc::new(AtomicUsize::new(0));
+    let runs = server_runs.clone();
+    let hub = HubOptions::new(SECRET)
+        .can_rpc(move |q: RpcCheck| {
+            let asked = asked_tx.clone();
+            let mut released = released.clone();
+            async move {
+                let _ = asked.send(q.rpc_type);
+                let _ = released.wait_for(|go| *go).await;
+                AclDecision::Allow
+            }
+        })
+        .handle("work", move |_ctx, _: Value| {
+            let runs = runs.clone();
+            async move {
+                runs.fetch_add(1, Ordering::SeqCst);
+                Ok::<_, RpcHandlerError>(Value::Null)
+            }
+        });
+    let server = k.server(hub).await;
+    let mut hub_events = server.hub().events();
+    let worker_runs = Arc::new(AtomicUsize::new(0));
+    let runs = worker_runs.clone();
+    let worker = k
+        .ready_client(
+            &server,
+            k.options("worker").handle("job", move |_ctx, _: Value| {
+                let runs = runs.clone();
+                async move {
+                    runs.fetch_add(1, Ordering::SeqCst);
+                    Ok::<_, RpcHandlerError>(Value::Null)
+                }
+            }),
+        )
+        .await;
+    let caller = k.ready_client(&server, k.options("caller")).await;
+
+    let to_server = caller.rpc::<_, Value>("server", "work", &1).into_future();
+    let to_worker = caller.rpc::<_, Value>("worker", "job", &2).into_future();
+    let story = async {
+        let mut pending = vec!["work".to_owned(), "job".to_owned()];
+        while !pending.is_empty() {
+            let t = k.within("canRpc asked", asked.recv()).await;
+            pending.retain(|p| Some(p) != t.as_ref());
+        }
+        caller.stop_now().await.expect("caller stops");
+        k.next_hub_event(&mut hub_events, "caller gone", |e| match e {
+            HubEvent::PeerDisconnected { kind, .. } if kind == "caller" => Some(()),
+            _ => None,
+        })
+        .await;
+        release.send(true).expect("hooks listen");
+        for _ in 0..2 {
+            k.next_hub_event(&mut hub_events, "stale rpc.request dropped", |e| match e {
+                HubEvent::ProtocolError {
+                    reason: DropReason::StaleSocket,
+                    msg_type: Some(t),
+                    kind: Some(kind),
+                    ..
+                } if t == "rpc.request" && kind == "caller" => Some(()),
+                _ => None,
+            })
+            .await;
+        }
+    };
+    let (to_server, to_worker, ()) = futures_util::future::join3(to_server, to_worker, story).await;
+    assert!(
+        to_server.is_err() && to_worker.is_err(),
+        "the caller stopped"
+    );
+    // A live caller's call is still forwarded and answered.
+    let live = k.ready_client(&server, k.options("live")).await;
+    let _: Value = k
+        .within(
+            "a live call",
+            live.rpc::<_, Value>("worker", "job", &3).into_future(),
+        )
+        .await
+        .expect("a live call is answered");
+    assert_eq!(server_runs.load(Ordering::SeqCst), 0, "server handler ran");
+    assert_eq!(
+        worker_runs.load(Ordering::SeqCst),
+        1,
+        "only the live call ran"
+    );
+    for x in [&worker, &live] {
         x.stop().await.expect("stop");
     }
     server.stop().await.expect("server stops");

@@ -141,6 +141,10 @@ macro_rules! stories {
             >());
         }
         #[test]
+        fn an_rpc_allowed_after_its_caller_left_is_never_run() {
+            $block_on(keys_acl::an_rpc_allowed_after_its_caller_left_is_never_run::<$runtime>());
+        }
+        #[test]
         fn http_routes_health_state_user_routes_and_404() {
             $block_on(server::http_routes_health_state_user_routes_and_404::<
                 $runtime,
