@@ -350,17 +350,13 @@ impl HubState {
         };
         match waiting {
             Waiting::Rpc(rpc) => {
-                // Whether the socket that asked is still its kind's: not closed, and
-                // not displaced by a newer socket of the same kind.
-                let mut current = false;
                 if let Some(c) = self.conns.get_mut(&rpc.conn) {
                     c.lane.bytes = c.lane.bytes.saturating_sub(rpc.bytes);
-                    current = c.kind().is_some_and(|k| **k == *rpc.kind);
                 }
                 match denial(AclOpKind::Rpc, decision) {
                     // Allowed for a caller that has gone: nobody could take the answer,
                     // so the request is dropped rather than run or forwarded.
-                    None if !current => self.protocol_error(
+                    None if !self.is_current(rpc.conn, &rpc.kind) => self.protocol_error(
                         rpc.conn,
                         Some(&rpc.kind),
                         DropReason::StaleSocket,

@@ -256,10 +256,16 @@ impl HubState {
         }
     }
 
+    /// Whether `conn` is peer `kind`'s socket now: not closed, and not displaced by a
+    /// newer socket of the same kind.
+    pub(super) fn is_current(&self, conn: ConnId, kind: &str) -> bool {
+        self.peers.get(kind).is_some_and(|p| p.conn == conn)
+    }
+
     /// Forgets peer `kind` if `conn` is still its socket: statuses, subscriptions and
     /// replay ids go, everyone else learns from `peers.update`.
     fn remove_peer(&mut self, conn: ConnId, kind: &str, code: Option<u16>, reason: &str) {
-        if self.peers.get(kind).is_none_or(|p| p.conn != conn) {
+        if !self.is_current(conn, kind) {
             return;
         }
         let Some(peer) = self.peers.remove(kind) else {

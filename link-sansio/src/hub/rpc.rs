@@ -372,11 +372,7 @@ impl HubState {
             crate::wire::message::RpcReply::Err(e) => (false, Some(e.message)),
         };
         // Only the socket that asked gets the answer; a replaced socket gets nothing.
-        if self
-            .peers
-            .get(&info.kind)
-            .is_some_and(|p| p.conn == info.conn)
-        {
+        if self.is_current(info.conn, &info.kind) {
             self.reply(info.conn, &info.request_id, &response);
         }
         let duration = self

@@ -49,7 +49,7 @@ impl HubState {
             .insert(kind.to_owned(), StatusEntry { status, at });
         let mut head = shared_head(self.peers.len(), "server", &data);
         for conn in self.peers.conns() {
-            if self.peers.get(kind).is_some_and(|p| p.conn == conn) {
+            if self.is_current(conn, kind) {
                 continue;
             }
             self.send(
