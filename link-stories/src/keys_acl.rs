@@ -234,7 +234,6 @@ pub async fn an_rpc_allowed_after_its_caller_left_is_never_run<R: Serve>() {
     let (asked_tx, mut asked) = tokio::sync::mpsc::unbounded_channel::<String>();
     let (release, released) = tokio::sync::watch::channel(false);
     let server_runs = Arc::new(AtomicUsize::new(0));
-    let runs = server_runs.clone();
     let hub = HubOptions::new(SECRET)
         .can_rpc(move |q: RpcCheck| {
             let asked = asked_tx.clone();
@@ -245,27 +244,15 @@ pub async fn an_rpc_allowed_after_its_caller_left_is_never_run<R: Serve>() {
                 AclDecision::Allow
             }
         })
-        .handle("work", move |_ctx, _: Value| {
-            let runs = runs.clone();
-            async move {
-                runs.fetch_add(1, Ordering::SeqCst);
-                Ok::<_, RpcHandlerError>(Value::Null)
-            }
-        });
+        .handle("work", counted(server_runs.clone()));
     let server = k.server(hub).await;
     let mut hub_events = server.hub().events();
     let worker_runs = Arc::new(AtomicUsize::new(0));
-    let runs = worker_runs.clone();
     let worker = k
         .ready_client(
             &server,
-            k.options("worker").handle("job", move |_ctx, _: Value| {
-                let runs = runs.clone();
-                async move {
-                    runs.fetch_add(1, Ordering::SeqCst);
-                    Ok::<_, RpcHandlerError>(Value::Null)
-                }
-            }),
+            k.options("worker")
+                .handle("job", counted(worker_runs.clone())),
         )
         .await;
     let caller = k.ready_client(&server, k.options("caller")).await;
@@ -322,4 +309,14 @@ pub async fn an_rpc_allowed_after_its_caller_left_is_never_run<R: Serve>() {
         x.stop().await.expect("stop");
     }
     server.stop().await.expect("server stops");
+}
+
+/// An RPC handler (hub or client: `C` is its context) that counts its runs in `runs`.
+fn counted<C>(
+    runs: Arc<AtomicUsize>,
+) -> impl Fn(C, Value) -> futures_util::future::Ready<Result<Value, RpcHandlerError>> {
+    move |_ctx, _| {
+        runs.fetch_add(1, Ordering::SeqCst);
+        futures_util::future::ready(Ok(Value::Null))
+    }
 }
