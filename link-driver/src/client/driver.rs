@@ -18,8 +18,10 @@ use link_sansio::client::{
     ClientError, ClientEvent, ClientHealth, Connection, HandlerError, InboundRpcId, Input, Output,
     RpcError, RpcId,
 };
+use link_sansio::seeded::CounterState;
 use link_sansio::wire::Value;
 use link_sansio::wire::message::{PeerEntry, StatusEntry};
+use std::collections::HashMap;
 use std::future::{Future, poll_fn};
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
@@ -139,8 +141,8 @@ type RpcReply = oneshot::Sender<Result<Option<Value>, RpcError>>;
 /// the handle's token.
 #[derive(Default)]
 struct Calls {
-    rpcs: Map<RpcId, (u64, RpcReply)>,
-    tokens: Map<u64, RpcId>,
+    rpcs: HashMap<RpcId, (u64, RpcReply), CounterState>,
+    tokens: HashMap<u64, RpcId, CounterState>,
 }
 
 impl Calls {

@@ -9,7 +9,7 @@ use std::hash::{BuildHasher, Hash};
 use std::time::{Duration, Instant};
 
 use super::error::HandlerError;
-use crate::seeded::SeededState;
+use crate::seeded::{CounterState, SeededState};
 use crate::wire::id_key::IdKey;
 use crate::wire::json::{JsString, Value};
 use crate::wire::message::RpcResponse;
@@ -61,7 +61,7 @@ pub(crate) struct Call {
 /// the heap is rebuilt from the live calls whenever ended ones would outnumber them.
 #[derive(Debug)]
 pub(crate) struct Pending {
-    calls: HashMap<RpcId, Call, SeededState>,
+    calls: HashMap<RpcId, Call, CounterState>,
     by_wire: HashMap<IdKey, RpcId, SeededState>,
     deadlines: BinaryHeap<Reverse<(Instant, RpcId)>>,
     next: u64,
@@ -92,7 +92,7 @@ impl Pending {
     /// An empty table; `hasher` keys the lookup by response id (peer-chosen bytes).
     pub fn new(hasher: SeededState) -> Self {
         Self {
-            calls: HashMap::with_hasher(hasher.clone()),
+            calls: HashMap::with_hasher(CounterState),
             by_wire: HashMap::with_hasher(hasher),
             deadlines: BinaryHeap::new(),
             next: 0,
@@ -231,7 +231,7 @@ pub(crate) struct Request {
 /// the reference's in-flight counter does.
 #[derive(Debug)]
 pub(crate) struct Inbound {
-    requests: HashMap<InboundRpcId, Request, SeededState>,
+    requests: HashMap<InboundRpcId, Request, CounterState>,
     by_wire: HashMap<IdKey, InboundRpcId, SeededState>,
     next: u64,
 }
@@ -240,7 +240,7 @@ impl Inbound {
     /// An empty table; `hasher` keys the lookup by request id (peer-chosen bytes).
     pub fn new(hasher: SeededState) -> Self {
         Self {
-            requests: HashMap::with_hasher(hasher.clone()),
+            requests: HashMap::with_hasher(CounterState),
             by_wire: HashMap::with_hasher(hasher),
             next: 0,
         }
