@@ -3,7 +3,7 @@
 //! handler's answer (sanitised as the reference does).
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
 use std::time::{Duration, Instant};
@@ -55,16 +55,85 @@ pub(crate) struct Call {
 /// Outbound calls by id, with their deadlines in order. Thousands may be in flight,
 /// so lookups are by hash, and a response's id is matched in its packed form.
 ///
-/// The deadlines are a heap, earliest on top. A call that ends leaves its entry
-/// behind (a heap cannot take an entry out of its middle cheaply); entries of ended
-/// calls are dropped as they reach the top, so the top is always a live call's, and
-/// the heap is rebuilt from the live calls whenever ended ones would outnumber them.
+/// The deadlines are kept in order ([`Deadlines`]). A call that ends leaves its
+/// entry behind (taking an entry out of the middle is not cheap); entries of ended
+/// calls are dropped as they come first, so the first is always a live call's, and
+/// the entries are rebuilt from the live calls whenever ended ones would outnumber
+/// them.
 #[derive(Debug)]
 pub(crate) struct Pending {
     calls: HashMap<RpcId, Call, CounterState>,
     by_wire: HashMap<IdKey, RpcId, SeededState>,
-    deadlines: BinaryHeap<Reverse<(Instant, RpcId)>>,
+    deadlines: Deadlines,
     next: u64,
+}
+
+/// Deadlines, earliest first. Calls made with one timeout come due in the order they
+/// were made, so most deadlines join the back of a queue, and leave from its front,
+/// at no cost; one that would come due before the queue's last goes to a heap.
+#[derive(Debug, Default)]
+struct Deadlines {
+    /// Deadlines in the order they were added, which is also their order.
+    queue: VecDeque<(Instant, RpcId)>,
+    /// The others, earliest on top.
+    heap: BinaryHeap<Reverse<(Instant, RpcId)>>,
+}
+
+impl Deadlines {
+    fn push(&mut self, entry: (Instant, RpcId)) {
+        match self.queue.back() {
+            Some(last) if entry < *last => self.heap.push(Reverse(entry)),
+            _ => self.queue.push_back(entry),
+        }
+    }
+
+    /// The earliest entry.
+    fn peek(&self) -> Option<(Instant, RpcId)> {
+        let queued = self.queue.front().copied();
+        let heaped = self.heap.peek().map(|Reverse(e)| *e);
+        match (queued, heaped) {
+            (Some(q), Some(h)) => Some(q.min(h)),
+            (q, h) => q.or(h),
+        }
+    }
+
+    /// Drops the earliest entry.
+    fn pop(&mut self) {
+        let from_heap = match (self.queue.front(), self.heap.peek()) {
+            (Some(q), Some(Reverse(h))) => h < q,
+            (None, _) => true,
+            (Some(_), None) => false,
+        };
+        if from_heap {
+            self.heap.pop();
+        } else {
+            self.queue.pop_front();
+        }
+    }
+
+    fn retain(&mut self, mut keep: impl FnMut(RpcId) -> bool) {
+        self.queue.retain(|(_, id)| keep(*id));
+        self.heap.retain(|Reverse((_, id))| keep(*id));
+    }
+
+    fn len(&self) -> usize {
+        self.queue.len() + self.heap.len()
+    }
+
+    fn capacity(&self) -> usize {
+        self.queue.capacity() + self.heap.capacity()
+    }
+
+    fn clear(&mut self) {
+        self.queue.clear();
+        self.heap.clear();
+    }
+
+    /// Gives back memory down to `capacity` for each part.
+    fn shrink_to(&mut self, capacity: usize) {
+        self.queue.shrink_to(capacity);
+        self.heap.shrink_to(capacity);
+    }
 }
 
 /// Entries of ended calls the deadline heap may hold beyond twice the live ones.
@@ -94,7 +163,7 @@ impl Pending {
         Self {
             calls: HashMap::with_hasher(CounterState),
             by_wire: HashMap::with_hasher(hasher),
-            deadlines: BinaryHeap::new(),
+            deadlines: Deadlines::default(),
             next: 0,
         }
     }
@@ -121,7 +190,7 @@ impl Pending {
             .flatten();
         if let Some(d) = deadline {
             self.drop_stale_deadlines();
-            self.deadlines.push(Reverse((d, id)));
+            self.deadlines.push((d, id));
         }
         self.by_wire.insert(IdKey::of(&wire_id), id);
         self.calls.insert(
@@ -147,8 +216,8 @@ impl Pending {
         let call = self.calls.remove(&id)?;
         self.by_wire.remove(&IdKey::of(&call.wire_id));
         // Ids are never reused: an entry whose call is gone is stale.
-        while let Some(Reverse((_, top))) = self.deadlines.peek()
-            && !self.calls.contains_key(top)
+        while let Some((_, first)) = self.deadlines.peek()
+            && !self.calls.contains_key(&first)
         {
             self.deadlines.pop();
         }
@@ -172,22 +241,21 @@ impl Pending {
     fn drop_stale_deadlines(&mut self) {
         if self.deadlines.len() >= 2 * self.calls.len() + STALE_DEADLINES {
             let calls = &self.calls;
-            self.deadlines
-                .retain(|Reverse((_, id))| calls.contains_key(id));
+            self.deadlines.retain(|id| calls.contains_key(&id));
         }
     }
 
     /// The earliest deadline.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.deadlines.peek().map(|Reverse((d, _))| *d)
+        self.deadlines.peek().map(|(d, _)| d)
     }
 
     /// The first call whose deadline is at or before `now`.
     pub fn expired(&self, now: Instant) -> Option<RpcId> {
         self.deadlines
             .peek()
-            .filter(|Reverse((d, _))| *d <= now)
-            .map(|Reverse((_, id))| *id)
+            .filter(|(d, _)| *d <= now)
+            .map(|(_, id)| id)
     }
 
     /// Takes every call, oldest first.
@@ -424,7 +492,41 @@ mod tests {
         assert!(p.is_empty() && p.next_deadline().is_none());
     }
 
-    /// Deadlines come due in order whatever ended before them, and the heap's entries
+    /// Entries come out earliest first however they went in: in order (the queue),
+    /// out of order (the heap), or mixed.
+    #[test]
+    #[allow(clippy::disallowed_methods)] // a base for simulated time
+    fn deadlines_come_out_earliest_first() {
+        let t0 = Instant::now();
+        let mut rng = crate::seeded::Rng::new(11);
+        let mut d = Deadlines::default();
+        let mut all = Vec::new();
+        for i in 0..2000u64 {
+            let ms = match rng.next_u64() % 4 {
+                0 => rng.next_u64() % 3000,
+                _ => i,
+            };
+            let entry = (t0 + Duration::from_millis(ms), RpcId(i));
+            d.push(entry);
+            all.push(entry);
+            if rng.next_u64().is_multiple_of(5) {
+                all.sort();
+                assert_eq!(d.peek(), Some(all.remove(0)));
+                d.pop();
+            }
+        }
+        assert!(!d.heap.is_empty() && !d.queue.is_empty());
+        all.sort();
+        let mut out = Vec::new();
+        while let Some(first) = d.peek() {
+            out.push(first);
+            d.pop();
+        }
+        assert_eq!(out, all);
+        assert_eq!(d.len(), 0);
+    }
+
+    /// Deadlines come due in order whatever ended before them, and the entries
     /// of ended calls stay bounded by the live ones.
     #[test]
     #[allow(clippy::disallowed_methods)] // a base for simulated time
@@ -499,7 +601,7 @@ mod tests {
         for (id, _) in requests.iter().skip(10) {
             assert!(inbound.remove(*id).is_some());
         }
-        // Ended calls leave no entries behind in the deadline heap even before a trim.
+        // Ended calls leave few entries behind among the deadlines even before a trim.
         assert!(p.deadlines.len() <= 2 * p.len() + STALE_DEADLINES);
         p.trim();
         inbound.trim();
