@@ -19,8 +19,10 @@ use link_sansio::client::{
     RpcError, RpcId,
 };
 use link_sansio::seeded::CounterState;
+use link_sansio::time::Now;
 use link_sansio::wire::Value;
 use link_sansio::wire::message::{PeerEntry, StatusEntry};
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::future::{Future, poll_fn};
 use std::panic::AssertUnwindSafe;
@@ -308,6 +310,11 @@ struct Driver<R: Runtime> {
     closing: Option<oneshot::Receiver<()>>,
     status: Option<StatusFn>,
     stopped: bool,
+    /// The time of this turn of [`Driver::poll`]'s loop, read once when first needed
+    /// ([`Driver::now`]): a turn handles up to a few hundred frames in well under a
+    /// millisecond, and two clock reads per frame were a few percent of a client's
+    /// CPU.
+    turn_clock: Cell<Option<Now>>,
 }
 
 /// Validate the options, start the driver task, return the first handle.
@@ -366,6 +373,7 @@ pub(crate) fn spawn<R: Runtime>(opts: LinkOptions<R>) -> Result<LinkClient, Erro
         closing: None,
         status: opts.status,
         stopped: false,
+        turn_clock: Cell::new(None),
     };
     opts.runtime.spawn(driver.run().instrument(span));
     Ok(LinkClient {
@@ -426,6 +434,16 @@ fn handler_error(e: RpcHandlerError) -> HandlerError {
 }
 
 impl<R: Runtime> Driver<R> {
+    /// The time of this turn of the poll loop (see `turn_clock`).
+    fn now(&self) -> Now {
+        if let Some(t) = self.turn_clock.get() {
+            return t;
+        }
+        let t = now();
+        self.turn_clock.set(Some(t));
+        t
+    }
+
     /// The core, locked for one step.
     fn conn(&self) -> MutexGuard<'_, Connection> {
         self.core.lock()
@@ -451,6 +469,7 @@ impl<R: Runtime> Driver<R> {
         // wakes the task again.
         self.core.driver.register(cx.waker());
         for _ in 0..32 {
+            self.turn_clock.set(None);
             let mut busy = false;
             while let Poll::Ready(Some(c)) = self.control.poll_recv(cx) {
                 self.on_control(c);
@@ -467,7 +486,7 @@ impl<R: Runtime> Driver<R> {
                             // Every handle is gone: nobody can use the link any more.
                             self.commands_closed = true;
                             if !self.stopped {
-                                self.conn().stop(now(), true);
+                                self.conn().stop(self.now(), true);
                             }
                             busy = true;
                             break;
@@ -503,7 +522,7 @@ impl<R: Runtime> Driver<R> {
                             .take()
                             .unwrap_or_else(|| (1006, String::new()));
                         self.conn().handle_input(
-                            now(),
+                            self.now(),
                             Input::TransportDown {
                                 code: Some(code),
                                 reason: &reason,
@@ -514,12 +533,15 @@ impl<R: Runtime> Driver<R> {
                     Poll::Pending => break,
                 }
             }
+            // On this turn's clock: a deadline it just misses fires the timer, and
+            // so the next turn, at once.
             if let Some(d) = self.deadline
-                && Instant::now() >= d
+                && let t = self.now()
+                && t.instant >= d
             {
                 self.deadline = None;
                 self.armed = None;
-                self.conn().handle_input(now(), Input::Timeout);
+                self.conn().handle_input(t, Input::Timeout);
                 busy = true;
             }
             busy |= self.drain_outputs();
@@ -527,7 +549,7 @@ impl<R: Runtime> Driver<R> {
                 match p.poll_write(cx) {
                     Ok(0) => {}
                     Ok(n) => {
-                        self.conn().handle_input(now(), Input::Flushed(n));
+                        self.conn().handle_input(self.now(), Input::Flushed(n));
                         busy = true;
                     }
                     Err(e) => {
@@ -581,7 +603,7 @@ impl<R: Runtime> Driver<R> {
                 tracing::debug!("websocket open");
                 self.pump = Some(Pump::new(t));
                 self.close_frame = None;
-                self.conn().handle_input(now(), Input::TransportUp);
+                self.conn().handle_input(self.now(), Input::TransportUp);
             }
             Err(e) => {
                 tracing::debug!(error = %e, "connect failed");
@@ -590,7 +612,7 @@ impl<R: Runtime> Driver<R> {
                     error: reason.clone(),
                 });
                 self.conn().handle_input(
-                    now(),
+                    self.now(),
                     Input::TransportDown {
                         code: Some(1006),
                         reason: &reason,
@@ -616,7 +638,7 @@ impl<R: Runtime> Driver<R> {
         };
         self.close_frame = None;
         self.conn().handle_input(
-            now(),
+            self.now(),
             Input::TransportDown {
                 code: Some(code),
                 reason: &reason,
@@ -626,13 +648,13 @@ impl<R: Runtime> Driver<R> {
 
     fn on_frame(&mut self, frame: Inbound) {
         match &frame {
-            Inbound::Pong => self.conn().handle_input(now(), Input::Pong),
+            Inbound::Pong => self.conn().handle_input(self.now(), Input::Pong),
             Inbound::Close(info) => {
                 self.close_frame = Some(info.clone().unwrap_or_else(|| (1005, String::new())));
             }
             _ => {
                 if let Some(bytes) = frame_text(&frame) {
-                    self.conn().handle_input(now(), Input::Frame(&bytes));
+                    self.conn().handle_input(self.now(), Input::Frame(&bytes));
                 }
             }
         }
@@ -798,7 +820,7 @@ impl<R: Runtime> Driver<R> {
             ClientEvent::StatusWanted => {
                 if let Some(f) = &self.status {
                     let status = f();
-                    let _ = self.conn().push_status(now(), status);
+                    let _ = self.conn().push_status(self.now(), status);
                 }
             }
             ClientEvent::ProtocolError { reason, detail, .. } => {
@@ -850,8 +872,11 @@ impl<R: Runtime> Driver<R> {
             .or(self.catch_all.as_ref())
             .cloned()
         else {
-            self.conn()
-                .respond(now(), request, Err(HandlerError::UnknownType(rpc_type)));
+            self.conn().respond(
+                self.now(),
+                request,
+                Err(HandlerError::UnknownType(rpc_type)),
+            );
             return;
         };
         let cancel = CancelSignal::new();
@@ -864,7 +889,7 @@ impl<R: Runtime> Driver<R> {
             Ok(f) => f,
             Err(_) => {
                 self.conn()
-                    .respond(now(), request, Err(HandlerError::Panicked));
+                    .respond(self.now(), request, Err(HandlerError::Panicked));
                 return;
             }
         };
@@ -877,7 +902,8 @@ impl<R: Runtime> Driver<R> {
         let mut cx = Context::from_waker(std::task::Waker::noop());
         // `catch_unwind()` above turns a panic during this poll into an outcome too.
         if let Poll::Ready(outcome) = fut.poll_unpin(&mut cx) {
-            self.conn().respond(now(), request, handler_reply(outcome));
+            self.conn()
+                .respond(self.now(), request, handler_reply(outcome));
             return;
         }
         self.inbound.insert(request, cancel);
@@ -894,7 +920,7 @@ impl<R: Runtime> Driver<R> {
                 // Its own statement: `calls` is released before `conn` is taken.
                 let id = self.core.calls().remove_token(token);
                 if let Some(id) = id {
-                    self.conn().cancel_rpc(now(), id);
+                    self.conn().cancel_rpc(self.now(), id);
                 }
             }
             Control::Unsubscribe { topic, id } => {
@@ -902,7 +928,7 @@ impl<R: Runtime> Driver<R> {
                     slots.retain(|s| s.id != id);
                     if slots.is_empty() {
                         self.subs.remove(&topic);
-                        let _ = self.conn().unsubscribe(now(), &topic);
+                        let _ = self.conn().unsubscribe(self.now(), &topic);
                     }
                 }
             }
@@ -922,7 +948,7 @@ impl<R: Runtime> Driver<R> {
             }
             Control::Responded { request, reply } => {
                 self.inbound.remove(&request);
-                self.conn().respond(now(), request, reply);
+                self.conn().respond(self.now(), request, reply);
             }
         }
     }
@@ -938,7 +964,7 @@ impl<R: Runtime> Driver<R> {
                 payload,
                 reply,
             } => {
-                let _ = reply.send(self.conn().publish(now(), &topic, payload));
+                let _ = reply.send(self.conn().publish(self.now(), &topic, payload));
                 self.core.dequeued();
             }
             Command::Send {
@@ -947,7 +973,7 @@ impl<R: Runtime> Driver<R> {
                 data,
                 reply,
             } => {
-                let _ = reply.send(self.conn().send(now(), &to, &direct_type, data));
+                let _ = reply.send(self.conn().send(self.now(), &to, &direct_type, data));
                 self.core.dequeued();
             }
             Command::Subscribe {
@@ -957,7 +983,7 @@ impl<R: Runtime> Driver<R> {
                 reply,
             } => {
                 let first = !self.subs.contains_key(&topic);
-                if first && let Err(e) = self.conn().subscribe(now(), &topic) {
+                if first && let Err(e) = self.conn().subscribe(self.now(), &topic) {
                     let _ = reply.send(Err(e.into()));
                     return;
                 }
@@ -998,7 +1024,7 @@ impl<R: Runtime> Driver<R> {
                     let _ = reply.send(());
                 } else {
                     self.stop_waiters.push(reply);
-                    self.conn().stop(now(), graceful);
+                    self.conn().stop(self.now(), graceful);
                 }
             }
         }
