@@ -32,7 +32,7 @@
 //! *authenticated* peers cannot be measured on any link hub, because every join
 //! broadcasts the whole peer list to every peer (O(n²) bytes per join).
 //!
-//! link and the raw relay take turns for `--rounds N` rounds (3 by default), and each
+//! link and the raw relay take turns for `--rounds N` rounds (5 by default), and each
 //! figure is the median of its rounds. Output ends with one line per workload:
 //! `result <workload> <link> <raw> <unit>`.
 //!
@@ -97,8 +97,10 @@ type BenchResult<T> = Result<T, String>;
 /// program, not a measurement.
 static QUICK: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
-/// `--rounds N`: how many times link and the raw relay take turns (default 3).
-static ROUNDS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(3);
+/// `--rounds N`: how many times link and the raw relay take turns (default 5: rounds
+/// of one run differ by tens of percent on a shared machine, and a median of five
+/// rides out two disturbed rounds where one of three rides out one).
+static ROUNDS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(5);
 
 /// `--only <workload>[,<workload>...]` runs those link workloads alone, in their usual
 /// order (for a profiler or an A/B of two builds), nothing else: one round, or
