@@ -140,7 +140,8 @@ pub(crate) struct RpcCall {
 type RpcReply = oneshot::Sender<Result<Option<Value>, RpcError>>;
 
 /// Calls the core has started and not yet completed: who to tell, by core id and by
-/// the handle's token.
+/// the handle's token. Both are counters this client hands out, so the tables keep
+/// them in order ([`CounterState`]).
 #[derive(Default)]
 struct Calls {
     rpcs: HashMap<RpcId, (u64, RpcReply), CounterState>,

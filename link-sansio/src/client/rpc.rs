@@ -4,11 +4,11 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
-
-use hashbrown::HashTable;
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
 use std::time::{Duration, Instant};
+
+use hashbrown::HashTable;
 
 use super::error::HandlerError;
 use crate::seeded::{CounterState, SeededState};
@@ -54,7 +54,8 @@ pub(crate) struct Call {
 }
 
 /// Outbound calls by id, with their deadlines in order. Thousands may be in flight,
-/// so lookups are by hash, and a response's id is matched in its packed form.
+/// so lookups are by hash: by handle in the table itself, by a response's id through
+/// a [`WireIndex`].
 ///
 /// The deadlines are kept in order ([`Deadlines`]). A call that ends leaves its
 /// entry behind (taking an entry out of the middle is not cheap); entries of ended
@@ -137,7 +138,7 @@ impl Deadlines {
     }
 }
 
-/// Entries of ended calls the deadline heap may hold beyond twice the live ones.
+/// Entries of ended calls the deadlines may hold beyond twice the live ones.
 const STALE_DEADLINES: usize = 64;
 
 /// Capacity a table keeps whatever it holds. Above it, [`Pending::trim`] and
@@ -226,6 +227,7 @@ impl<I: Copy + Eq> WireIndex<I> {
 
     fn clear(&mut self) {
         self.index.clear();
+        // Empty: nothing is rehashed.
         self.index.shrink_to(KEPT_CAPACITY, |_| 0);
     }
 
@@ -330,7 +332,7 @@ impl Pending {
         }
     }
 
-    /// Rebuilds the deadline heap from the live calls once ended ones would outnumber
+    /// Rebuilds the deadlines from the live calls once ended ones would outnumber
     /// them: each rebuild follows at least as many endings as it keeps entries.
     fn drop_stale_deadlines(&mut self) {
         if self.deadlines.len() >= 2 * self.calls.len() + STALE_DEADLINES {
