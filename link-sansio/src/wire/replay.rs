@@ -98,7 +98,9 @@ impl ReplayGuard {
     pub fn new(limits: &Limits, hasher: SeededState) -> Self {
         Self {
             window_ms: limits.replay_window_ms as f64,
-            max_ids: limits.max_recent_ids,
+            // Sightings are numbered in 32 bits: a cache of more than 2^32 − 1 ids
+            // (over 160 GB) would reuse numbers still in use.
+            max_ids: limits.max_recent_ids.min(u32::MAX as usize),
             senders: HashMap::with_hasher(hasher.clone()),
             hasher,
             total: 0,
