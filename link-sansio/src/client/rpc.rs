@@ -161,8 +161,8 @@ fn shrink<K: Eq + Hash, V, S: BuildHasher>(map: &mut HashMap<K, V, S>) {
 
 /// A table's entries by envelope id (peer-chosen bytes, hence the seeded hash). The
 /// index holds only each entry's 8-byte handle and reads the id from the table that
-/// owns the entry, when a hash tag matches: 20,000 calls in flight cost 256 KB of
-/// index, which stays nearer the CPU than a table of copied ids four times its size.
+/// owns the entry, when a hash tag matches: a quarter of the memory a table of
+/// copied ids (32 bytes an entry) would spread thousands of calls in flight over.
 ///
 /// The latest entry with an id is the one found; removing an older one leaves it.
 #[derive(Debug)]
