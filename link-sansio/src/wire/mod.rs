@@ -29,7 +29,7 @@ pub struct Limits {
     /// Timestamp tolerance in ms (`replayWindowMs`, 300 000; 0 disables the replay
     /// guard entirely).
     pub replay_window_ms: u64,
-    /// Ids remembered per sender (`maxRecentIds`, 10 000; at most 2^32 − 1 are kept).
+    /// Ids remembered per sender (`maxRecentIds`, 10 000; at most 2^32 − 2 are kept).
     pub max_recent_ids: usize,
 }
 

@@ -99,9 +99,9 @@ impl ReplayGuard {
     pub fn new(limits: &Limits, hasher: SeededState) -> Self {
         Self {
             window_ms: limits.replay_window_ms as f64,
-            // Sightings are numbered in 32 bits: a cache of more than 2^32 − 1 ids
-            // (over 160 GB) would reuse numbers still in use.
-            max_ids: limits.max_recent_ids.min(u32::MAX as usize),
+            // Sightings are numbered in 32 bits, and a cache briefly holds one more
+            // than its size: a larger one (over 160 GB) would reuse numbers in use.
+            max_ids: limits.max_recent_ids.min(u32::MAX as usize - 1),
             senders: HashMap::with_hasher(hasher.clone()),
             hasher,
             total: 0,
