@@ -35,17 +35,20 @@ struct SenderIds {
 }
 
 impl SenderIds {
-    /// The sighting numbered `seq`.
-    fn sighting(&self, seq: u32) -> Option<&(IdKey, f64)> {
-        self.order.get(seq.wrapping_sub(self.first) as usize)
+    /// The sighting numbered `seq` in `order`, whose front is numbered `first` (a
+    /// function of the two fields, so that [`SenderIds::record`] can read them while
+    /// it changes the index).
+    fn sighting(order: &VecDeque<(IdKey, f64)>, first: u32, seq: u32) -> Option<&(IdKey, f64)> {
+        order.get(seq.wrapping_sub(first) as usize)
     }
 
     /// When `key` (whose hash is `hash`) was last seen, if it is remembered.
     fn last_seen(&self, hash: u64, key: &IdKey) -> Option<f64> {
+        let (order, first) = (&self.order, self.first);
         let seq = self.index.find(hash, |&seq| {
-            self.sighting(seq).is_some_and(|(k, _)| k == key)
+            Self::sighting(order, first, seq).is_some_and(|(k, _)| k == key)
         })?;
-        self.sighting(*seq).map(|(_, at)| *at)
+        Self::sighting(order, first, *seq).map(|(_, at)| *at)
     }
 
     /// Records a sighting of `key` at `at`, as its latest.
@@ -56,7 +59,7 @@ impl SenderIds {
             index,
         } = self;
         let seq = first.wrapping_add(order.len() as u32);
-        let at_seq = |seq: u32| order.get(seq.wrapping_sub(*first) as usize);
+        let at_seq = |seq: u32| Self::sighting(order, *first, seq);
         match index.find_entry(hash, |&s| at_seq(s).is_some_and(|(k, _)| *k == key)) {
             Ok(mut latest) => *latest.get_mut() = seq,
             Err(_) => {
