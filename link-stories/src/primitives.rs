@@ -317,6 +317,30 @@ pub async fn publish_subscribe_and_unsubscribe_on_drop<R: Serve>() {
         assert_eq!(m.payload_as::<Value>().expect("json"), json!({"id": 42}));
     }
 
+    // A burst whose frames add up to many times the hub's write buffer, with single
+    // frames larger than it, arrives whole and in order.
+    let sizes: Vec<usize> = (0..60).map(|i| [10, 1_000, 40_000][i % 3]).collect();
+    for (i, &size) in sizes.iter().enumerate() {
+        publisher
+            .publish("jobs.done", &json!({"i": i, "fill": "f".repeat(size)}))
+            .await
+            .expect("publish");
+    }
+    for (i, &size) in sizes.iter().enumerate() {
+        let m = k
+            .within("burst message", s1.next())
+            .await
+            .expect("a message");
+        let got = m.payload_as::<Value>().expect("json");
+        assert_eq!(got["i"], json!(i), "message {i} out of order");
+        assert_eq!(
+            got["fill"].as_str().map(str::len),
+            Some(size),
+            "message {i}"
+        );
+        let _ = k.within("burst copy", s2.next()).await.expect("a copy");
+    }
+
     // Invalid topics are refused at the API.
     let e = sub
         .subscribe("bad topic!")
