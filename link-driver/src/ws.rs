@@ -47,11 +47,11 @@ pub fn client_ws_config(max_message_bytes: usize) -> WebSocketConfig {
 }
 
 /// Bytes a hub socket gathers before writing them. tungstenite's write buffer keeps
-/// its largest size for the socket's life, and its default (128 KiB) is reached by any
-/// peer that receives a burst: with 100 subscribers of one busy topic the hub peaked
-/// at 154–199 MB with it, 93–99 MB with this. Frames written in one turn of the
-/// connection task are still sent together (about 48 link frames per write), and the
-/// hub's CPU per message did not change.
+/// its largest size for the socket's life, and its default (128 KiB) is reached
+/// whenever that much is queued for a socket at once, as it is for any subscriber of
+/// a busy topic: with 100 of them the hub peaked at 154–199 MB with it, 93–99 MB with
+/// this. Frames written in one turn of the connection task still leave together
+/// (about 48 link frames per write), and the hub's CPU per message did not change.
 pub const HUB_WRITE_BUFFER_BYTES: usize = 16 * 1024;
 
 /// [`ws_config`] for a hub's side of a socket: reads [`HUB_READ_BUFFER_BYTES`] at a
