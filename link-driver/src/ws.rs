@@ -46,12 +46,15 @@ pub fn client_ws_config(max_message_bytes: usize) -> WebSocketConfig {
     ws_config(max_message_bytes).read_buffer_size(CLIENT_READ_BUFFER_BYTES)
 }
 
-/// Bytes a hub socket gathers before writing them. tungstenite's write buffer keeps
-/// its largest size for the socket's life, and its default (128 KiB) is reached
-/// whenever that much is queued for a socket at once, as it is for any subscriber of
-/// a busy topic: with 100 of them the hub peaked at 154–199 MB with it, 93–99 MB with
-/// this. Frames written in one turn of the connection task still leave together
-/// (about 48 link frames per write), and the hub's CPU per message did not change.
+/// Bytes a hub socket gathers before writing them. tungstenite holds outgoing frames
+/// until they pass its `write_buffer_size`, and its buffer never shrinks, so the most a
+/// socket ever gathered stays allocated while it is open. With tungstenite's default
+/// (128 KiB), every socket that once had that much queued at one time (a subscriber of
+/// a busy topic that fell behind) keeps 128 KiB or more; with this, 16 KiB and one
+/// frame. Frames written in one turn of the connection task still leave together
+/// (about 48 link frames per write), and the hub's CPU per message did not change
+/// measurably. The benchmark's peak hub memory does not show the difference: frames
+/// queued behind slow sockets set it, and it moves by far more between runs.
 pub const HUB_WRITE_BUFFER_BYTES: usize = 16 * 1024;
 
 /// [`ws_config`] for a hub's side of a socket: reads [`HUB_READ_BUFFER_BYTES`] at a
