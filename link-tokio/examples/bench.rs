@@ -16,6 +16,10 @@
 //!   (deliveries/s);
 //! - `idle_bytes_per_conn`: hub RSS growth per idle WebSocket connection, 10,000 of them.
 //!
+//! Each round also prints the server process's peak memory (`VmHWM`). The fan-out to
+//! 100 subscribers sets it, through the frames queued behind slow subscribers, so it
+//! varies widely between runs (72–267 MiB in eight runs of that workload).
+//!
 //! Throughput workloads measure a steady state: each first runs unmeasured (a fifth of
 //! its count for one-way workloads but at least 10,000 messages, the replay caches'
 //! size; one whole batch for concurrent RPCs), which fills the replay caches, queues
@@ -271,15 +275,36 @@ impl Server {
         format!("ws://127.0.0.1:{}{path}", self.port)
     }
 
+    /// The server's resident memory now.
     fn rss_bytes(&self) -> BenchResult<u64> {
+        self.status_bytes("VmRSS")
+    }
+
+    /// The most resident memory the server has had (the kernel's high-water mark).
+    fn peak_rss_bytes(&self) -> BenchResult<u64> {
+        self.status_bytes("VmHWM")
+    }
+
+    /// A size field of `/proc/<pid>/status`, in bytes.
+    fn status_bytes(&self, field: &str) -> BenchResult<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
             .map_err(|e| format!("read hub status: {e}"))?;
         status
             .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
             .map(|kb| kb * 1024)
-            .ok_or_else(|| "no VmRSS".to_owned())
+            .ok_or_else(|| format!("no {field}"))
+    }
+
+    /// Prints the server's peak memory over the workloads it served.
+    fn report_peak(&self, side: &str) {
+        if let Ok(peak) = self.peak_rss_bytes() {
+            println!(
+                "peak memory     {side:<4}  {:>9.1} MiB (server process, this round)",
+                peak as f64 / (1024.0 * 1024.0)
+            );
+        }
     }
 }
 
@@ -776,6 +801,7 @@ async fn link_workloads() -> BenchResult<LinkFigures> {
     }
     let _ = caller.stop_now().await;
     let _ = echo.stop_now().await;
+    server.report_peak("link");
     Ok(figures)
 }
 
@@ -1074,6 +1100,7 @@ async fn raw_workloads() -> BenchResult<RawFigures> {
         println!("fanout_{n:<8} raw   {rate:>12.0} deliveries/s   {cpu} (per delivery)");
         fanout.push((n, rate));
     }
+    server.report_peak("raw");
     Ok(RawFigures {
         rpc_seq,
         rpc_concurrent,
