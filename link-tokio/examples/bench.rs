@@ -18,7 +18,7 @@
 //!
 //! Each round also prints the server process's peak memory (`VmHWM`). The fan-out to
 //! 100 subscribers sets it, through the frames queued behind slow subscribers, so it
-//! varies widely between runs (72–267 MiB in eight runs of that workload).
+//! varies widely between runs (from 72 to 280 MiB on the 2-core development machine).
 //!
 //! Throughput workloads measure a steady state: each first runs unmeasured (a fifth of
 //! its count for one-way workloads but at least 10,000 messages, the replay caches'
