@@ -211,6 +211,51 @@ fn a_silent_socket_is_closed_after_the_hello_timeout_and_terminated_500ms_later(
     assert_eq!(h.hub.health().pending_socket_count, 0);
 }
 
+/// Whatever made the hub close a socket (a bad kind, the pending cap, a newer socket
+/// of its kind), a peer that never answers the close frame loses the socket 30 s
+/// later, as with the reference's `ws` library; one that answers is simply gone.
+#[test]
+fn a_socket_the_hub_closed_is_dropped_30s_later_unless_its_peer_answers() {
+    let mut h = Hub::config(|c| {
+        c.max_pending_sockets = 1;
+        // Peers 6 and 8 stay silent here, so keepalive must not drop them first.
+        c.keepalive_interval = Duration::from_secs(3600);
+    });
+    h.connect(5, "w");
+    h.connect(7, "x");
+    for (conn, kind) in [(6, "w"), (8, "x")] {
+        h.open(conn);
+        h.hello_with(conn, kind, SECRET);
+    }
+    h.open(1);
+    h.hello_with(1, "no spaces", SECRET);
+    h.open(2);
+    h.open(3);
+    let mut closes = h.closes();
+    closes.sort();
+    assert_eq!(
+        closes,
+        [
+            (1, 1008, "invalid-kind".to_owned()),
+            (2, 1008, "pending cap".to_owned()),
+            (5, 4000, "replaced by new connection".to_owned()),
+            (7, 4000, "replaced by new connection".to_owned()),
+        ]
+    );
+    h.close_from_client(7, 4000);
+    // The pending socket 3 times out its hello at 10 s and is dropped 500 ms later.
+    h.advance(Duration::from_millis(29_999));
+    assert_eq!(h.closes(), [(3, 1008, "hello timeout".to_owned())]);
+    assert_eq!(h.terminated(), [3]);
+    h.advance(Duration::from_millis(1));
+    let mut dropped = h.terminated();
+    dropped.sort();
+    assert_eq!(dropped, [1, 2, 5]);
+    h.advance(Duration::from_secs(60));
+    assert!(h.terminated().is_empty());
+    assert!(h.closes().is_empty());
+}
+
 #[test]
 fn a_zero_hello_timeout_never_closes() {
     let mut h = Hub::config(|c| c.hello_timeout = Duration::ZERO);

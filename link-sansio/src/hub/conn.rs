@@ -17,6 +17,11 @@ use crate::wire::{DropReason, Frame, Key};
 /// The reference terminates a socket this long after closing it for a hello timeout.
 pub(super) const TERMINATE_AFTER: Duration = Duration::from_millis(500);
 
+/// A socket the hub closed is dropped this long after the close frame if the peer has
+/// not answered it (the reference's `ws` library: `closeTimeout`). Without it, a peer
+/// that ignores close frames would keep a socket the hub is done with forever.
+pub(super) const CLOSE_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Where a socket is in its life.
 #[derive(Debug)]
 pub(super) enum Phase {
@@ -33,7 +38,11 @@ pub(super) enum Phase {
         kind: Arc<str>,
     },
     /// The hub closed it (bad hello, displaced, timeout, drain); frames are stale.
-    Closing,
+    Closing {
+        /// When it is dropped if the close handshake has not ended (its entry in
+        /// `HubState::terminations`).
+        terminate_at: Instant,
+    },
 }
 
 /// One socket.
@@ -170,8 +179,7 @@ impl HubState {
         );
         if self.draining {
             self.close(conn, 1001, "hub stopped");
-            self.terminations
-                .insert((self.now.instant + TERMINATE_AFTER, conn));
+            self.terminate_soon(conn);
             return;
         }
         self.pending.insert(seq, conn);
@@ -192,8 +200,7 @@ impl HubState {
         };
         self.close(conn, 1008, text);
         if reason == PeerTimeoutReason::HelloTimeout {
-            self.terminations
-                .insert((self.now.instant + TERMINATE_AFTER, conn));
+            self.terminate_soon(conn);
         }
         self.emit(HubEvent::PeerTimeout {
             conn,
@@ -203,13 +210,19 @@ impl HubState {
         });
     }
 
-    /// Sends a close frame and forgets everything the socket held. A peer's departure
+    /// Sends a close frame and forgets everything the socket held; the socket is
+    /// dropped [`CLOSE_TIMEOUT`] later if the peer never answers. A peer's departure
     /// is announced like a disconnect only when it was still the current peer.
     pub(super) fn close(&mut self, conn: ConnId, code: u16, reason: &str) {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
-        let phase = std::mem::replace(&mut c.phase, Phase::Closing);
+        if matches!(c.phase, Phase::Closing { .. }) {
+            return;
+        }
+        let terminate_at = self.now.instant + CLOSE_TIMEOUT;
+        let phase = std::mem::replace(&mut c.phase, Phase::Closing { terminate_at });
+        self.terminations.insert((terminate_at, conn));
         c.outbox.clear();
         c.lane.clear();
         self.outputs.push_back(Output::Close {
@@ -222,7 +235,20 @@ impl HubState {
                 self.pending.remove(&seq);
             }
             Phase::Peer { kind } => self.remove_peer(conn, &kind, Some(code), reason),
-            Phase::Closing => {}
+            Phase::Closing { .. } => {}
+        }
+    }
+
+    /// Moves a closed socket's drop forward to [`TERMINATE_AFTER`] from now.
+    fn terminate_soon(&mut self, conn: ConnId) {
+        let at = self.now.instant + TERMINATE_AFTER;
+        if let Some(c) = self.conns.get_mut(&conn)
+            && let Phase::Closing { terminate_at } = &mut c.phase
+            && at < *terminate_at
+        {
+            self.terminations.remove(&(*terminate_at, conn));
+            *terminate_at = at;
+            self.terminations.insert((at, conn));
         }
     }
 
@@ -236,7 +262,9 @@ impl HubState {
                     self.pending.remove(&seq);
                 }
                 Phase::Peer { kind } => self.remove_peer(conn, &kind, code, ""),
-                Phase::Closing => {}
+                Phase::Closing { terminate_at } => {
+                    self.terminations.remove(&(terminate_at, conn));
+                }
             }
         }
     }
@@ -246,13 +274,14 @@ impl HubState {
         let Some(c) = self.conns.remove(&conn) else {
             return;
         };
-        self.terminations.retain(|(_, id)| *id != conn);
         match c.phase {
             Phase::Pending { seq, .. } => {
                 self.pending.remove(&seq);
             }
             Phase::Peer { kind } => self.remove_peer(conn, &kind, code, reason),
-            Phase::Closing => {}
+            Phase::Closing { terminate_at } => {
+                self.terminations.remove(&(terminate_at, conn));
+            }
         }
     }
 
@@ -393,10 +422,9 @@ impl HubState {
             self.close(conn, 1000, "");
         }
         // Sockets whose close handshake does not complete are dropped shortly after.
-        let at = self.now.instant + TERMINATE_AFTER;
         let closing: Vec<ConnId> = self.conns.keys().copied().collect();
         for conn in closing {
-            self.terminations.insert((at, conn));
+            self.terminate_soon(conn);
         }
     }
 
@@ -433,7 +461,7 @@ impl HubState {
             }
         };
         let kind = match &c.phase {
-            Phase::Closing => {
+            Phase::Closing { .. } => {
                 let t = type_name(&frame);
                 self.protocol_error(conn, None, DropReason::StaleSocket, t.as_deref(), None);
                 return;

@@ -116,7 +116,7 @@ impl HubState {
                 );
                 return;
             }
-            Phase::Closing => return,
+            Phase::Closing { .. } => return,
         }
         let checked = frame
             .verify(&key, &mut self.scratch)
