@@ -126,3 +126,51 @@ async fn concurrent_calls_leave_in_the_order_they_were_made() {
     receiver.stop().await.expect("stop");
     server.stop().await.expect("server stops");
 }
+
+/// An RPC whose future is dropped while the call still waits in the driver's queue
+/// (the transport is backed up, so the call could not go out in place) never reaches
+/// its target: the call is gone before it starts, not cancelled after.
+#[tokio::test(flavor = "current_thread")]
+async fn an_rpc_dropped_while_queued_never_reaches_its_target() {
+    use std::future::IntoFuture;
+    use std::sync::{Arc, Mutex};
+
+    let k = Kit::<TokioRuntime>::default();
+    let server = k.server(HubOptions::new(SECRET)).await;
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let mut worker = k.options("worker");
+    for rpc_type in ["long", "ping"] {
+        let seen = seen.clone();
+        worker = worker.handle(rpc_type, move |_ctx, _: serde_json::Value| {
+            seen.lock().expect("lock").push(rpc_type);
+            async { Ok::<_, link_tokio::RpcHandlerError>(()) }
+        });
+    }
+    let worker = k.ready_client(&server, worker).await;
+    let caller = k
+        .ready_client(&server, k.options("caller").max_buffered_bytes(1))
+        .await;
+    k.wait_for_peer(&caller, "worker").await;
+    // One frame handed to the transport and not yet written (the driver cannot run
+    // while this task does not yield) backs it up: the next call has to queue.
+    caller.publish("backlog", &1).await.expect("publish");
+    let mut call = caller
+        .rpc::<_, serde_json::Value>("worker", "long", &())
+        .into_future();
+    // Polled once (queued), then dropped.
+    let first = std::future::poll_fn(|cx| std::task::Poll::Ready(call.as_mut().poll(cx))).await;
+    assert!(first.is_pending(), "the call cannot have ended yet");
+    drop(call);
+    // A later call to the same target arrives after the dropped one would have.
+    let _: serde_json::Value = k
+        .within(
+            "ping answered",
+            caller.rpc("worker", "ping", &()).into_future(),
+        )
+        .await
+        .expect("ping");
+    assert_eq!(*seen.lock().expect("lock"), ["ping"]);
+    caller.stop().await.expect("stop");
+    worker.stop().await.expect("stop");
+    server.stop().await.expect("server stops");
+}

@@ -238,7 +238,9 @@ impl SharedCore {
 
     /// Starts `call` in `conn` (this core, locked) and records it, or tells its caller
     /// why not. The record is made before `conn` is released, so the call's
-    /// completion (a later step of `conn`) always finds it.
+    /// completion (a later step of `conn`) always finds it. A queued call whose caller
+    /// has given up (its future dropped, so its cancel found nothing to cancel) is
+    /// not started at all.
     pub(crate) fn start_rpc(&self, conn: &mut Connection, call: RpcCall) {
         let RpcCall {
             token,
@@ -248,6 +250,9 @@ impl SharedCore {
             timeout,
             reply,
         } = call;
+        if reply.is_closed() {
+            return;
+        }
         match conn.rpc(now(), to, rpc_type, data, timeout) {
             Ok(id) => self.calls().insert(id, token, reply),
             Err(e) => {
