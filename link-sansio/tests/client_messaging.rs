@@ -295,13 +295,78 @@ fn status_is_wanted_on_ready_and_every_interval_and_is_conflated() {
     );
     h.take_sent();
     h.reconnect();
-    let statuses: Vec<Option<Value>> = h
-        .sent_of("status.update")
-        .into_iter()
-        .map(|s| s.data)
-        .collect();
-    assert_eq!(statuses, vec![Some(v(json!(2)))]);
     assert_eq!(wanted(h.take_events()), 1, "wanted again at the new ready");
+    let statuses = |h: &mut Harness| -> Vec<Option<Value>> {
+        h.take_sent()
+            .into_iter()
+            .filter(|s| s.msg_type == "status.update")
+            .map(|s| s.data)
+            .collect()
+    };
+    // Answered in time, the fresh status replaces the queued one: the stale status
+    // never goes out.
+    assert_eq!(statuses(&mut h), vec![]);
+    h.conn
+        .push_status(h.now, Some(v(json!(3))))
+        .expect("conflated");
+    h.pump();
+    assert_eq!(statuses(&mut h), vec![Some(v(json!(3)))]);
+    // Unanswered, the queued status drains shortly after ready anyway.
+    h.down(1006, "");
+    h.conn
+        .push_status(h.now, Some(v(json!(4))))
+        .expect("queued");
+    h.reconnect();
+    assert_eq!(statuses(&mut h), vec![]);
+    h.ms(25);
+    assert_eq!(statuses(&mut h), vec![Some(v(json!(4)))]);
+}
+
+/// At ready the reference resubscribes, calls `makeStatus` (which replaces a queued
+/// status in place) and only then drains: queued items keep their order around the
+/// fresh status.
+#[test]
+fn at_ready_the_fresh_status_takes_the_queued_ones_place_in_the_outbox() {
+    let mut c = config("worker");
+    c.make_status = true;
+    let mut h = Harness::new(c);
+    h.conn.start(h.now);
+    h.pump();
+    h.conn
+        .publish(h.now, "t", Some(v(json!("first"))))
+        .expect("queued");
+    h.conn
+        .push_status(h.now, Some(v(json!("stale"))))
+        .expect("queued");
+    h.conn
+        .publish(h.now, "t", Some(v(json!("last"))))
+        .expect("queued");
+    h.up();
+    h.ack(&["topics", "direct"]);
+    assert!(h.take_events().contains(&ClientEvent::StatusWanted));
+    assert!(
+        h.sent_of("topic.message").is_empty(),
+        "the drain waits for the status"
+    );
+    h.conn
+        .push_status(h.now, Some(v(json!("fresh"))))
+        .expect("pushed");
+    h.pump();
+    let sent: Vec<(String, Option<Value>)> = h
+        .take_sent()
+        .into_iter()
+        .filter(|m| m.msg_type != "hello")
+        .map(|m| (m.msg_type.clone(), m.data.clone()))
+        .collect();
+    let payload = |p: &str| Some(v(json!({"topic": "t", "payload": p})));
+    assert_eq!(
+        sent,
+        vec![
+            ("topic.message".to_owned(), payload("first")),
+            ("status.update".to_owned(), Some(v(json!("fresh")))),
+            ("topic.message".to_owned(), payload("last")),
+        ]
+    );
 }
 
 #[test]

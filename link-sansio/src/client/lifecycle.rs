@@ -221,6 +221,11 @@ impl Connection {
         if self.config.make_status && self.timers.status.is_none() {
             self.emit(ClientEvent::StatusWanted);
             self.timers.status = now.instant.checked_add(self.config.status_interval);
+            // The drain waits for the answer (`push_status`), or this long at most.
+            self.status_due = true;
+            if self.timers.drain_retry.is_none() {
+                self.timers.drain_retry = now.instant.checked_add(DRAIN_RETRY);
+            }
         }
         self.drain_outbox(now);
         self.emit(ClientEvent::Ready { features });
@@ -359,6 +364,7 @@ impl Connection {
         }
         if self.timers.drain_retry.is_some_and(|d| d <= t) {
             self.timers.drain_retry = None;
+            self.status_due = false;
             if self.ready || self.drain.is_some() {
                 self.drain_outbox(now);
             }

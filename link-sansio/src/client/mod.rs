@@ -36,7 +36,10 @@
 //!
 //! With [`ClientConfig::make_status`], the connection emits [`ClientEvent::StatusWanted`]
 //! on every ready and every `status_interval`; the application answers with
-//! [`Connection::push_status`].
+//! [`Connection::push_status`]. At ready, the outbox waits for that answer before it
+//! drains (as the reference calls `makeStatus` before draining), so a status queued
+//! while the link was down is replaced in place by the fresh one instead of going out
+//! first; without an answer it drains [`DRAIN_RETRY`] later anyway.
 
 mod backoff;
 mod config;
@@ -191,6 +194,9 @@ pub struct Connection {
     pong_alive: bool,
     disconnect_emitted: bool,
     buffered: usize,
+    /// Ready, [`ClientEvent::StatusWanted`] emitted, and no answer yet: the outbox
+    /// holds its drain until the fresh status is in it.
+    status_due: bool,
     backoff: Backoff,
     catch_all: bool,
     timers: Timers,
@@ -238,6 +244,7 @@ impl Connection {
             pong_alive: true,
             disconnect_emitted: false,
             buffered: 0,
+            status_due: false,
             catch_all: false,
             timers: Timers::default(),
             subscriptions: Subscriptions::default(),
@@ -536,6 +543,14 @@ impl Connection {
     /// conflated with any status still queued.
     pub fn push_status(&mut self, now: Now, status: Option<Value>) -> Result<(), ClientError> {
         self.last = Some(now.instant);
+        let pushed = self.enqueue_status(now, status);
+        if std::mem::take(&mut self.status_due) {
+            self.drain_outbox(now);
+        }
+        pushed
+    }
+
+    fn enqueue_status(&mut self, now: Now, status: Option<Value>) -> Result<(), ClientError> {
         self.check_sendable("status")?;
         if let Some(s) = &status {
             check_json_safe(s).map_err(ClientError::NotSerializable)?;

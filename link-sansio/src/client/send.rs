@@ -114,7 +114,7 @@ impl Connection {
     /// Flushes what the transport will take, pausing while it is congested. Gated on
     /// the transport only, so a graceful stop (no longer ready) can still drain.
     pub(super) fn drain_outbox(&mut self, now: Now) {
-        if self.transport != Transport::Open {
+        if self.transport != Transport::Open || (self.ready && self.status_due) {
             return;
         }
         let mut drained_any = false;
