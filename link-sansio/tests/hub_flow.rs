@@ -121,13 +121,44 @@ fn queued_status_relays_are_conflated_per_origin() {
             )
         })
         .collect();
+    // The newest status takes the queued one's place, as in the reference.
     assert_eq!(
         relays,
         [
-            ("gamma".to_owned(), json!("g")),
-            ("beta".to_owned(), json!(3))
+            ("beta".to_owned(), json!(3)),
+            ("gamma".to_owned(), json!("g"))
         ]
     );
+}
+
+/// A newer status that does not fit in the outbox in place of the queued one is
+/// refused, and the queued one stays (the reference checks before it replaces).
+#[test]
+fn a_status_too_large_to_replace_the_queued_one_is_refused_and_the_old_one_kept() {
+    let mut h = Hub::config(|c| {
+        c.max_buffered_bytes = 10;
+        c.max_outbox_bytes = 600;
+    });
+    h.connect(1, "alpha");
+    h.connect(2, "beta");
+    h.flush_all();
+    h.take();
+    h.send(2, "status.update", None, Some(json!("first")));
+    h.send(2, "status.update", None, Some(json!("queued")));
+    h.send(2, "status.update", None, Some(json!("x".repeat(400))));
+    let overflows = h
+        .events()
+        .iter()
+        .filter(|e| matches!(e, HubEvent::OutboxOverflow { kind, .. } if kind == "alpha"))
+        .count();
+    assert_eq!(overflows, 1);
+    h.flush_all();
+    let statuses: Vec<serde_json::Value> = h
+        .frames(1)
+        .iter()
+        .map(|f| f["data"]["status"].clone())
+        .collect();
+    assert_eq!(statuses, [json!("first"), json!("queued")]);
 }
 
 #[test]

@@ -154,17 +154,17 @@ impl HubState {
             self.outputs.push_back(Output::Transmit { conn, text });
             return Sent::Now;
         }
-        // Queue it. A newer status of the same origin replaces the queued one.
-        if let Some(origin) = status_origin
-            && let Some(pos) = c
-                .outbox
+        // Queue it. A newer status of the same origin replaces the queued one in place
+        // (keeping its turn), if the outbox has room for the difference.
+        let replaces = status_origin.and_then(|origin| {
+            c.outbox
                 .queue
                 .iter()
                 .position(|q| q.status_origin.as_deref() == Some(origin))
-            && let Some(old) = c.outbox.queue.remove(pos)
-        {
-            c.outbox.queued_bytes -= old.bytes;
-        }
+        });
+        let freed = replaces
+            .and_then(|i| c.outbox.queue.get(i))
+            .map_or(0, |q| q.bytes);
         let id = match id {
             Some(id) => id.clone(),
             None => JsString::from(self.rng.uuid()),
@@ -176,7 +176,7 @@ impl HubState {
             + from.map_or(0, str::len)
             + data.map_or(0, <[u8]>::len);
         let kind = kind.to_string();
-        if c.outbox.queued_bytes + bytes > max_outbox {
+        if c.outbox.queued_bytes - freed + bytes > max_outbox {
             let event = HubEvent::OutboxOverflow {
                 conn,
                 kind,
@@ -187,17 +187,23 @@ impl HubState {
             self.emit(event);
             return Sent::Refused;
         }
-        let started = c.outbox.queue.is_empty();
-        let buffered = c.outbox.buffered;
-        c.outbox.queued_bytes += bytes;
-        c.outbox.queue.push_back(Queued {
+        let item = Queued {
             msg_type,
             id,
             from: from.map(str::to_owned),
             data: data.map(<[u8]>::to_vec),
             status_origin: status_origin.map(str::to_owned),
             bytes,
-        });
+        };
+        if let Some(slot) = replaces.and_then(|i| c.outbox.queue.get_mut(i)) {
+            c.outbox.queued_bytes = c.outbox.queued_bytes - freed + bytes;
+            *slot = item;
+            return Sent::Queued;
+        }
+        let started = c.outbox.queue.is_empty();
+        let buffered = c.outbox.buffered;
+        c.outbox.queued_bytes += bytes;
+        c.outbox.queue.push_back(item);
         if started {
             self.emit(HubEvent::Backpressure {
                 conn,
