@@ -539,7 +539,7 @@ fn malformed_frames_are_dropped_with_the_reference_reasons() {
         reasons,
         [
             "parse-error",
-            "parse-error",
+            "missing-id",
             "missing-id",
             "missing-id",
             "oversized-id",

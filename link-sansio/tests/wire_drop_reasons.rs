@@ -81,8 +81,22 @@ fn oversize_is_checked_on_raw_length_before_parsing() {
     );
 }
 
+/// `JSON.parse` accepts these, and the reference then finds no string `id` in them.
 #[test]
-fn parse_error_for_anything_but_a_json_object() {
+fn missing_id_for_json_that_is_not_an_object() {
+    let cases: [&[u8]; 6] = [b"[1,2]", b"[]", b"\"a string\"", b" 42 ", b"null", b"true"];
+    for case in cases {
+        assert_eq!(
+            decode(case).map(|_| ()),
+            Err(DropReason::MissingId),
+            "{:?}",
+            String::from_utf8_lossy(case)
+        );
+    }
+}
+
+#[test]
+fn parse_error_for_anything_json_parse_refuses() {
     let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
     let cases: Vec<&[u8]> = vec![
         b"",
@@ -90,10 +104,6 @@ fn parse_error_for_anything_but_a_json_object() {
         b"not json",
         b"{\"id\":\"x\"",
         b"{\"id\":\"x\"} trailing",
-        b"[1,2]",
-        b"\"a string\"",
-        b"42",
-        b"null",
         b"{\"id\":\"x\",}",
         b"{'id':'x'}",
         // Invalid UTF-8 in a string, with and without an escape before it.

@@ -35,13 +35,18 @@ const TYPE: usize = 5;
 const V: usize = 6;
 
 impl Frame {
-    /// Parses `bytes`: size cap, JSON, then the id.
+    /// Parses `bytes`: size cap, JSON, then the id (`missing-id` for JSON that is not
+    /// an object).
     pub fn parse(bytes: &[u8], limits: &Limits) -> Result<Frame, DropReason> {
         if bytes.len() > limits.max_message_bytes {
             return Err(DropReason::Oversize);
         }
-        let Ok(Some(parsed)) = json::parse_envelope(bytes) else {
-            return Err(DropReason::ParseError);
+        // Valid JSON that is not an object has no string `id`, as the reference's
+        // `typeof msg?.id !== 'string'` sees it.
+        let parsed = match json::parse_envelope(bytes) {
+            Ok(Some(parsed)) => parsed,
+            Ok(None) => return Err(DropReason::MissingId),
+            Err(_) => return Err(DropReason::ParseError),
         };
         let json::ParsedEnvelope {
             known,
