@@ -32,7 +32,9 @@ pub enum Outbound {
     Text(String),
     /// A ping control frame (keepalive).
     Ping,
-    /// A close frame with a code and reason.
+    /// A close frame with a code and reason; with
+    /// [`CLOSE_NO_STATUS`](link_sansio::wire::CLOSE_NO_STATUS) (1005), a close frame
+    /// without a body.
     Close(u16, String),
 }
 

@@ -7,6 +7,7 @@ use crate::runtime::ConnectSpec;
 use crate::transport::{Inbound, Outbound, TransportError};
 use bytes::Bytes;
 use futures_util::{Sink, Stream};
+use link_sansio::wire::CLOSE_NO_STATUS;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
@@ -122,6 +123,7 @@ fn message_of(frame: Outbound) -> Message {
     match frame {
         Outbound::Text(t) => Message::Text(t.into()),
         Outbound::Ping => Message::Ping(Bytes::new()),
+        Outbound::Close(CLOSE_NO_STATUS, _) => Message::Close(None),
         Outbound::Close(code, reason) => Message::Close(Some(tungstenite::protocol::CloseFrame {
             code: CloseCode::from(code),
             reason: reason.into(),

@@ -154,7 +154,7 @@ fn rejection_stops_the_link_by_default() {
             .iter()
             .any(|e| matches!(e, ClientEvent::Ready { .. }))
     );
-    assert!(matches!(h.take_actions()[..], [Action::Close(1000, _)]));
+    assert!(matches!(h.take_actions()[..], [Action::Close(1005, _)]));
     assert!(h.conn.health().stopped);
     h.ms(60_000);
     assert!(

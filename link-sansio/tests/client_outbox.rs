@@ -154,7 +154,7 @@ fn immediate_stop_clears_everything_and_refuses_further_traffic() {
         .expect("queued");
     h.conn.stop(h.now, false);
     h.pump();
-    assert_eq!(h.take_actions(), vec![Action::Close(1000, String::new())]);
+    assert_eq!(h.take_actions(), vec![Action::Close(1005, String::new())]);
     let events = h.take_events();
     assert!(events.contains(&ClientEvent::Disconnected(DisconnectInfo {
         code: None,
@@ -217,7 +217,7 @@ fn graceful_stop_flushes_the_outbox_and_waits_for_pending_calls() {
     let events = h.take_events();
     assert!(events.iter().any(|e| matches!(e, ClientEvent::RpcComplete(c) if c.id == id && c.outcome == Ok(Some(v(json!(5)))))));
     assert_eq!(events.last(), Some(&ClientEvent::Stopped));
-    assert_eq!(h.take_actions(), vec![Action::Close(1000, String::new())]);
+    assert_eq!(h.take_actions(), vec![Action::Close(1005, String::new())]);
 }
 
 #[test]
@@ -233,7 +233,7 @@ fn graceful_stop_gives_up_after_stop_drain() {
     h.ms(4_975);
     assert!(h.take_actions().is_empty());
     h.ms(25);
-    assert_eq!(h.take_actions(), vec![Action::Close(1000, String::new())]);
+    assert_eq!(h.take_actions(), vec![Action::Close(1005, String::new())]);
     let events = h.take_events();
     assert!(
         events
@@ -252,7 +252,7 @@ fn an_immediate_stop_cuts_a_graceful_one_short() {
     assert!(h.take_actions().is_empty());
     h.conn.stop(h.now, false);
     h.pump();
-    assert_eq!(h.take_actions(), vec![Action::Close(1000, String::new())]);
+    assert_eq!(h.take_actions(), vec![Action::Close(1005, String::new())]);
     assert_eq!(h.take_events().last(), Some(&ClientEvent::Stopped));
 }
 
@@ -261,7 +261,7 @@ fn stop_with_nothing_in_flight_closes_at_once() {
     let mut h = Harness::ready(config("pub"));
     h.conn.stop(h.now, true);
     h.pump();
-    assert_eq!(h.take_actions(), vec![Action::Close(1000, String::new())]);
+    assert_eq!(h.take_actions(), vec![Action::Close(1005, String::new())]);
     h.take_events();
     h.conn.stop(h.now, true);
     h.pump();
@@ -286,7 +286,7 @@ fn start_during_a_graceful_stop_reconnects_once_the_drain_ends() {
     assert_eq!(
         h.take_actions(),
         vec![
-            Action::Close(1000, String::new()),
+            Action::Close(1005, String::new()),
             Action::Connect(URL.into())
         ]
     );
@@ -325,6 +325,6 @@ fn graceful_stop_before_the_ack_closes_without_pipelining_the_outbox() {
         h.take_sent().is_empty(),
         "nothing may follow an unacknowledged hello"
     );
-    assert_eq!(h.take_actions(), vec![Action::Close(1000, String::new())]);
+    assert_eq!(h.take_actions(), vec![Action::Close(1005, String::new())]);
     assert!(h.take_events().contains(&ClientEvent::Stopped));
 }

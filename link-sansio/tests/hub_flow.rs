@@ -552,7 +552,7 @@ fn malformed_frames_are_dropped_with_the_reference_reasons() {
 }
 
 #[test]
-fn drain_closes_pending_with_1001_and_peers_normally_then_reports_drained() {
+fn drain_closes_pending_with_1001_and_peers_without_a_code_then_reports_drained() {
     let mut h = Hub::shared();
     h.connect(1, "alpha");
     h.connect(2, "beta");
@@ -564,8 +564,9 @@ fn drain_closes_pending_with_1001_and_peers_normally_then_reports_drained() {
     assert_eq!(
         closes,
         [
-            (1, 1000, String::new()),
-            (2, 1000, String::new()),
+            // A bare `ws.close()` for peers: a close frame without a code (1005).
+            (1, 1005, String::new()),
+            (2, 1005, String::new()),
             (3, 1001, "hub stopped".to_owned())
         ]
     );

@@ -4,6 +4,7 @@
 use bytes::Bytes;
 use futures_util::{Sink, Stream};
 use link_driver::transport::{Inbound, Outbound, TransportError};
+use link_sansio::wire::CLOSE_NO_STATUS;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use tokio_tungstenite::tungstenite;
@@ -69,6 +70,7 @@ impl Sink<Outbound> for AxumTransport {
         let m = match item {
             Outbound::Text(t) => M::Text(t.into()),
             Outbound::Ping => M::Ping(Bytes::new()),
+            Outbound::Close(CLOSE_NO_STATUS, _) => M::Close(None),
             Outbound::Close(code, reason) => M::Close(Some(CloseFrame {
                 code,
                 reason: reason.into(),

@@ -20,6 +20,7 @@ use link_sansio::client::{
 };
 use link_sansio::seeded::CounterState;
 use link_sansio::time::Now;
+use link_sansio::wire::CLOSE_NO_STATUS;
 use link_sansio::wire::Value;
 use link_sansio::wire::message::{PeerEntry, StatusEntry};
 use std::cell::Cell;
@@ -570,7 +571,7 @@ impl<R: Runtime> Driver<R> {
                 // abandoned, an open socket closed politely in the background.
                 self.connecting = None;
                 if let Some(mut p) = self.pump.take() {
-                    p.push(Outbound::Close(1000, String::new()));
+                    p.push(Outbound::Close(CLOSE_NO_STATUS, String::new()));
                     self.rt.spawn(close_gracefully(self.rt.clone(), p));
                 }
                 return Poll::Ready(());

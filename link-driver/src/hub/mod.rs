@@ -217,7 +217,8 @@ impl Hub {
     }
 
     /// Graceful drain: refuse new hellos, close pending sockets with 1001 and peers
-    /// normally; resolves once every socket is gone. Bound it with a timeout and
+    /// with a close frame without a code (seen as 1005, as after the reference's
+    /// `hub.stop()`); resolves once every socket is gone. Bound it with a timeout and
     /// follow with [`Hub::terminate_all`].
     pub async fn drain(&self) -> Result<(), Error> {
         self.drain_inner(None).await

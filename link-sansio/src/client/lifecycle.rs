@@ -244,8 +244,9 @@ impl Connection {
         self.stopped = true;
         self.timers = Timers::default();
         if self.transport != Transport::None {
+            // The reference's bare `ws.close()`: a close frame without a code.
             self.out.push_back(Output::Close {
-                code: CLOSE_NORMAL,
+                code: crate::wire::CLOSE_NO_STATUS,
                 reason: String::new(),
             });
         }

@@ -418,8 +418,9 @@ impl HubState {
         for conn in pending {
             self.close(conn, 1001, "hub stopped");
         }
+        // The reference's bare `ws.close()` for authenticated sockets: no code.
         for conn in self.peers.conns() {
-            self.close(conn, 1000, "");
+            self.close(conn, crate::wire::CLOSE_NO_STATUS, "");
         }
         // Sockets whose close handshake does not complete are dropped shortly after.
         let closing: Vec<ConnId> = self.conns.keys().copied().collect();

@@ -211,7 +211,8 @@ pub enum Input<'a> {
         decision: AclDecision,
     },
     /// Graceful shutdown: refuse new sockets and hellos, close pending sockets with
-    /// 1001 `hub stopped` and peers normally; [`HubEvent::Drained`] once all are gone.
+    /// 1001 `hub stopped` and peers with a close frame without a code (1005, the
+    /// reference's bare `ws.close()`); [`HubEvent::Drained`] once all are gone.
     Drain,
 }
 

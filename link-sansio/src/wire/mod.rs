@@ -21,6 +21,12 @@ pub use sign::{HashAlgo, Key};
 /// The protocol version this crate speaks.
 pub const PROTOCOL_VERSION: u32 = 1;
 
+/// The close "code" of a close frame that carries none, as the reference's bare
+/// `ws.close()` sends (a client's `stop()`, a hub's `stop()` for its peers); the peer
+/// reports it as 1005. RFC 6455 forbids 1005 as a code on the wire, so an adapter
+/// asked to close with it writes a close frame without a body.
+pub const CLOSE_NO_STATUS: u16 = 1005;
+
 /// Size and replay limits shared by hub and client (PROTOCOL.md §13 defaults).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
