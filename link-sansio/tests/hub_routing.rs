@@ -809,3 +809,61 @@ fn an_unknown_type_is_verified_reported_and_ignored() {
     );
     assert!(h.take().is_empty());
 }
+
+/// The reference's error texts are template strings over the peer's own `to` and
+/// `rpcType`, so a lone surrogate in them comes back exactly, escaped as
+/// `JSON.stringify` writes it, not replaced by U+FFFD.
+#[test]
+fn rpc_errors_echo_a_lone_surrogate_exactly() {
+    use link_sansio::wire::{self, Header, json};
+    let mut h = Hub::shared();
+    h.connect(1, "alpha");
+    h.take();
+    let key = h.keys[&c(1)].clone();
+    let lone = |text: &str| match json::parse(text.as_bytes()) {
+        Ok(Value::String(s)) => s,
+        other => panic!("{other:?}"),
+    };
+    let cases = [
+        (
+            lone(r#""\udc00q""#),
+            br#"{"rpcType":"x"}"#.as_slice(),
+            r#""error":"Target not connected: \udc00q""#,
+        ),
+        (
+            lone(r#""server""#),
+            br#"{"rpcType":"\ud800x"}"#.as_slice(),
+            r#""error":"Unknown server rpcType: \ud800x""#,
+        ),
+    ];
+    for (n, (to, data, want)) in cases.into_iter().enumerate() {
+        let id = format!("lone-{n}");
+        let mut frame = Vec::new();
+        wire::encode(
+            &key,
+            &Header {
+                id: id.as_str().into(),
+                ts: h.now.ms(),
+                from: Some("alpha".into()),
+                to: Some((&to).into()),
+            },
+            "rpc.request",
+            Some(data),
+            &mut frame,
+        );
+        h.input(Input::Frame {
+            conn: c(1),
+            bytes: &frame,
+        });
+        let replies: Vec<String> = h
+            .take()
+            .into_iter()
+            .filter_map(|o| match o {
+                Output::Transmit { conn, text } if conn == c(1) => Some(text),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(replies.len(), 1, "{replies:?}");
+        assert!(replies[0].contains(want), "{}", replies[0]);
+    }
+}

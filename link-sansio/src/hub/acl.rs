@@ -89,7 +89,7 @@ pub(super) struct WaitingRpc {
     pub conn: ConnId,
     pub kind: String,
     pub id: JsString,
-    pub to: String,
+    pub to: JsString,
     pub rpc_type: Option<Value>,
     pub rpc_data: Option<Value>,
     pub bytes: usize,
@@ -335,7 +335,7 @@ impl HubState {
         let id = self.acl.next();
         let op = AclOp::Rpc {
             from: rpc.kind.clone(),
-            to: rpc.to.clone(),
+            to: rpc.to.to_string_lossy(),
             rpc_type: value_text(rpc.rpc_type.as_ref()),
             rpc_data: rpc.rpc_data.clone(),
         };
@@ -377,7 +377,7 @@ impl HubState {
                         self.emit(HubEvent::AclDenied {
                             op: AclOpKind::Rpc,
                             from: rpc.kind,
-                            to: Some(rpc.to),
+                            to: Some(rpc.to.to_string_lossy()),
                             rpc_type: Some(rpc_type),
                             topic: None,
                             direct_type: None,

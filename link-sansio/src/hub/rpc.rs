@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use super::acl::{WaitingRpc, value_text};
 use super::{ConnId, HubEvent, HubState, Output, ServerCall, ServerCallId, ServerReply};
 use crate::seeded::SeededState;
+use crate::wire::envelope::js_string_of;
 use crate::wire::message::{Message, RpcCancel, RpcRequest, RpcResponse, types, write_members};
 use crate::wire::validate::check_json_safe;
 use crate::wire::{JsString, Object, Value};
@@ -110,7 +111,6 @@ impl HubState {
             self.reply_error(conn, &id, codes::BAD_REQUEST, "rpc.request missing \"to\"");
             return;
         };
-        let to = to.to_string_lossy();
         if self.config.acl.rpc {
             self.ask_rpc(WaitingRpc {
                 conn,
@@ -132,7 +132,7 @@ impl HubState {
         conn: ConnId,
         kind: &str,
         id: JsString,
-        to: String,
+        to: JsString,
         rpc_type: Option<Value>,
         rpc_data: Option<Value>,
     ) {
@@ -140,12 +140,17 @@ impl HubState {
             self.server_rpc(conn, kind, id, rpc_type, rpc_data);
             return;
         }
-        let Some(target) = self.peers.get(&to).map(|p| p.conn) else {
-            self.reply_error(
+        // A `to` with a lone surrogate is no kind; the error echoes it exactly.
+        let target = to
+            .as_str()
+            .and_then(|to| self.peers.get(to))
+            .map(|p| p.conn);
+        let Some(target) = target else {
+            let message = JsString::joined(b"Target not connected:", b' ', &to);
+            self.reply(
                 conn,
                 &id,
-                codes::NO_TARGET,
-                &format!("Target not connected: {to}"),
+                &RpcResponse::err_js(codes::NO_TARGET, message, None),
             );
             return;
         };
@@ -181,7 +186,7 @@ impl HubState {
             self.emit(HubEvent::RpcForwarded {
                 id,
                 from: kind.to_owned(),
-                to,
+                to: to.to_string_lossy(),
                 rpc_type: value_text(rpc_type.as_ref()),
             });
         }
@@ -216,28 +221,29 @@ impl HubState {
         rpc_type: Option<Value>,
         rpc_data: Option<Value>,
     ) {
-        let type_text = value_text(rpc_type.as_ref());
-        // Handlers are looked up by `String(rpcType)`, as a JavaScript property is.
-        let handler = if self.server_rpc.registered.contains(type_text.as_str()) {
-            Some(Handler::App)
-        } else if type_text == TOPIC_LIST {
-            Some(Handler::TopicList)
-        } else if type_text == HEALTH {
-            Some(Handler::Health)
-        } else if self.server_rpc.catch_all {
-            Some(Handler::App)
-        } else {
-            None
+        let type_js = match &rpc_type {
+            Some(v) => js_string_of(v),
+            None => JsString::from("undefined"),
+        };
+        // Handlers are looked up by `String(rpcType)`, as a JavaScript property is (a
+        // lone surrogate matches no handler's name).
+        let handler = match type_js.as_str() {
+            Some(t) if self.server_rpc.registered.contains(t) => Some(Handler::App),
+            Some(TOPIC_LIST) => Some(Handler::TopicList),
+            Some(HEALTH) => Some(Handler::Health),
+            _ if self.server_rpc.catch_all => Some(Handler::App),
+            _ => None,
         };
         let Some(handler) = handler else {
-            self.reply_error(
+            let message = JsString::joined(b"Unknown server rpcType:", b' ', &type_js);
+            self.reply(
                 conn,
                 &id,
-                codes::UNKNOWN_TYPE,
-                &format!("Unknown server rpcType: {type_text}"),
+                &RpcResponse::err_js(codes::UNKNOWN_TYPE, message, None),
             );
             return;
         };
+        let type_text = type_js.to_string_lossy();
         let max = self.config.max_concurrent_rpc;
         if max > 0 && self.rpc.in_flight() >= max {
             self.reply_error(
@@ -401,8 +407,8 @@ impl HubState {
         let Some(to) = to.filter(|t| !t.is_empty()) else {
             return;
         };
-        let to = to.to_string_lossy();
-        let Some(target) = self.peers.get(&to).map(|p| p.conn) else {
+        // A `to` with a lone surrogate is no kind.
+        let Some(target) = to.as_str().and_then(|t| self.peers.get(t)).map(|p| p.conn) else {
             return;
         };
         let mut data = std::mem::take(&mut self.data_buf);
@@ -429,7 +435,7 @@ impl HubState {
             self.emit(HubEvent::RpcResponseForwarded {
                 id,
                 from: kind.to_owned(),
-                to,
+                to: to.to_string_lossy(),
                 ok,
             });
         }

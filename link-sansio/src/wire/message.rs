@@ -591,10 +591,16 @@ impl RpcResponse {
 
     /// An error reply.
     pub fn err(code: &str, message: &str, data: Option<Value>) -> RpcResponse {
+        Self::err_js(code, JsString::from(message), data)
+    }
+
+    /// [`RpcResponse::err`] with a message that may hold lone surrogates (one that
+    /// echoes a peer's string exactly, as the reference's template strings do).
+    pub fn err_js(code: &str, message: JsString, data: Option<Value>) -> RpcResponse {
         RpcResponse {
             data: Some(object(vec![
                 ("ok", Some(Value::Bool(false))),
-                ("error", Some(Value::from(message))),
+                ("error", Some(Value::String(message))),
                 ("code", Some(Value::from(code))),
                 ("data", data),
             ])),
