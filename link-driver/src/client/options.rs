@@ -228,7 +228,8 @@ impl<R: Runtime> LinkOptions<R> {
         /// Outbox cap (`maxOutboxBytes`, 16 MiB); beyond it sends are refused.
         max_outbox_bytes: usize => |s, v| s.config.max_outbox_bytes = v);
     setter!(
-        /// Default RPC timeout (`defaultRpcTimeoutMs`, 5 s; zero = none).
+        /// Default RPC timeout (`defaultRpcTimeoutMs`, 5 s; must be positive, as in the
+        /// reference). One call waits without limit with `.timeout(Duration::ZERO)`.
         default_rpc_timeout: Duration => |s, v| s.config.default_rpc_timeout = v);
     setter!(
         /// Inbound handlers in flight before `RPC_OVERLOADED` (`maxConcurrentRpc`, 256;
