@@ -199,6 +199,38 @@ fn keepalive_pings_peers_and_terminates_one_that_did_not_pong() {
     assert_eq!(h.hub.health().peer_count, 1);
 }
 
+/// As in the reference, `canRpc` is asked before a request without `to` is refused:
+/// denied, it gets the ACL's answer; allowed, `RPC_BAD_REQUEST`.
+#[test]
+fn an_rpc_without_to_goes_to_can_rpc_before_it_is_refused() {
+    let mut h = Hub::config(|c| c.acl.rpc = true);
+    h.connect(1, "alpha");
+    h.take();
+    for (decision, want) in [
+        (
+            AclDecision::Deny {
+                code: None,
+                message: None,
+            },
+            "RPC_FORBIDDEN",
+        ),
+        (AclDecision::Allow, "RPC_BAD_REQUEST"),
+    ] {
+        h.send(1, "rpc.request", None, Some(json!({"rpcType": "x"})));
+        let checks = acl_checks(&mut h);
+        assert!(
+            matches!(&checks[..], [check] if matches!(&check.op, AclOp::Rpc { to, .. } if to.is_empty())),
+            "{checks:?}"
+        );
+        h.input(Input::AclDecided {
+            check: checks[0].check,
+            decision,
+        });
+        let f = h.frames(1);
+        assert_eq!(f[0]["data"]["code"], want);
+    }
+}
+
 #[test]
 fn a_denied_rpc_gets_rpc_forbidden_and_an_acl_denied_event() {
     let mut h = Hub::config(|c| c.acl.rpc = true);

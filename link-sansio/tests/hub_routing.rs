@@ -96,6 +96,38 @@ fn an_rpc_without_to_gets_rpc_bad_request() {
     );
 }
 
+/// The reference reads `to` as `msg.to ? String(msg.to) : null`: a falsy `to` is
+/// missing, and any other value is a kind by its `String()`.
+#[test]
+fn a_falsy_to_is_missing_and_any_other_is_coerced_with_string() {
+    let mut h = pair();
+    let key = h.keys[&c(1)].clone();
+    let cases = [
+        (json!(false), "rpc.request missing \"to\""),
+        (json!(0), "rpc.request missing \"to\""),
+        (json!(""), "rpc.request missing \"to\""),
+        (json!([]), "rpc.request missing \"to\""),
+        (json!(true), "Target not connected: true"),
+        (json!(1.5), "Target not connected: 1.5"),
+        (json!(["a", null, 2]), "Target not connected: a,,2"),
+        (json!({"k": 1}), "Target not connected: [object Object]"),
+    ];
+    for (n, (to, want)) in cases.into_iter().enumerate() {
+        let unsigned = json!({
+            "v": 1, "id": format!("falsy-{n}"), "ts": h.now.ms(), "from": "alpha",
+            "to": to, "type": "rpc.request", "data": {"rpcType": "x"},
+        });
+        let parsed = link_sansio::wire::json::parse(unsigned.to_string().as_bytes()).expect("json");
+        let mut canonical = Vec::new();
+        link_sansio::wire::json::write_canonical(&parsed, &mut canonical);
+        let mut signed = unsigned;
+        signed["sig"] = json!(key.sign_hex(&canonical));
+        h.raw(1, &signed.to_string());
+        let (_, _, data) = response(&mut h, 1);
+        assert_eq!(data["error"], want, "to: {}", signed["to"]);
+    }
+}
+
 #[test]
 fn an_unknown_server_rpc_type_gets_rpc_unknown_type_even_for_prototype_names() {
     let mut h = pair();

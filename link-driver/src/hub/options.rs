@@ -50,7 +50,9 @@ impl AclAnswer for AclDecision {
 pub struct RpcCheck {
     /// The caller's authenticated kind.
     pub from: String,
-    /// The target kind, or `server`.
+    /// The target kind, or `server`; empty when the request names none (the
+    /// reference's `null`): such a request, if allowed, is refused with
+    /// `RPC_BAD_REQUEST`.
     pub to: String,
     /// The RPC type.
     pub rpc_type: String,

@@ -289,7 +289,8 @@ pub enum AclOp {
     Rpc {
         /// The caller.
         from: String,
-        /// The target kind or `server`.
+        /// The target kind or `server`; empty when the request has no `to` (the
+        /// reference passes `null`), which is refused with `RPC_BAD_REQUEST` if allowed.
         to: String,
         /// The RPC type (`String()` of the wire value).
         rpc_type: String,

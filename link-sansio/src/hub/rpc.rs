@@ -107,10 +107,9 @@ impl HubState {
         request: RpcRequest,
         len: usize,
     ) {
-        let Some(to) = to.filter(|t| !t.is_empty()) else {
-            self.reply_error(conn, &id, codes::BAD_REQUEST, "rpc.request missing \"to\"");
-            return;
-        };
+        // No `to` is the empty string here; as in the reference, `canRpc` is asked
+        // first, and only an allowed request is refused for it.
+        let to = to.unwrap_or_default();
         if self.config.acl.rpc {
             self.ask_rpc(WaitingRpc {
                 conn,
@@ -138,6 +137,10 @@ impl HubState {
     ) {
         if to == "server" {
             self.server_rpc(conn, kind, id, rpc_type, rpc_data);
+            return;
+        }
+        if to.is_empty() {
+            self.reply_error(conn, &id, codes::BAD_REQUEST, "rpc.request missing \"to\"");
             return;
         }
         // A `to` with a lone surrogate is no kind; the error echoes it exactly.

@@ -168,9 +168,10 @@ impl Frame {
         self.known[FROM].as_ref().and_then(coerce_nullable)
     }
 
-    /// The recipient, coerced like [`Frame::from`].
+    /// The recipient as the reference's hub reads it, `to ? String(to) : null`:
+    /// `null`, `false`, `0` and `""` are no recipient.
     pub fn to(&self) -> Option<JsString> {
-        self.known[TO].as_ref().and_then(coerce_nullable)
+        self.known[TO].as_ref().and_then(coerce_truthy)
     }
 
     /// The payload, if present.
@@ -210,7 +211,7 @@ impl Frame {
         Envelope {
             ts: self.ts(),
             from: take_nullable(self.known[FROM].take()),
-            to: take_nullable(self.known[TO].take()),
+            to: self.known[TO].take().as_ref().and_then(coerce_truthy),
             message: Message::from_parts(self.msg_type(), data),
             id,
             len: self.len,
@@ -223,6 +224,15 @@ fn take_nullable(v: Option<Value>) -> Option<JsString> {
     match v {
         Some(Value::String(s)) => Some(s),
         other => other.as_ref().and_then(coerce_nullable),
+    }
+}
+
+/// JavaScript's `v ? String(v) : null`.
+fn coerce_truthy(v: &Value) -> Option<JsString> {
+    match v {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        other if other.is_truthy() => Some(js_string_of(other)),
+        _ => None,
     }
 }
 
@@ -275,7 +285,7 @@ pub struct Envelope {
     pub ts: f64,
     /// The sender as stated in the envelope (the hub stamps the authenticated kind).
     pub from: Option<JsString>,
-    /// The recipient.
+    /// The recipient, as [`Frame::to`] reads it.
     pub to: Option<JsString>,
     /// The typed message.
     pub message: Message,
