@@ -11,7 +11,8 @@ pub use crate::hub::{
 };
 pub use crate::server::HubServer;
 pub use crate::tls::{
-    default_tls_config, load_tls_config, server_tls_config, tls_config_with_roots,
+    default_tls_config, load_tls_config, server_tls_config, tls_config_trusting,
+    tls_config_with_roots,
 };
 pub use crate::{Error, RpcHandlerError};
 

@@ -13,6 +13,33 @@ pub fn default_tls_config() -> Result<Arc<rustls::ClientConfig>, TransportError>
     tls_config_with_roots(roots)
 }
 
+/// rustls client settings trusting the webpki (Mozilla) roots and the certificates
+/// in the PEM file `ca_pem` (a private CA, or a hub's self-signed certificate).
+pub fn tls_config_trusting(
+    ca_pem: impl AsRef<std::path::Path>,
+) -> Result<Arc<rustls::ClientConfig>, Error> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let path = ca_pem.as_ref();
+    let certs = CertificateDer::pem_file_iter(path)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| Error::Io(format!("CA certificates {}: {e}", path.display())))?;
+    if certs.is_empty() {
+        return Err(Error::Io(format!(
+            "CA certificates {}: no certificate in the file",
+            path.display()
+        )));
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    for cert in certs {
+        roots
+            .add(cert)
+            .map_err(|e| Error::Io(format!("CA certificate {}: {e}", path.display())))?;
+    }
+    tls_config_with_roots(roots).map_err(|e| Error::Io(e.to_string()))
+}
+
 /// rustls client settings trusting exactly `roots` (e.g. a test CA), `ring` provider.
 pub fn tls_config_with_roots(
     roots: rustls::RootCertStore,

@@ -103,13 +103,18 @@ fn rpc_against_reply_echo_prints_the_result_and_maps_errors_to_exit_codes() {
         out.stderr
     );
     assert!(out.stdout.is_empty());
+    // A target that is not connected (yet) is exit 3, like a hub that is not: a
+    // script may wait and retry.
     let out = link(&hub.url, SECRET, &["rpc", "nobody", "echo.me"]);
-    assert_eq!(out.code(), Some(1), "{out:?}");
+    assert_eq!(out.code(), Some(3), "{out:?}");
     assert!(
         out.stderr.contains("link: RPC_NO_TARGET:"),
         "{}",
         out.stderr
     );
+    // Negative numbers are JSON, not flags.
+    let out = link(&hub.url, SECRET, &["rpc", "echoer", "echo.me", "-2.5"]);
+    assert_eq!(out.stdout, vec!["-2.5".to_owned()], "{out:?}");
 
     // The hub's own RPCs.
     let out = link(&hub.url, SECRET, &["rpc", "server", "link.health"]);
@@ -119,7 +124,7 @@ fn rpc_against_reply_echo_prints_the_result_and_maps_errors_to_exit_codes() {
         "{out:?}"
     );
 
-    // `peers` lists the echo server (and the asking peer itself).
+    // `peers` lists the echo server, not the asking command's own connection.
     let out = link(&hub.url, SECRET, &["--kind", "asker", "peers"]);
     assert_eq!(out.code(), Some(0), "{out:?}");
     let kinds: Vec<Value> = out
@@ -127,8 +132,7 @@ fn rpc_against_reply_echo_prints_the_result_and_maps_errors_to_exit_codes() {
         .iter()
         .map(|l| json_line(l)["kind"].clone())
         .collect();
-    assert!(kinds.contains(&json!("echoer")), "{kinds:?}");
-    assert!(kinds.contains(&json!("asker")), "{kinds:?}");
+    assert_eq!(kinds, [json!("echoer")]);
 }
 
 #[test]
@@ -228,11 +232,41 @@ fn no_hub_or_wrong_secret_is_exit_3_and_usage_errors_are_exit_2() {
         &["pub", "bad topic!", "1"],
         &["reply", "x", "--echo"], // no kind
         &["reply", "x", "--echo", "--json", "1", "--kind", "k"],
+        &["reply", "", "--echo", "--kind", "k"],
+        &[
+            "reply",
+            "x",
+            "--json",
+            "12345678901234567890",
+            "--kind",
+            "k",
+        ],
+        &["rpc", "server", "x", "@/nonexistent/file.json"],
+        &["--url", "notaurl", "health"],
+        &["--url", "http://127.0.0.1:1/", "health"],
+        &["--hash-algo", "md5", "health"],
         &["frobnicate"],
     ] {
+        let started = std::time::Instant::now();
         let out = link(&hub.url, SECRET, args);
         assert_eq!(out.code(), Some(2), "{args:?}: {out:?}");
-        assert!(!out.stderr.is_empty(), "{args:?}");
+        // At once, with the error code scripts read.
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "{args:?}"
+        );
+        // `link: CODE: message`, the code USAGE or a more precise one.
+        let code = out
+            .stderr
+            .strip_prefix("link: ")
+            .and_then(|r| r.split_once(": "));
+        assert!(
+            code.is_some_and(
+                |(c, _)| !c.is_empty() && c.chars().all(|c| c.is_ascii_uppercase() || c == '_')
+            ),
+            "{args:?}: {}",
+            out.stderr
+        );
     }
     let out = spawn(LINK, &["--url", &hub.url, "health"], &[]).finish();
     assert_eq!(out.code(), Some(2), "no secret: {out:?}");
@@ -323,4 +357,209 @@ fn verify_reads_frames_from_stdin_like_the_verify_example() {
         vec!["ok", "missing-id"],
         "{text}"
     );
+}
+
+/// `--command` streams a request larger than a pipe holds while it reads the answer
+/// (writing it all first would deadlock), takes JSON from `@FILE`, and refuses an
+/// answer larger than a frame may carry at once instead of letting the hub close
+/// the link over it.
+#[test]
+fn reply_command_streams_large_requests_and_refuses_outsized_answers() {
+    let hub = hub(&["--secret", SECRET]);
+    let mut cat = start_link(&hub, &["--kind", "cat", "reply", "cat", "--command", "cat"]);
+    cat.stderr_line("serving line", |l| l.starts_with("serving cat"));
+    // About 450 KB of JSON, several times what a pipe buffers.
+    let big: Vec<String> = (0..30_000).map(|i| format!("item-{i:08}")).collect();
+    let file = TempFile::new(
+        "big.json",
+        serde_json::to_string(&big).expect("json").as_bytes(),
+    );
+    let arg = format!("@{}", file.path_str());
+    let out = link(
+        &hub.url,
+        SECRET,
+        &["--timeout", "20", "rpc", "cat", "cat", &arg],
+    );
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert_eq!(json_line(&out.stdout[0]), json!(big));
+
+    let mut flood = start_link(
+        &hub,
+        &[
+            "--kind",
+            "flood",
+            "reply",
+            "flood",
+            "--command",
+            "printf '\"%02000000d\"' 0",
+        ],
+    );
+    flood.stderr_line("serving line", |l| l.starts_with("serving flood"));
+    let started = std::time::Instant::now();
+    let out = link(
+        &hub.url,
+        SECRET,
+        &["--timeout", "20", "rpc", "flood", "flood"],
+    );
+    assert_eq!(out.code(), Some(1), "{out:?}");
+    assert!(out.stderr.contains("COMMAND_FAILED"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("more than a frame may carry"),
+        "{}",
+        out.stderr
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+}
+
+/// `--count N` runs the command for N requests only, and refuses the rest at once.
+#[test]
+fn reply_count_answers_that_many_requests_and_refuses_the_rest() {
+    let hub = hub(&["--secret", SECRET]);
+    let mut once = start_link(
+        &hub,
+        &[
+            "--kind",
+            "once",
+            "reply",
+            "job",
+            "--command",
+            "sleep 1; cat",
+            "--count",
+            "1",
+        ],
+    );
+    once.stderr_line("serving line", |l| l.starts_with("serving job"));
+    let callers: Vec<Proc> = (0..3)
+        .map(|i| {
+            let data = i.to_string();
+            start_link(&hub, &["--timeout", "20", "rpc", "once", "job", &data])
+        })
+        .collect();
+    let outs: Vec<Output> = callers.into_iter().map(Proc::finish).collect();
+    let ok = outs.iter().filter(|o| o.code() == Some(0)).count();
+    let refused = outs
+        .iter()
+        .filter(|o| o.code() == Some(1) && o.stderr.contains("link: REPLY_LIMIT:"))
+        .count();
+    assert_eq!((ok, refused), (1, 2), "{outs:?}");
+    assert_eq!(once.finish().code(), Some(0));
+}
+
+/// Ctrl-C (or SIGTERM) stops `link reply` at once even while a command runs: the
+/// command is killed and its caller told, rather than left to time out.
+#[test]
+fn reply_stops_on_sigint_while_a_command_runs() {
+    let hub = hub(&["--secret", SECRET]);
+    let dir = TempFile::new("sleeper.pid", b"");
+    let pid_file = dir.path_str().to_owned();
+    let command = format!("echo $$ > {pid_file}; exec sleep 30");
+    let mut slow = start_link(
+        &hub,
+        &["--kind", "slow", "reply", "nap", "--command", &command],
+    );
+    slow.stderr_line("serving line", |l| l.starts_with("serving nap"));
+    let caller = start_link(&hub, &["--timeout", "25", "rpc", "slow", "nap"]);
+    // Wait for the command to start.
+    let deadline = std::time::Instant::now() + WAIT;
+    let sleeper = loop {
+        let text = std::fs::read_to_string(&pid_file).unwrap_or_default();
+        if let Ok(pid) = text.trim().parse::<u32>() {
+            break pid;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the command never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let started = std::time::Instant::now();
+    let sent = std::process::Command::new("kill")
+        .args(["-INT", &slow.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    let out = slow.finish();
+    assert_eq!(out.code(), Some(0), "{out:?}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(8));
+    let out = caller.finish();
+    assert_eq!(out.code(), Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains("stopped before the command finished"),
+        "{}",
+        out.stderr
+    );
+    let alive = std::process::Command::new("kill")
+        .args(["-0", &sleeper.to_string()])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("kill -0");
+    assert!(!alive.success(), "the command was killed");
+}
+
+/// Output that cannot be written is an error, not a silent success; a reader that
+/// leaves early (`| head`) is not.
+#[test]
+fn output_that_cannot_be_written_is_an_io_error() {
+    let hub = hub(&["--secret", SECRET]);
+    let full = std::fs::File::create("/dev/full").expect("/dev/full");
+    let out = std::process::Command::new(LINK)
+        .args(["--url", &hub.url, "--secret", SECRET, "health"])
+        .stdout(full)
+        .output()
+        .expect("run link");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("link: IO_ERROR:"), "{stderr}");
+}
+
+/// Empty variables (a compose file's `${VAR}` with nothing set) count as unset.
+#[test]
+fn empty_environment_variables_count_as_unset() {
+    let hub = hub(&["--secret", SECRET]);
+    let out = spawn(
+        LINK,
+        &["health"],
+        &[
+            ("LINK_URL", &hub.url),
+            ("LINK_SECRET", SECRET),
+            ("LINK_KIND", ""),
+            ("LINK_HASH_ALGO", ""),
+            ("LINK_CA_FILE", ""),
+        ],
+    )
+    .finish();
+    assert_eq!(out.code(), Some(0), "{out:?}");
+}
+
+/// A `wss://` hub with a certificate from a private CA is reachable with `--ca-file`
+/// (or `LINK_CA_FILE`), and refused without it.
+#[test]
+fn ca_file_trusts_a_private_certificate() {
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("cert");
+    let cert_file = TempFile::new("cert.pem", cert.cert.pem().as_bytes());
+    let key_file = TempFile::new("key.pem", cert.key_pair.serialize_pem().as_bytes());
+    let hub = hub(&[
+        "--secret",
+        SECRET,
+        "--tls-cert",
+        cert_file.path_str(),
+        "--tls-key",
+        key_file.path_str(),
+    ]);
+    let url = hub.url.replace("127.0.0.1", "localhost");
+    let out = link(&url, SECRET, &["--timeout", "2", "health"]);
+    assert_eq!(out.code(), Some(3), "untrusted: {out:?}");
+    let out = link(&url, SECRET, &["--ca-file", cert_file.path_str(), "health"]);
+    assert_eq!(out.code(), Some(0), "{out:?}");
+    let out = spawn(
+        LINK,
+        &["health"],
+        &[
+            ("LINK_URL", &url),
+            ("LINK_SECRET", SECRET),
+            ("LINK_CA_FILE", cert_file.path_str()),
+        ],
+    )
+    .finish();
+    assert_eq!(out.code(), Some(0), "{out:?}");
 }

@@ -1,8 +1,9 @@
 //! `link`: the command line for humans and scripts. Connects to a hub as one peer
 //! (`LINK_URL`, `LINK_SECRET`, `LINK_KIND`; flags override), does one thing, and exits
 //! with a status scripts can rely on: 0 ok, 1 remote error (or a rejected frame for
-//! `verify`), 2 usage, 3 timeout or not connected. Errors go to stderr as
-//! `link: CODE: message`.
+//! `verify`, or output that could not be written), 2 usage, 3 timeout or not
+//! connected (this peer to the hub, or an RPC's target). Errors go to stderr as
+//! `link: CODE: message`. JSON arguments may also be `-` (read stdin) or `@FILE`.
 //!
 //! ```text
 //! link rpc worker job.run '{"jobId": 1}'     # prints the result as JSON
@@ -28,9 +29,17 @@ const EXIT_REMOTE: u8 = 1;
 const EXIT_USAGE: u8 = 2;
 const EXIT_NOT_CONNECTED: u8 = 3;
 
+const DEFAULT_URL: &str = "ws://127.0.0.1:8080";
+
 /// Talk to a link hub from the command line.
 #[derive(Debug, Parser)]
-#[command(name = "link", version, about, long_about = None)]
+#[command(
+    name = "link",
+    version,
+    about = "Talk to a link hub from the command line: call and serve RPCs, publish, \
+             subscribe, send, list peers, read the hub's health, check frames.",
+    long_about = None
+)]
 struct Cli {
     #[command(flatten)]
     conn: Conn,
@@ -46,7 +55,7 @@ struct Conn {
         long,
         env = "LINK_URL",
         global = true,
-        default_value = "ws://127.0.0.1:8080"
+        default_value = DEFAULT_URL
     )]
     url: String,
 
@@ -61,7 +70,12 @@ struct Conn {
 
     /// HMAC hash: sha256, sha384 or sha512 (must match the hub).
     #[arg(long, env = "LINK_HASH_ALGO", global = true)]
-    hash_algo: Option<HashAlgo>,
+    hash_algo: Option<String>,
+
+    /// Extra CA certificates (PEM) to trust for a `wss://` hub, besides the public
+    /// roots: a private CA, or a hub's self-signed certificate.
+    #[arg(long, env = "LINK_CA_FILE", global = true, value_name = "PEM")]
+    ca_file: Option<String>,
 
     /// Seconds to wait for the hub to accept this peer, and for each RPC.
     #[arg(long, global = true, default_value_t = 10.0, value_name = "SECONDS")]
@@ -71,19 +85,21 @@ struct Conn {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Call an RPC on a peer (or `server` for the hub) and print the result as JSON.
+    #[command(allow_negative_numbers = true)]
     Rpc {
         /// Target kind, or `server`.
         to: String,
         /// RPC type.
         rpc_type: String,
-        /// Request data as JSON (default: none).
+        /// Request data as JSON, `-` (stdin) or `@FILE` (default: none).
         json: Option<String>,
     },
     /// Publish a JSON payload on a topic.
+    #[command(allow_negative_numbers = true)]
     Pub {
         /// Topic.
         topic: String,
-        /// Payload as JSON.
+        /// Payload as JSON, `-` (stdin) or `@FILE`.
         json: String,
     },
     /// Print every message on a topic as one JSON line `{"topic", "from", "payload"}`.
@@ -95,12 +111,13 @@ enum Command {
         count: Option<u64>,
     },
     /// Send a fire-and-forget direct message to a peer.
+    #[command(allow_negative_numbers = true)]
     Send {
         /// Target kind.
         to: String,
         /// Message type.
         direct_type: String,
-        /// Data as JSON (default: none).
+        /// Data as JSON, `-` (stdin) or `@FILE` (default: none).
         json: Option<String>,
     },
     /// Serve RPCs of one type as this kind until stopped (Ctrl-C).
@@ -128,14 +145,15 @@ struct Reply {
     /// Answer with the request data.
     #[arg(long)]
     echo: bool,
-    /// Answer with this JSON result.
-    #[arg(long, value_name = "RESULT")]
+    /// Answer with this JSON result (or `@FILE`).
+    #[arg(long, value_name = "RESULT", allow_negative_numbers = true)]
     json: Option<String>,
     /// Run this shell command with the request JSON on stdin; its stdout (JSON) is the
-    /// result, a non-zero exit an error.
+    /// result, a non-zero exit an error. Killed if the caller cancels or on Ctrl-C.
     #[arg(long, value_name = "CMD")]
     command: Option<String>,
-    /// Exit after answering this many requests.
+    /// Answer this many requests, then exit; requests beyond them are refused with
+    /// `REPLY_LIMIT` (never run).
     #[arg(long)]
     count: Option<u64>,
 }
@@ -172,6 +190,8 @@ impl From<Error> for Failure {
             Error::Rpc(r) => match r.reason() {
                 "timeout" | "disconnect" | "not-ready" => EXIT_NOT_CONNECTED,
                 "invalid-argument" => EXIT_USAGE,
+                // The target is not connected (yet): a script may wait and retry.
+                _ if e.code() == "RPC_NO_TARGET" => EXIT_NOT_CONNECTED,
                 _ => EXIT_REMOTE,
             },
             Error::Client(c) => match c.code() {
@@ -203,9 +223,17 @@ impl From<Error> for Failure {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
+    };
+    cli.conn.normalize();
+    use std::io::IsTerminal;
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        // A log line that cannot be written (stderr closed) is dropped, never a panic.
+        .log_internal_errors(false)
+        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
@@ -235,17 +263,113 @@ fn main() -> ExitCode {
     }
 }
 
-fn parse_json(what: &str, text: &str) -> Result<Value, Failure> {
-    serde_json::from_str(text).map_err(|e| Failure::usage(format!("{what} is not JSON: {e}")))
+/// An argument error as `link: USAGE: …` with exit status 2; `--help` and
+/// `--version` print as usual.
+fn usage_error(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = e.print();
+            ExitCode::SUCCESS
+        }
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            ExitCode::from(EXIT_USAGE)
+        }
+        _ => {
+            let text = e.render().to_string();
+            let text = text.trim_start_matches("error: ").trim_end();
+            eprintln!("link: USAGE: {text}");
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
 }
 
-/// Write one line to stdout; `false` once the reader has gone away (`| head`).
-fn print_line(line: &str) -> bool {
+/// A JSON argument: the text itself, `-` for stdin, or `@FILE`.
+fn parse_json(what: &str, arg: &str) -> Result<Value, Failure> {
+    let text = if arg == "-" {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+            .map_err(|e| Failure::usage(format!("{what}: reading stdin: {e}")))?;
+        text
+    } else if let Some(path) = arg.strip_prefix('@') {
+        std::fs::read_to_string(path)
+            .map_err(|e| Failure::usage(format!("{what}: reading {path}: {e}")))?
+    } else {
+        arg.to_owned()
+    };
+    serde_json::from_str(&text).map_err(|e| Failure::usage(format!("{what} is not JSON: {e}")))
+}
+
+/// Write one line to stdout: `Ok(false)` once the reader has gone away (`| head`),
+/// an `IO_ERROR` failure if the line could not be written for another reason (a full
+/// disk, a closed stdout).
+fn print_line(line: &str) -> Result<bool, Failure> {
     let mut out = std::io::stdout().lock();
-    writeln!(out, "{line}").and_then(|()| out.flush()).is_ok()
+    match writeln!(out, "{line}").and_then(|()| out.flush()) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
+        Err(e) => Err(Failure {
+            code: "IO_ERROR".into(),
+            message: format!("writing stdout: {e}"),
+            exit: EXIT_REMOTE,
+        }),
+    }
+}
+
+/// Ctrl-C, or SIGTERM (how a service manager stops a long-running command).
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
 }
 
 impl Conn {
+    /// Empty values (an unset variable expanded by a shell or a compose file) count
+    /// as unset, as the library's `from_env` reads them.
+    fn normalize(&mut self) {
+        if self.url.is_empty() {
+            self.url = DEFAULT_URL.to_owned();
+        }
+        self.kind = self.kind.take().filter(|k| !k.is_empty());
+        self.hash_algo = self.hash_algo.take().filter(|h| !h.is_empty());
+        self.ca_file = self.ca_file.take().filter(|p| !p.is_empty());
+    }
+
+    fn hash_algo(&self) -> Result<Option<HashAlgo>, Failure> {
+        self.hash_algo
+            .as_deref()
+            .map(|h| {
+                h.parse::<HashAlgo>()
+                    .map_err(|e| Failure::usage(e.to_string()))
+            })
+            .transpose()
+    }
+
+    /// A URL the link can never use is a usage error now, not a timeout later.
+    fn check_url(&self) -> Result<(), Failure> {
+        let lower = self.url.to_ascii_lowercase();
+        let rest = lower
+            .strip_prefix("ws://")
+            .or_else(|| lower.strip_prefix("wss://"));
+        match rest {
+            Some(host) if !host.is_empty() && !host.starts_with('/') => Ok(()),
+            _ => Err(Failure::usage(format!(
+                "--url {:?} is not a WebSocket URL (ws://HOST:PORT[/PATH] or wss://…)",
+                self.url
+            ))),
+        }
+    }
+
     fn timeout(&self) -> Result<Duration, Failure> {
         Duration::try_from_secs_f64(self.timeout)
             .ok()
@@ -260,6 +384,8 @@ impl Conn {
         configure: impl FnOnce(LinkOptions) -> LinkOptions,
     ) -> Result<LinkClient, Failure> {
         let timeout = self.timeout()?;
+        self.check_url()?;
+        let hash_algo = self.hash_algo()?;
         let secret = self
             .secret
             .clone()
@@ -276,8 +402,13 @@ impl Conn {
             // A command line is waiting: retry a missing hub quickly, within --timeout.
             .reconnect_initial(Duration::from_millis(200))
             .reconnect_max(Duration::from_secs(2));
-        if let Some(algo) = self.hash_algo {
+        if let Some(algo) = hash_algo {
             options = options.hash_algo(algo);
+        }
+        if let Some(pem) = &self.ca_file {
+            let tls = link_tokio::tls_config_trusting(pem)
+                .map_err(|e| Failure::usage(format!("--ca-file: {e}")))?;
+            options = options.tls_config(tls);
         }
         let client = configure(options).connect(self.url.clone())?;
         let mut events = client.events();
@@ -292,7 +423,7 @@ impl Conn {
                         Some(Event::TransportError { error }) => last_problem = Some(error),
                         Some(Event::Link(ClientEvent::HelloAckDiagnostic(d))) => {
                             last_problem = Some(format!(
-                                "the hub did not acknowledge the hello ({}): wrong secret or unknown kind?",
+                                "the hub did not acknowledge the hello ({}): wrong secret, hash algorithm or unknown kind?",
                                 d.as_str()
                             ));
                         }
@@ -312,7 +443,7 @@ impl Conn {
                 stop_now(&client).await;
                 let why = last_problem
                     .map(|p| format!(" ({p})"))
-                    .unwrap_or_else(|| " (wrong secret or unknown kind?)".into());
+                    .unwrap_or_else(|| " (wrong secret, hash algorithm or unknown kind?)".into());
                 Err(Failure::not_connected(format!(
                     "not accepted by the hub at {} within {:?}{why}",
                     self.url, timeout
@@ -346,7 +477,7 @@ async fn run(conn: Conn, command: Command) -> Result<u8, Failure> {
                 None => client.rpc(&to, &rpc_type, &()).await,
             };
             stop_now(&client).await;
-            print_line(&result?.to_string());
+            print_line(&result?.to_string())?;
             Ok(0)
         }
         Command::Pub { topic, json } => {
@@ -381,15 +512,17 @@ async fn run(conn: Conn, command: Command) -> Result<u8, Failure> {
             // answered on this socket proves it has arrived.
             let _ = client.rpc::<_, Value>("server", "link.health", &()).await;
             let peers = client.peers().await;
+            let me = client.kind().to_owned();
             stop_now(&client).await;
-            for p in peers? {
+            // This command's own short-lived connection is not one of them.
+            for p in peers?.into_iter().filter(|p| p.kind != me) {
                 let line = serde_json::json!({
                     "kind": p.kind,
                     "hello": p.hello.to_value().to_serde(),
                     "connectedAt": wire::Value::Number(p.connected_at).to_serde(),
                     "connected": p.connected,
                 });
-                if !print_line(&line.to_string()) {
+                if !print_line(&line.to_string())? {
                     break;
                 }
             }
@@ -399,7 +532,7 @@ async fn run(conn: Conn, command: Command) -> Result<u8, Failure> {
             let client = conn.connect(|o| o).await?;
             let health: Result<Value, Error> = client.rpc("server", "link.health", &()).await;
             stop_now(&client).await;
-            print_line(&health?.to_string());
+            print_line(&health?.to_string())?;
             Ok(0)
         }
         Command::Verify { .. } => Err(Failure::usage("verify runs without a hub")),
@@ -435,14 +568,15 @@ async fn sub(conn: &Conn, topic: &str, count: Option<u64>) -> Result<u8, Failure
                         "from": m.from,
                         "payload": m.payload.as_ref().map(|p| p.to_serde()),
                     });
-                    if !print_line(&line.to_string()) {
-                        break Ok(0);
+                    match print_line(&line.to_string()) {
+                        Ok(true) => seen += 1,
+                        Ok(false) => break Ok(0),
+                        Err(f) => break Err(f),
                     }
-                    seen += 1;
                 }
                 None => break Err(Failure::not_connected("the link stopped (replaced by another connection of this kind?)")),
             },
-            _ = tokio::signal::ctrl_c() => break Ok(0),
+            () = shutdown_signal() => break Ok(0),
         }
     };
     drop(subscription);
@@ -456,6 +590,9 @@ async fn serve(conn: &Conn, reply: Reply) -> Result<u8, Failure> {
             "reply serves as a kind that callers name: pass --kind or set LINK_KIND",
         ));
     }
+    if reply.rpc_type.is_empty() {
+        return Err(Failure::usage("the RPC type to serve must not be empty"));
+    }
     enum Answer {
         Echo,
         Fixed(Value),
@@ -463,7 +600,13 @@ async fn serve(conn: &Conn, reply: Reply) -> Result<u8, Failure> {
     }
     let answer = Arc::new(match (reply.echo, reply.json, reply.command) {
         (true, _, _) => Answer::Echo,
-        (_, Some(j), _) => Answer::Fixed(parse_json("--json result", &j)?),
+        (_, Some(j), _) => {
+            let result = parse_json("--json result", &j)?;
+            // Refused now, not on every call.
+            wire::Value::from_serde(&result)
+                .map_err(|e| Failure::usage(format!("--json result: {e}")))?;
+            Answer::Fixed(result)
+        }
         (_, _, Some(c)) => Answer::Command(c),
         _ => {
             return Err(Failure::usage(
@@ -471,46 +614,87 @@ async fn serve(conn: &Conn, reply: Reply) -> Result<u8, Failure> {
             ));
         }
     });
+    let limit = reply.count;
+    // Requests taken (at most `limit`), requests answered, and the signals between
+    // the handlers and this loop.
+    let taken = Arc::new(AtomicU64::new(0));
     let answered = Arc::new(AtomicU64::new(0));
     let done = Arc::new(Notify::new());
-    let (counter, notify, limit) = (answered.clone(), done.clone(), reply.count);
-    let handler = move |_ctx, req: Value| {
-        let answer = answer.clone();
-        let (counter, notify) = (counter.clone(), notify.clone());
-        async move {
-            let result = match &*answer {
-                Answer::Echo => Ok(req),
-                Answer::Fixed(v) => Ok(v.clone()),
-                Answer::Command(cmd) => run_command(cmd.clone(), req).await,
-            };
-            let n = counter.fetch_add(1, Ordering::AcqRel) + 1;
-            if limit.is_some_and(|l| n >= l) {
-                notify.notify_one();
+    let stopping = Arc::new(Notify::new());
+    let handler = {
+        let (taken, answered, done, stopping) = (
+            taken.clone(),
+            answered.clone(),
+            done.clone(),
+            stopping.clone(),
+        );
+        move |ctx: link_tokio::RpcContext, req: Value| {
+            let answer = answer.clone();
+            let (taken, answered, done, stopping) = (
+                taken.clone(),
+                answered.clone(),
+                done.clone(),
+                stopping.clone(),
+            );
+            async move {
+                let n = taken.fetch_add(1, Ordering::AcqRel) + 1;
+                if let Some(l) = limit.filter(|&l| n > l) {
+                    return Err(RpcHandlerError::new(format!(
+                        "this replier answers {l} requests and has taken them all"
+                    ))
+                    .with_code("REPLY_LIMIT"));
+                }
+                let result = match &*answer {
+                    Answer::Echo => Ok(req),
+                    Answer::Fixed(v) => Ok(v.clone()),
+                    Answer::Command(cmd) => tokio::select! {
+                        r = run_command(cmd, req, &stopping) => r,
+                        // The caller gave up (its timeout, or a cancel): the command
+                        // is killed, and the answer goes nowhere.
+                        () = ctx.cancel_signal().cancelled() => Err(RpcHandlerError::new("cancelled by the caller")),
+                    },
+                };
+                let n = answered.fetch_add(1, Ordering::AcqRel) + 1;
+                if limit.is_some_and(|l| n >= l) {
+                    done.notify_one();
+                }
+                result
             }
-            result
         }
     };
     let rpc_type = reply.rpc_type.clone();
     let client = conn.connect(move |o| o.handle(rpc_type, handler)).await?;
+    if limit == Some(0) {
+        stop(&client).await;
+        return Ok(0);
+    }
     eprintln!("serving {} as {}", reply.rpc_type, client.kind());
+    // The last answers leave their handlers before the link has sent them: wait
+    // (bounded) until no handler is in flight and the outbox is empty.
+    let settle = || async {
+        let settled = async {
+            while let Ok(h) = client.health().await {
+                if h.in_flight_rpc == 0 && h.outbox_size == 0 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        };
+        let _ = tokio::time::timeout(STOP_BUDGET, settled).await;
+    };
     let mut events = client.events();
     let outcome = loop {
         tokio::select! {
             _ = done.notified() => {
-                // The last answer leaves the handler before the link has sent it:
-                // wait (bounded) until no handler is in flight and the outbox is empty.
-                let settle = async {
-                    while let Ok(h) = client.health().await {
-                        if h.in_flight_rpc == 0 && h.outbox_size == 0 {
-                            break;
-                        }
-                        tokio::time::sleep(Duration::from_millis(5)).await;
-                    }
-                };
-                let _ = tokio::time::timeout(STOP_BUDGET, settle).await;
+                settle().await;
                 break Ok(0);
             }
-            _ = tokio::signal::ctrl_c() => break Ok(0),
+            () = shutdown_signal() => {
+                // Commands still running are killed, and their callers told so.
+                stopping.notify_waiters();
+                settle().await;
+                break Ok(0);
+            }
             ev = futures_util::StreamExt::next(&mut events) => match ev {
                 Some(Event::Link(ClientEvent::Stopped)) | None => {
                     break Err(Failure::not_connected("the link stopped (replaced by another connection of this kind?)"));
@@ -524,47 +708,68 @@ async fn serve(conn: &Conn, reply: Reply) -> Result<u8, Failure> {
     outcome
 }
 
+/// The largest result `--command` may answer with: a frame must stay within the hub's
+/// `maxMessageBytes` (1 MiB by default), and the envelope around the result takes a
+/// few hundred bytes. A larger answer would make the hub close this socket.
+const MAX_RESULT_BYTES: usize = 1_048_576 - 4_096;
+
 /// `--command`: the request JSON on the command's stdin, its stdout parsed as the
 /// result (empty = null), a failure reported to the caller as `COMMAND_FAILED`.
-async fn run_command(cmd: String, req: Value) -> Result<Value, RpcHandlerError> {
-    let out = tokio::task::spawn_blocking(move || -> std::io::Result<std::process::Output> {
-        let mut child = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(&cmd)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()?;
-        if let Some(mut stdin) = child.stdin.take() {
+/// Input and output flow at once (a command may answer before it has read all its
+/// input), and the command is killed if `stopping` fires first.
+async fn run_command(cmd: &str, req: Value, stopping: &Notify) -> Result<Value, RpcHandlerError> {
+    use tokio::io::AsyncWriteExt;
+    let failed = |message: String| RpcHandlerError::new(message).with_code("COMMAND_FAILED");
+    let mut child = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| failed(format!("cannot run command: {e}")))?;
+    let stdin = child.stdin.take();
+    let feed = async move {
+        if let Some(mut stdin) = stdin {
             // A command that ignores its input may close stdin early: not an error.
-            let _ = writeln!(stdin, "{req}");
+            let mut line = req.to_string().into_bytes();
+            line.push(b'\n');
+            let _ = stdin.write_all(&line).await;
         }
-        child.wait_with_output()
-    })
-    .await
-    .map_err(|e| {
-        RpcHandlerError::new(format!("command task failed: {e}")).with_code("COMMAND_FAILED")
-    })?
-    .map_err(|e| {
-        RpcHandlerError::new(format!("cannot run command: {e}")).with_code("COMMAND_FAILED")
-    })?;
+    };
+    let run = async {
+        let (output, ()) = tokio::join!(child.wait_with_output(), feed);
+        output
+    };
+    let out = tokio::select! {
+        out = run => out.map_err(|e| failed(format!("cannot run command: {e}")))?,
+        // Dropping `run` kills the command.
+        () = stopping.notified() => return Err(failed("stopped before the command finished".into())),
+    };
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
-        return Err(RpcHandlerError::new(format!(
+        return Err(failed(format!(
             "command failed ({}): {}",
             out.status,
             stderr.trim()
-        ))
-        .with_code("COMMAND_FAILED"));
+        )));
     }
     let stdout = String::from_utf8_lossy(&out.stdout);
     let text = stdout.trim();
     if text.is_empty() {
         return Ok(Value::Null);
     }
-    serde_json::from_str(text).map_err(|e| {
-        RpcHandlerError::new(format!("command output is not JSON: {e}")).with_code("COMMAND_FAILED")
-    })
+    let result: Value = serde_json::from_str(text)
+        .map_err(|e| failed(format!("command output is not JSON: {e}")))?;
+    // Measured as it will be sent (numbers and escapes may grow or shrink).
+    let size = wire::Value::from_serde(&result).map_or(0, |v| v.to_canonical().len());
+    if size > MAX_RESULT_BYTES {
+        return Err(failed(format!(
+            "command output is {size} bytes of JSON, more than a frame may carry ({MAX_RESULT_BYTES})"
+        )));
+    }
+    Ok(result)
 }
 
 /// `link verify`: the `verify` example's checks and output (`ok`, `ok<TAB>canonical`,
@@ -575,13 +780,13 @@ fn verify(conn: &Conn, canonical: bool, frames: Vec<String>) -> Result<u8, Failu
         .as_deref()
         .filter(|s| !s.is_empty())
         .ok_or_else(|| Failure::usage("no secret: pass --secret or set LINK_SECRET"))?;
-    let key = Key::new(secret, conn.hash_algo.unwrap_or_default());
+    let key = Key::new(secret, conn.hash_algo()?.unwrap_or_default());
     let limits = Limits::default();
     let mut rejected = false;
-    let mut check = |frame: &[u8]| -> bool {
+    let mut check = |frame: &[u8]| -> Result<bool, Failure> {
         let frame = frame.strip_suffix(b"\r").unwrap_or(frame);
         if frame.iter().all(u8::is_ascii_whitespace) {
-            return true;
+            return Ok(true);
         }
         let line = match wire::inspect(frame, &key, &limits) {
             // Canonical text is always UTF-8 without raw tabs or newlines.
@@ -603,13 +808,13 @@ fn verify(conn: &Conn, canonical: bool, frames: Vec<String>) -> Result<u8, Failu
                 message: format!("reading stdin: {e}"),
                 exit: EXIT_REMOTE,
             })?;
-            if !check(&line) {
+            if !check(&line)? {
                 break;
             }
         }
     } else {
         for f in &frames {
-            if !check(f.as_bytes()) {
+            if !check(f.as_bytes())? {
                 break;
             }
         }
