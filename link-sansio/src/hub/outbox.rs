@@ -176,7 +176,7 @@ impl HubState {
             + from.map_or(0, str::len)
             + data.map_or(0, <[u8]>::len);
         let kind = kind.to_string();
-        if c.outbox.queued_bytes - freed + bytes > max_outbox {
+        if c.outbox.queued_bytes.saturating_sub(freed) + bytes > max_outbox {
             let event = HubEvent::OutboxOverflow {
                 conn,
                 kind,
@@ -196,7 +196,7 @@ impl HubState {
             bytes,
         };
         if let Some(slot) = replaces.and_then(|i| c.outbox.queue.get_mut(i)) {
-            c.outbox.queued_bytes = c.outbox.queued_bytes - freed + bytes;
+            c.outbox.queued_bytes = c.outbox.queued_bytes.saturating_sub(freed) + bytes;
             *slot = item;
             return Sent::Queued;
         }
