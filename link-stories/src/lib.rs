@@ -70,6 +70,10 @@ macro_rules! stories {
             >());
         }
         #[test]
+        fn a_publish_right_after_subscribe_returns_arrives() {
+            $block_on(primitives::a_publish_right_after_subscribe_returns_arrives::<$runtime>());
+        }
+        #[test]
         fn slow_subscriber_gets_an_event_not_unbounded_memory() {
             $block_on(primitives::slow_subscriber_gets_an_event_not_unbounded_memory::<$runtime>());
         }

@@ -363,6 +363,28 @@ pub async fn publish_subscribe_and_unsubscribe_on_drop<R: Serve>() {
     server.stop().await.expect("server stops");
 }
 
+/// Once `subscribe()` has returned on a ready link, the hub has registered the
+/// subscription: a publish made right after it, by another peer, always arrives.
+pub async fn a_publish_right_after_subscribe_returns_arrives<R: Serve>() {
+    let k = Kit::<R>::default();
+    let server = k.server(HubOptions::new(SECRET)).await;
+    let sub = k.ready_client(&server, k.options("sub")).await;
+    let publisher = k.ready_client(&server, k.options("pub")).await;
+    for round in 0..20 {
+        let topic = format!("fresh.{round}");
+        let mut s = sub.subscribe(&topic).await.expect("subscribe");
+        publisher.publish(&topic, &round).await.expect("publish");
+        let m = k
+            .within("the first publish", s.next())
+            .await
+            .expect("message");
+        assert_eq!(m.payload_as::<u32>().expect("a number"), round);
+    }
+    sub.stop().await.expect("stop");
+    publisher.stop().await.expect("stop");
+    server.stop().await.expect("server stops");
+}
+
 pub async fn slow_subscriber_gets_an_event_not_unbounded_memory<R: Serve>() {
     let k = Kit::<R>::default();
     let server = k.server(HubOptions::new(SECRET)).await;

@@ -55,7 +55,7 @@ use link_tokio::{
     ClientEvent, Event, HubOptions, HubServerOptions, LinkClient, LinkOptions, RpcHandlerError,
 };
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
@@ -566,17 +566,13 @@ async fn link_counter(
             });
         }
         Some(topic) => {
+            // Returns once the hub has registered it.
             let mut sub = receiver.subscribe(topic).await.map_err(|e| e.to_string())?;
             tokio::spawn(async move {
                 while sub.recv().await.is_some() {
                     c.add(1);
                 }
             });
-            // Answered after the subscribe frame: the hub has registered it.
-            let _: Value = receiver
-                .rpc("server", "link.topic.list", &json!({ "topic": topic }))
-                .await
-                .map_err(|e| e.to_string())?;
         }
     }
     Ok(())

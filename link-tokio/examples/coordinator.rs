@@ -71,11 +71,26 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             }
         }
     }
-    if let Some(status) = link.peer_status("worker").await? {
-        println!(
-            "coordinator: worker status {:?}",
-            status.status.map(|s| s.to_serde())
-        );
+    // The worker refreshes its status every second: wait (a little) for one that
+    // counts these jobs.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    let status = loop {
+        let status = link
+            .peer_status("worker")
+            .await?
+            .and_then(|s| s.status)
+            .map(|s| s.to_serde());
+        let counted = status
+            .as_ref()
+            .and_then(|s| s["jobsDone"].as_u64())
+            .is_some_and(|n| n >= jobs);
+        if counted || tokio::time::Instant::now() >= deadline {
+            break status;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    if let Some(status) = status {
+        println!("coordinator: worker status {status}");
     }
     link.stop().await?;
     if failed > 0 {

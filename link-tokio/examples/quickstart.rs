@@ -65,16 +65,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let health: serde_json::Value = coordinator.rpc("server", "link.health", &()).await?;
     println!("coordinator: hub health {health}");
 
-    // Pub/sub: the subscription is a stream, dropped = unsubscribed.
+    // Pub/sub: the subscription is a stream, dropped = unsubscribed. Once
+    // `subscribe` returns, the hub has it: the publish below reaches it.
     let mut progress = worker.subscribe("jobs.progress").await?;
-    // Answered after the subscribe frame, so the hub has the subscription by now.
-    let _: serde_json::Value = worker
-        .rpc(
-            "server",
-            "link.topic.list",
-            &serde_json::json!({"topic": "jobs.progress"}),
-        )
-        .await?;
     coordinator
         .publish("jobs.progress", &serde_json::json!({ "pct": 50 }))
         .await?;

@@ -53,20 +53,8 @@ pub async fn hub_and_two_clients<R: Serve>() -> Result<(), Error> {
     let done: Done = coordinator.rpc("worker", "job.run", &Job { id: 7 }).await?;
     println!("coordinator: {done:?}");
 
+    // Once `subscribe` returns, the hub has the subscription.
     let mut progress = coordinator.subscribe("jobs.progress").await?;
-    // Publish once the hub has the subscription (it answers `link.topic.list`).
-    loop {
-        let topics: serde_json::Value = worker
-            .rpc(
-                "server",
-                "link.topic.list",
-                &json!({ "topic": "jobs.progress" }),
-            )
-            .await?;
-        if topics["subscribers"] == json!(["coordinator"]) {
-            break;
-        }
-    }
     worker
         .publish("jobs.progress", &json!({ "id": 7, "pct": 100 }))
         .await?;

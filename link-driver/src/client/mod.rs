@@ -261,6 +261,12 @@ impl LinkClient {
     /// Subscribe to `topic`. The returned stream yields every message published on it
     /// (replayed to the hub after each reconnect); dropping it unsubscribes. Several
     /// subscriptions to one topic share one hub subscription.
+    ///
+    /// On a ready link this returns once the hub has registered the subscription, so
+    /// whatever anyone publishes afterwards reaches it. The protocol acknowledges no
+    /// subscribe, but a hub handles each socket's frames in order: the answer to a
+    /// `link.topic.list` request sent after it proves it. (A hub with a subscribe ACL
+    /// decides subscriptions apart from RPCs, so there it proves nothing.)
     pub async fn subscribe(&self, topic: &str) -> Result<Subscription, Error> {
         let (tx, rx) = mpsc::channel(self.shared.subscription_capacity);
         let id = self.token();
@@ -272,6 +278,17 @@ impl LinkClient {
             reply,
         })
         .await??;
+        if self.is_ready() {
+            // Any answer will do, an error included; none (the link dropped) leaves
+            // the subscription to be replayed at the next ready.
+            let _ = self
+                .rpc::<_, serde_json::Value>(
+                    "server",
+                    "link.topic.list",
+                    &serde_json::json!({ "topic": topic }),
+                )
+                .await;
+        }
         Ok(Subscription {
             topic: topic.to_owned(),
             id,

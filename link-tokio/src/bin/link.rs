@@ -541,19 +541,8 @@ async fn run(conn: Conn, command: Command) -> Result<u8, Failure> {
 
 async fn sub(conn: &Conn, topic: &str, count: Option<u64>) -> Result<u8, Failure> {
     let client = conn.connect(|o| o.subscription_capacity(65_536)).await?;
+    // Returns once the hub has registered it: a publish from now on reaches us.
     let mut subscription = client.subscribe(topic).await?;
-    // Frames on one socket are handled in order: once this RPC is answered, the hub
-    // has registered the subscription, so a publish from now on reaches us.
-    let listed = client
-        .rpc::<_, Value>(
-            "server",
-            "link.topic.list",
-            &serde_json::json!({ "topic": topic }),
-        )
-        .await;
-    if let Err(e) = listed {
-        tracing::debug!(error = %e, "link.topic.list unavailable; subscription not confirmed");
-    }
     eprintln!("subscribed {topic}");
     let mut seen = 0u64;
     let outcome = loop {
