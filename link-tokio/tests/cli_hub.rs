@@ -612,12 +612,20 @@ fn help_describes_the_hub_and_names_each_variable() {
         ("--tls-key", "LINK_TLS_KEY"),
         ("--hash-algo", "LINK_HASH_ALGO"),
     ] {
-        let line = out
+        // The flag's entry, however clap wraps it to the terminal's width.
+        let start = out
             .stdout
             .iter()
-            .find(|l| l.trim_start().starts_with(flag))
+            .position(|l| l.trim_start().starts_with(flag))
             .unwrap_or_else(|| panic!("no {flag} in {help}"));
-        assert!(line.contains(&format!("[env: {var}")), "{line}");
+        let entry: Vec<&str> = out.stdout[start..]
+            .iter()
+            .enumerate()
+            .take_while(|(i, l)| *i == 0 || !l.trim_start().starts_with('-'))
+            .flat_map(|(_, l)| l.split_whitespace())
+            .collect();
+        let entry = entry.join(" ");
+        assert!(entry.contains(&format!("[env: {var}")), "{entry}");
     }
 }
 
