@@ -102,7 +102,7 @@ enum Command {
         /// Payload as JSON, `-` (stdin) or `@FILE`.
         json: String,
     },
-    /// Print every message on a topic as one JSON line `{"topic", "from", "payload"}`.
+    /// Print every message on a topic as one JSON line `{"from", "payload", "topic"}`.
     Sub {
         /// Topic.
         topic: String,
@@ -120,7 +120,7 @@ enum Command {
         /// Data as JSON, `-` (stdin) or `@FILE` (default: none).
         json: Option<String>,
     },
-    /// Serve RPCs of one type as this kind until stopped (Ctrl-C).
+    /// Serve RPCs of one type as this kind until stopped (Ctrl-C or SIGTERM).
     Reply(Reply),
     /// Print the connected peers, one JSON line each.
     Peers,
