@@ -563,3 +563,64 @@ fn ca_file_trusts_a_private_certificate() {
     .finish();
     assert_eq!(out.code(), Some(0), "{out:?}");
 }
+
+/// `link sub` prints a payload as the wire holds it: a lone surrogate that a
+/// JavaScript peer sent stays an escape rather than turning into U+FFFD.
+#[test]
+fn sub_prints_a_lone_surrogate_as_it_was_sent() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let hub = hub(&["--secret", SECRET]);
+    let mut sub = start_link(&hub, &["--kind", "listener", "sub", "odd", "--count", "1"]);
+    sub.stderr_line("subscription confirmed", |l| l == "subscribed odd");
+    let key = Key::new(SECRET, HashAlgo::Sha256);
+    let frame = |id: &str, msg_type: &str, data: &[u8]| {
+        let ts = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_millis() as f64;
+        let header = wire::Header {
+            id: id.into(),
+            ts,
+            from: Some("js".into()),
+            to: None,
+        };
+        let mut out = Vec::new();
+        wire::encode(&key, &header, msg_type, Some(data), &mut out);
+        String::from_utf8(out).expect("frames are UTF-8")
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        // A peer speaking the protocol by hand, as a JavaScript one would.
+        let (mut ws, _) = tokio_tungstenite::connect_async(hub.url.as_str())
+            .await
+            .expect("connect");
+        let hello = frame("h-1", "hello", br#"{"kind":"js","name":"js"}"#);
+        ws.send(Message::Text(hello.into())).await.expect("hello");
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Text(t))) if t.contains("\"hello.ack\"") => break,
+                Some(Ok(_)) => {}
+                other => panic!("no hello.ack: {other:?}"),
+            }
+        }
+        let publish = frame(
+            "p-1",
+            "topic.message",
+            br#"{"payload":{"s":"a\ud800b"},"topic":"odd"}"#,
+        );
+        ws.send(Message::Text(publish.into()))
+            .await
+            .expect("publish");
+        let out = sub.finish();
+        assert_eq!(out.code(), Some(0), "{out:?}");
+        assert_eq!(
+            out.stdout.last().map(String::as_str),
+            Some(r#"{"from":"js","payload":{"s":"a\ud800b"},"topic":"odd"}"#),
+            "{out:?}"
+        );
+    });
+}

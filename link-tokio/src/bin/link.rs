@@ -552,12 +552,7 @@ async fn sub(conn: &Conn, topic: &str, count: Option<u64>) -> Result<u8, Failure
         tokio::select! {
             msg = subscription.recv() => match msg {
                 Some(m) => {
-                    let line = serde_json::json!({
-                        "topic": m.topic,
-                        "from": m.from,
-                        "payload": m.payload.as_ref().map(|p| p.to_serde()),
-                    });
-                    match print_line(&line.to_string()) {
+                    match print_line(&message_line(&m)) {
                         Ok(true) => seen += 1,
                         Ok(false) => break Ok(0),
                         Err(f) => break Err(f),
@@ -571,6 +566,30 @@ async fn sub(conn: &Conn, topic: &str, count: Option<u64>) -> Result<u8, Failure
     drop(subscription);
     stop(&client).await;
     outcome
+}
+
+/// A topic message as one JSON line `{"from","payload","topic"}`, written as the wire
+/// holds it: a lone surrogate in the payload stays an escape (`\ud800`), where serde
+/// types would turn it into U+FFFD, and numbers read as JavaScript writes them.
+fn message_line(m: &link_tokio::TopicMessage) -> String {
+    use wire::json::{JsString, Object};
+    let line = wire::Value::Object(Object::from_members(vec![
+        (
+            JsString::from("from"),
+            m.from
+                .as_deref()
+                .map_or(wire::Value::Null, wire::Value::from),
+        ),
+        (
+            JsString::from("payload"),
+            m.payload.clone().unwrap_or(wire::Value::Null),
+        ),
+        (JsString::from("topic"), wire::Value::from(m.topic.as_str())),
+    ]));
+    let mut out = Vec::new();
+    wire::json::write_canonical(&line, &mut out);
+    // The canonical writer escapes lone surrogates: its text is UTF-8.
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 async fn serve(conn: &Conn, reply: Reply) -> Result<u8, Failure> {
