@@ -115,6 +115,23 @@ fn rpc_against_reply_echo_prints_the_result_and_maps_errors_to_exit_codes() {
     // Negative numbers are JSON, not flags.
     let out = link(&hub.url, SECRET, &["rpc", "echoer", "echo.me", "-2.5"]);
     assert_eq!(out.stdout, vec!["-2.5".to_owned()], "{out:?}");
+    // Numbers as JavaScript reads and writes them, large ones included: what a
+    // JavaScript peer sends, a Rust echo sends back.
+    let out = link(
+        &hub.url,
+        SECRET,
+        &[
+            "rpc",
+            "echoer",
+            "echo.me",
+            "[1e21, 9007199254740993, -2e-7, 100.0]",
+        ],
+    );
+    assert_eq!(
+        out.stdout,
+        vec!["[1e+21,9007199254740992,-2e-7,100]".to_owned()],
+        "{out:?}"
+    );
 
     // The hub's own RPCs.
     let out = link(&hub.url, SECRET, &["rpc", "server", "link.health"]);
@@ -233,14 +250,7 @@ fn no_hub_or_wrong_secret_is_exit_3_and_usage_errors_are_exit_2() {
         &["reply", "x", "--echo"], // no kind
         &["reply", "x", "--echo", "--json", "1", "--kind", "k"],
         &["reply", "", "--echo", "--kind", "k"],
-        &[
-            "reply",
-            "x",
-            "--json",
-            "12345678901234567890",
-            "--kind",
-            "k",
-        ],
+        &["reply", "x", "--json", "1e400", "--kind", "k"],
         &["rpc", "server", "x", "@/nonexistent/file.json"],
         &["--url", "notaurl", "health"],
         &["--url", "http://127.0.0.1:1/", "health"],

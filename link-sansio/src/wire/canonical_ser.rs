@@ -326,10 +326,6 @@ impl<'w> ser::Serializer for &'w mut Writer {
             // The tree keeps `-0`; text would read back as `0`.
             return Err(GiveUp);
         }
-        if v.fract() == 0.0 && v.abs() > MAX_SAFE_INTEGER {
-            // The text is marked JSON-safe, and the core refuses such a number.
-            return Err(GiveUp);
-        }
         self.number(v)
     }
 

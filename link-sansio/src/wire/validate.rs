@@ -2,7 +2,7 @@
 //! `hello`, exactly as PROTOCOL.md §3, §5 and §8 state them.
 
 use super::envelope::js_string_of;
-use super::json::{JsString, MAX_SAFE_INTEGER, UnsafeJson, Value};
+use super::json::{JsString, UnsafeJson, Value};
 use super::message::HelloInfo;
 
 /// Longest kind, topic or hello name, in UTF-16 code units.
@@ -141,14 +141,18 @@ pub fn sanitize_hello(data: Option<&Value>) -> Result<HelloInfo, BadHello> {
 }
 
 /// Checks an outgoing payload for values a JavaScript peer would not receive
-/// intact: non-finite numbers and integers beyond ±2^53. The error names the path.
+/// intact: non-finite numbers (JSON has none). The error names the path.
+///
+/// Every other number here is already a double, exactly what a JavaScript peer holds
+/// (`1e21`, `2 ** 53`, a value such a peer just sent), so it goes as it is, as the
+/// reference's `assertJsonSerializable` lets it. A Rust integer that a double cannot
+/// hold (beyond ±2^53) is refused earlier, where it becomes a double
+/// ([`to_value`](super::serde_bridge::to_value), [`Value::from_serde`]).
 pub fn check_json_safe(v: &Value) -> Result<(), UnsafeJson> {
     /// The problem with a number, if any.
     fn unsafe_number(n: f64) -> Option<&'static str> {
         if !n.is_finite() {
             Some("number is not finite")
-        } else if n.fract() == 0.0 && n.abs() > MAX_SAFE_INTEGER {
-            Some("integer beyond ±2^53 would lose precision")
         } else {
             None
         }

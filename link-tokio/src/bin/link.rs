@@ -298,7 +298,32 @@ fn parse_json(what: &str, arg: &str) -> Result<Value, Failure> {
     } else {
         arg.to_owned()
     };
-    serde_json::from_str(&text).map_err(|e| Failure::usage(format!("{what} is not JSON: {e}")))
+    let value = serde_json::from_str(&text)
+        .map_err(|e| Failure::usage(format!("{what} is not JSON: {e}")))?;
+    Ok(as_javascript_reads(value))
+}
+
+/// Numbers as `JSON.parse` reads them: an integer beyond ±2^53 is the double nearest
+/// it, not a Rust integer that the link refuses to round.
+fn as_javascript_reads(value: Value) -> Value {
+    const MAX_SAFE: u64 = (1 << 53) - 1;
+    match value {
+        Value::Number(n)
+            if n.as_u64().is_some_and(|u| u > MAX_SAFE)
+                || n.as_i64().is_some_and(|i| i.unsigned_abs() > MAX_SAFE) =>
+        {
+            n.as_f64()
+                .and_then(serde_json::Number::from_f64)
+                .map_or(Value::Null, Value::Number)
+        }
+        Value::Array(items) => Value::Array(items.into_iter().map(as_javascript_reads).collect()),
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| (k, as_javascript_reads(v)))
+                .collect(),
+        ),
+        other => other,
+    }
 }
 
 /// Write one line to stdout: `Ok(false)` once the reader has gone away (`| head`),
@@ -477,7 +502,7 @@ async fn run(conn: Conn, command: Command) -> Result<u8, Failure> {
                 None => client.rpc(&to, &rpc_type, &()).await,
             };
             stop_now(&client).await;
-            print_line(&result?.to_string())?;
+            print_line(&json_text(&result?))?;
             Ok(0)
         }
         Command::Pub { topic, json } => {
@@ -532,7 +557,7 @@ async fn run(conn: Conn, command: Command) -> Result<u8, Failure> {
             let client = conn.connect(|o| o).await?;
             let health: Result<Value, Error> = client.rpc("server", "link.health", &()).await;
             stop_now(&client).await;
-            print_line(&health?.to_string())?;
+            print_line(&json_text(&health?))?;
             Ok(0)
         }
         Command::Verify { .. } => Err(Failure::usage("verify runs without a hub")),
@@ -566,6 +591,19 @@ async fn sub(conn: &Conn, topic: &str, count: Option<u64>) -> Result<u8, Failure
     drop(subscription);
     stop(&client).await;
     outcome
+}
+
+/// `value` as one line of JSON, written as JavaScript writes it (`1e+21`, and an
+/// integral double without `.0`), with keys in JavaScript's order.
+fn json_text(value: &Value) -> String {
+    match wire::Value::from_serde(value) {
+        Ok(v) => {
+            let mut out = Vec::new();
+            wire::json::write_canonical(&v, &mut out);
+            String::from_utf8_lossy(&out).into_owned()
+        }
+        Err(_) => value.to_string(),
+    }
 }
 
 /// A topic message as one JSON line `{"from","payload","topic"}`, written as the wire
