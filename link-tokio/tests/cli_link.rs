@@ -124,12 +124,14 @@ fn rpc_against_reply_echo_prints_the_result_and_maps_errors_to_exit_codes() {
             "rpc",
             "echoer",
             "echo.me",
-            "[1e21, 9007199254740993, -2e-7, 100.0]",
+            // 123456789012345680000: the double JavaScript reads there
+            // (serde_json's own float parsing lands one step away).
+            "[1e21, 9007199254740993, -2e-7, 100.0, 123456789012345680000]",
         ],
     );
     assert_eq!(
         out.stdout,
-        vec!["[1e+21,9007199254740992,-2e-7,100]".to_owned()],
+        vec!["[1e+21,9007199254740992,-2e-7,100,123456789012345680000]".to_owned()],
         "{out:?}"
     );
 
@@ -252,6 +254,7 @@ fn no_hub_or_wrong_secret_is_exit_3_and_usage_errors_are_exit_2() {
         &["reply", "", "--echo", "--kind", "k"],
         &["reply", "x", "--json", "1e400", "--kind", "k"],
         &["rpc", "server", "x", "@/nonexistent/file.json"],
+        &["pub", "topic", r#"{"s": "\ud800"}"#],
         &["--url", "notaurl", "health"],
         &["--url", "http://127.0.0.1:1/", "health"],
         &["--hash-algo", "md5", "health"],

@@ -298,31 +298,46 @@ fn parse_json(what: &str, arg: &str) -> Result<Value, Failure> {
     } else {
         arg.to_owned()
     };
-    let value = serde_json::from_str(&text)
+    // Read as `JSON.parse` reads it (every number the nearest double, correctly
+    // rounded), with the wire's own parser.
+    let value = wire::json::parse(text.as_bytes())
         .map_err(|e| Failure::usage(format!("{what} is not JSON: {e}")))?;
-    Ok(as_javascript_reads(value))
+    // `1e400` reads as Infinity, which JSON cannot carry.
+    wire::validate::check_json_safe(&value).map_err(|e| Failure::usage(format!("{what}: {e}")))?;
+    if let Some(path) = lone_surrogate(&value, &mut String::from("$")) {
+        return Err(Failure::usage(format!(
+            "{what}: the string at {path} holds a lone surrogate, which link cannot send \
+             from the command line"
+        )));
+    }
+    Ok(value.to_serde())
 }
 
-/// Numbers as `JSON.parse` reads them: an integer beyond ±2^53 is the double nearest
-/// it, not a Rust integer that the link refuses to round.
-fn as_javascript_reads(value: Value) -> Value {
-    const MAX_SAFE: u64 = (1 << 53) - 1;
+/// Where `value` holds a string (or key) with a lone surrogate, which serde types
+/// would turn into U+FFFD.
+fn lone_surrogate(value: &wire::Value, path: &mut String) -> Option<String> {
     match value {
-        Value::Number(n)
-            if n.as_u64().is_some_and(|u| u > MAX_SAFE)
-                || n.as_i64().is_some_and(|i| i.unsigned_abs() > MAX_SAFE) =>
-        {
-            n.as_f64()
-                .and_then(serde_json::Number::from_f64)
-                .map_or(Value::Null, Value::Number)
-        }
-        Value::Array(items) => Value::Array(items.into_iter().map(as_javascript_reads).collect()),
-        Value::Object(map) => Value::Object(
-            map.into_iter()
-                .map(|(k, v)| (k, as_javascript_reads(v)))
-                .collect(),
-        ),
-        other => other,
+        wire::Value::String(s) if s.as_str().is_none() => Some(path.clone()),
+        wire::Value::Array(items) => items.iter().enumerate().find_map(|(i, item)| {
+            let len = path.len();
+            path.push_str(&format!("[{i}]"));
+            let found = lone_surrogate(item, path);
+            path.truncate(len);
+            found
+        }),
+        wire::Value::Object(o) => o.iter().find_map(|(k, v)| {
+            let len = path.len();
+            path.push('.');
+            path.push_str(&k.to_string_lossy());
+            let found = if k.as_str().is_none() {
+                Some(path.clone())
+            } else {
+                lone_surrogate(v, path)
+            };
+            path.truncate(len);
+            found
+        }),
+        _ => None,
     }
 }
 
