@@ -59,12 +59,7 @@ fn secret_and_keys_file_together_are_ambiguous() {
         &[],
     )
     .finish();
-    assert_eq!(out.code(), Some(2), "{out:?}");
-    assert!(
-        out.stderr.starts_with("link-hub: CONFIG_ERROR: "),
-        "{}",
-        out.stderr
-    );
+    assert_config_error(&out);
     assert!(out.stderr.contains("choose one"), "{}", out.stderr);
 }
 
@@ -102,12 +97,7 @@ fn dev_mode_prints_its_secret_once_and_binds_loopback_only() {
 
     // It will not serve other interfaces, even when asked.
     let out = spawn(HUB, &["--dev", "--port", "0", "--host", "0.0.0.0"], &[]).finish();
-    assert_eq!(out.code(), Some(2), "{out:?}");
-    assert!(
-        out.stderr.starts_with("link-hub: CONFIG_ERROR: "),
-        "{}",
-        out.stderr
-    );
+    assert_config_error(&out);
     assert!(out.stderr.contains("127.0.0.1 only"), "{}", out.stderr);
     assert!(
         !out.stdout.iter().any(|l| l.starts_with("dev secret")),
@@ -224,17 +214,11 @@ fn path_hash_algo_and_state_route_come_from_flags_or_environment() {
 
 #[test]
 fn tls_certificate_and_key_serve_wss() {
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("cert");
-    let cert_file = TempFile::new("cert.pem", cert.cert.pem().as_bytes());
-    let key_file = TempFile::new("key.pem", cert.key_pair.serialize_pem().as_bytes());
-    let hub = hub(&[
-        "--secret",
-        SECRET,
-        "--tls-cert",
-        cert_file.path_str(),
-        "--tls-key",
-        key_file.path_str(),
-    ]);
+    let TlsHub {
+        hub,
+        cert: cert_file,
+        ..
+    } = tls_hub(SECRET);
     assert!(hub.url.starts_with("wss://127.0.0.1:"), "{}", hub.url);
 
     // A certificate without its key is a usage error.
@@ -459,12 +443,7 @@ fn a_flag_overrides_the_environment_for_secret_and_keys_file() {
         &[("LINK_SECRET", SECRET), ("LINK_KEYS_FILE", keys.path_str())],
     )
     .finish();
-    assert_eq!(out.code(), Some(2), "{out:?}");
-    assert!(
-        out.stderr.starts_with("link-hub: CONFIG_ERROR: "),
-        "{}",
-        out.stderr
-    );
+    assert_config_error(&out);
     assert!(out.stderr.contains("choose one"), "{}", out.stderr);
 }
 
@@ -670,4 +649,14 @@ fn logs_on_a_pipe_have_no_colour_codes() {
     assert_eq!(out.code(), Some(0), "{out:?}");
     assert!(out.stderr.contains("link hub listening"), "{}", out.stderr);
     assert!(!out.stderr.contains('\x1b'), "{:?}", out.stderr);
+}
+
+/// The hub refused its configuration: exit 2, `link-hub: CONFIG_ERROR: …`.
+fn assert_config_error(out: &Output) {
+    assert_eq!(out.code(), Some(2), "{out:?}");
+    assert!(
+        out.stderr.starts_with("link-hub: CONFIG_ERROR: "),
+        "{}",
+        out.stderr
+    );
 }

@@ -548,17 +548,11 @@ fn empty_environment_variables_count_as_unset() {
 /// (or `LINK_CA_FILE`), and refused without it.
 #[test]
 fn ca_file_trusts_a_private_certificate() {
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("cert");
-    let cert_file = TempFile::new("cert.pem", cert.cert.pem().as_bytes());
-    let key_file = TempFile::new("key.pem", cert.key_pair.serialize_pem().as_bytes());
-    let hub = hub(&[
-        "--secret",
-        SECRET,
-        "--tls-cert",
-        cert_file.path_str(),
-        "--tls-key",
-        key_file.path_str(),
-    ]);
+    let TlsHub {
+        hub,
+        cert: cert_file,
+        ..
+    } = tls_hub(SECRET);
     let url = hub.url.replace("127.0.0.1", "localhost");
     let out = link(&url, SECRET, &["--timeout", "2", "health"]);
     assert_eq!(out.code(), Some(3), "untrusted: {out:?}");

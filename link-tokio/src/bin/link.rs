@@ -612,13 +612,14 @@ async fn sub(conn: &Conn, topic: &str, count: Option<u64>) -> Result<u8, Failure
 /// integral double without `.0`), with keys in JavaScript's order.
 fn json_text(value: &Value) -> String {
     match wire::Value::from_serde(value) {
-        Ok(v) => {
-            let mut out = Vec::new();
-            wire::json::write_canonical(&v, &mut out);
-            String::from_utf8_lossy(&out).into_owned()
-        }
+        Ok(v) => wire_text(&v),
         Err(_) => value.to_string(),
     }
+}
+
+/// A wire value's canonical text, which escapes lone surrogates: it is UTF-8.
+fn wire_text(value: &wire::Value) -> String {
+    String::from_utf8_lossy(&value.to_canonical()).into_owned()
 }
 
 /// A topic message as one JSON line `{"from","payload","topic"}`, written as the wire
@@ -639,10 +640,7 @@ fn message_line(m: &link_tokio::TopicMessage) -> String {
         ),
         (JsString::from("topic"), wire::Value::from(m.topic.as_str())),
     ]));
-    let mut out = Vec::new();
-    wire::json::write_canonical(&line, &mut out);
-    // The canonical writer escapes lone surrogates: its text is UTF-8.
-    String::from_utf8_lossy(&out).into_owned()
+    wire_text(&line)
 }
 
 async fn serve(conn: &Conn, reply: Reply) -> Result<u8, Failure> {

@@ -257,6 +257,34 @@ pub fn hub(args: &[&str]) -> Hub {
     Hub { proc, url }
 }
 
+/// A hub serving `wss://` with a fresh self-signed certificate for `localhost`, and
+/// that certificate (PEM) for clients to trust.
+pub struct TlsHub {
+    pub hub: Hub,
+    pub cert: TempFile,
+    _key: TempFile,
+}
+
+/// Start `link-hub` with `secret` and a new self-signed certificate.
+pub fn tls_hub(secret: &str) -> TlsHub {
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("cert");
+    let cert_file = TempFile::new("cert.pem", cert.cert.pem().as_bytes());
+    let key_file = TempFile::new("key.pem", cert.key_pair.serialize_pem().as_bytes());
+    let hub = hub(&[
+        "--secret",
+        secret,
+        "--tls-cert",
+        cert_file.path_str(),
+        "--tls-key",
+        key_file.path_str(),
+    ]);
+    TlsHub {
+        hub,
+        cert: cert_file,
+        _key: key_file,
+    }
+}
+
 /// A file in a fresh temporary directory, removed with it when dropped.
 pub struct TempFile {
     dir: std::path::PathBuf,
